@@ -1,0 +1,129 @@
+import { existsSync } from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import type { Duplex } from "node:stream";
+import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import { applyWSSHandler } from "@trpc/server/adapters/ws";
+import sirv from "sirv";
+import { WebSocketServer } from "ws";
+import type { Actor } from "../shared/roles.js";
+import type { Config } from "./config.js";
+import type { Logger } from "./logger.js";
+import { appRouter } from "./router.js";
+import type { Services } from "./services.js";
+import type { Context } from "./trpc.js";
+
+type Middleware = (req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => void;
+
+export interface AppOptions {
+  config: Config;
+  log: Logger;
+  services: Services;
+}
+
+export interface App {
+  server: http.Server;
+  /** Serves the console through this middleware (Vite's, in `npm run dev`) instead of the built files. */
+  serveWebWith(middleware: Middleware): void;
+  /** Stops accepting, tells WebSocket clients to reconnect, closes connections. Does not close the database. */
+  close(): Promise<void>;
+}
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+  "X-Frame-Options": "DENY",
+};
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store" });
+  res.end(JSON.stringify(body));
+}
+
+export function createApp({ config, log, services }: AppOptions): App {
+  const localActor: Actor = {
+    kind: "user",
+    id: config.LOCAL_ACTOR_ID,
+    name: config.LOCAL_ACTOR_ID,
+    role: config.LOCAL_ACTOR_ROLE,
+  };
+  const createContext = ({ req }: { req: http.IncomingMessage }): Context => ({
+    actor: localActor,
+    services,
+    clientAddress: req.socket.remoteAddress ?? null,
+  });
+
+  const trpcHandler = createHTTPHandler({
+    router: appRouter,
+    basePath: "/trpc/",
+    maxBodySize: config.MAX_BODY_BYTES,
+    createContext,
+    onError({ error, path: procedure }) {
+      if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error, procedure }, "procedure failed");
+    },
+  });
+
+  const webDir = path.resolve(config.WEB_DIST_DIR);
+  let web: Middleware | undefined = existsSync(path.join(webDir, "index.html"))
+    ? sirv(webDir, { single: true, etag: true, gzip: true })
+    : undefined;
+
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? "/";
+    const pathname = url.split("?")[0] ?? "/";
+    if (pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+    if (pathname === "/readyz") {
+      services.system
+        .readiness()
+        .then((r) =>
+          sendJson(res, r.ready ? 200 : 503, r.ready ? { status: "ready" } : { status: "unready", reason: r.reason }),
+        )
+        .catch((err: Error) => sendJson(res, 503, { status: "unready", reason: err.message }));
+      return;
+    }
+    if (pathname === "/trpc" || pathname.startsWith("/trpc/")) return trpcHandler(req, res);
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+    if (!web) {
+      res.writeHead(404, { "Content-Type": "text/plain" });
+      res.end("The console is not built. Run `npm run build` (or `npm start`).\n");
+      return;
+    }
+    web(req, res, () => {
+      res.writeHead(404, { "Content-Type": "text/plain" });
+      res.end("Not found\n");
+    });
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.MAX_BODY_BYTES });
+  const wsHandler = applyWSSHandler({
+    wss,
+    router: appRouter,
+    createContext,
+    keepAlive: { enabled: true, pingMs: config.WS_PING_MS, pongWaitMs: config.WS_PONG_WAIT_MS },
+  });
+  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const pathname = (req.url ?? "/").split("?")[0];
+    if (pathname !== "/trpc") return; // Vite's HMR socket in dev, or nothing: left to other listeners.
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+  });
+
+  return {
+    server,
+    serveWebWith(middleware) {
+      web = middleware;
+    },
+    async close() {
+      wsHandler.broadcastReconnectNotification();
+      services.hub.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Give clients the reconnect notification, then drop keep-alive and WebSocket connections.
+        setTimeout(() => {
+          for (const client of wss.clients) client.terminate();
+          server.closeAllConnections();
+        }, 200).unref();
+      });
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,111 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
+import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { PrismaPGlite } from "pglite-prisma-adapter";
+import { PrismaClient } from "./generated/client.js";
+
+export type DatabaseKind = "pglite" | "postgres";
+
+/** Raw SQL on the driver, for what Prisma cannot do (multi-statement migrations, session locks). */
+export interface SqlRunner {
+  /** Runs one or more SQL statements without parameters. */
+  exec(sql: string): Promise<void>;
+  /** Runs one statement and returns its rows. */
+  query<T>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+export interface Database extends SqlRunner {
+  kind: DatabaseKind;
+  prisma: PrismaClient;
+  /** Runs `fn` on one connection, for session-scoped state such as advisory locks. */
+  session<T>(fn: (conn: SqlRunner) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** postgres://… for a server; absent for the embedded PGlite. */
+  url?: string;
+  /** Schema on a Postgres server. */
+  schema?: string;
+  /** PGlite data directory; absent means in memory. */
+  dataDir?: string;
+}
+
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, opts.schema ?? "public") : openPglite(opts.dataDir);
+}
+
+async function openPglite(dataDir?: string): Promise<Database> {
+  let dir: string | undefined;
+  if (dataDir) {
+    dir = path.join(dataDir, "pglite");
+    mkdirSync(dir, { recursive: true });
+  }
+  const client = await PGlite.create(dir, { extensions: { pg_trgm } });
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(client) });
+  const runner: SqlRunner = {
+    async exec(sql) {
+      await client.exec(sql);
+    },
+    async query<T>(sql: string, params: unknown[] = []) {
+      return (await client.query<T>(sql, params)).rows;
+    },
+  };
+  return {
+    kind: "pglite",
+    prisma,
+    ...runner,
+    // PGlite has a single connection.
+    session: (fn) => fn(runner),
+    async close() {
+      await prisma.$disconnect();
+      await client.close();
+    },
+  };
+}
+
+async function openPostgres(url: string, schema: string): Promise<Database> {
+  const quoted = `"${schema}"`;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    options: `-c search_path=${quoted},public`,
+  });
+  pool.on("error", () => {
+    // An idle client lost its connection; the pool replaces it on the next checkout.
+  });
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
+  return {
+    kind: "postgres",
+    prisma,
+    async exec(sql) {
+      await pool.query(sql);
+    },
+    async query<T>(sql: string, params: unknown[] = []) {
+      return (await pool.query(sql, params)).rows as T[];
+    },
+    async session(fn) {
+      const conn = await pool.connect();
+      try {
+        return await fn({
+          async exec(sql) {
+            await conn.query(sql);
+          },
+          async query<T>(sql: string, params: unknown[] = []) {
+            return (await conn.query(sql, params)).rows as T[];
+          },
+        });
+      } finally {
+        conn.release();
+      }
+    },
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}

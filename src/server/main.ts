@@ -1,0 +1,66 @@
+import { createApp } from "./app.js";
+import { loadConfig } from "./config.js";
+import { openDatabase } from "./db/database.js";
+import { migrate } from "./db/migrate.js";
+import { createLogger } from "./logger.js";
+import { createServices } from "./services.js";
+
+async function main() {
+  const config = loadConfig();
+  const log = createLogger(config.LOG_LEVEL);
+
+  const db = await openDatabase({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dataDir: config.dataDir });
+  const applied = await migrate(db);
+  log.info(
+    { database: db.kind, applied, location: db.kind === "pglite" ? config.dataDir : "postgres server" },
+    applied.length ? "migrations applied" : "database schema is current",
+  );
+  const services = await createServices(db, log);
+
+  const app = createApp({ config, log, services });
+  let vite: { close(): Promise<void> } | undefined;
+  if (config.DEV) {
+    // Same process, same port: Vite serves the console's sources and its HMR socket rides on our server.
+    const { createServer } = await import("vite");
+    const devServer = await createServer({
+      server: { middlewareMode: true, hmr: { server: app.server } },
+      appType: "spa",
+    });
+    app.serveWebWith(devServer.middlewares);
+    vite = devServer;
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    app.server.once("error", reject);
+    app.server.listen(config.PORT, config.HOST, () => resolve());
+  });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.PORT;
+  log.info({ port, dev: config.DEV }, `Agent Agency is serving the console on http://localhost:${port}`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    const force = setTimeout(() => process.exit(1), 10_000).unref();
+    try {
+      await app.close();
+      await vite?.close();
+      await db.close();
+      clearTimeout(force);
+      log.info("stopped");
+      process.exit(0);
+    } catch (err) {
+      log.error({ err }, "shutdown failed");
+      process.exit(1);
+    }
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,12 @@
+import { systemRouter } from "./system/router.js";
+import { tasksRouter } from "./tasks/router.js";
+import { router } from "./trpc.js";
+import { viewsRouter } from "./views/router.js";
+
+export const appRouter = router({
+  system: systemRouter,
+  tasks: tasksRouter,
+  views: viewsRouter,
+});
+
+export type AppRouter = typeof appRouter;

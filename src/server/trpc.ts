@@ -1,0 +1,61 @@
+import { initTRPC, TRPCError } from "@trpc/server";
+import superjson from "superjson";
+import { ZodError } from "zod";
+import { type Actor, hasRole, type Role } from "../shared/roles.js";
+import { DomainError } from "./errors.js";
+import type { Services } from "./services.js";
+
+export interface Context {
+  /** Who is calling; null once sign-in exists and nobody is signed in. */
+  actor: Actor | null;
+  services: Services;
+  clientAddress: string | null;
+}
+
+const t = initTRPC.context<Context>().create({
+  transformer: superjson,
+  errorFormatter({ shape, error }) {
+    // Stack traces stay in the server log; validation errors name each field and say what is wrong.
+    const { stack: _stack, ...data } = shape.data;
+    const zod = error.cause instanceof ZodError ? error.cause : null;
+    if (!zod) return { ...shape, data: { ...data, fieldErrors: null } };
+    return {
+      ...shape,
+      message: zod.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; "),
+      data: { ...data, fieldErrors: zod.issues.map((i) => ({ path: i.path.map(String), message: i.message })) },
+    };
+  },
+});
+
+export const router = t.router;
+
+/** Domain errors thrown by services become tRPC errors with their code and message. */
+const domainErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && result.error.cause instanceof DomainError) {
+    throw new TRPCError({ code: result.error.cause.code, message: result.error.cause.message });
+  }
+  return result;
+});
+
+function requireRole(role: Role) {
+  return t.procedure.use(domainErrors).use(({ ctx, next }) => {
+    if (!ctx.actor) throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in first." });
+    if (!hasRole(ctx.actor.role, role)) {
+      throw new TRPCError({
+        code: "FORBIDDEN",
+        message: `This needs the ${role} role; ${ctx.actor.name} is ${ctx.actor.role}.`,
+      });
+    }
+    return next({ ctx: { ...ctx, actor: ctx.actor } });
+  });
+}
+
+/** Read-only procedures. */
+export const viewerProcedure = requireRole("viewer");
+/** Submit, cancel, retry, chat. */
+export const operatorProcedure = requireRole("operator");
+/** Workers, users, overrides, breakers. */
+export const adminProcedure = requireRole("admin");
+/** Health only: open to anyone who can reach the port. */
+export const publicProcedure = t.procedure.use(domainErrors);

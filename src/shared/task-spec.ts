@@ -1,0 +1,110 @@
+import { z } from "zod";
+
+export const PRIORITIES = ["low", "medium", "high", "critical"] as const;
+export const RISK_TIERS = [1, 2, 3] as const;
+export const MODES = ["feature", "fix", "refactor", "chore"] as const;
+
+export type Priority = (typeof PRIORITIES)[number];
+export type RiskTier = (typeof RISK_TIERS)[number];
+export type Mode = (typeof MODES)[number];
+
+/** low = 0 … critical = 3: stored beside the task so "sort by priority" is an index scan. */
+export const priorityRank = (p: Priority): number => PRIORITIES.indexOf(p);
+
+export const LIMITS = {
+  title: 200,
+  description: 10_000,
+  capability: 64,
+  criteria: 50,
+  criterionText: 1_000,
+  checkCommand: 2_000,
+  checkPattern: 500,
+  globs: 100,
+  glob: 300,
+  inputKeys: 50,
+  inputBytes: 64 * 1024,
+} as const;
+
+const trimmed = (max: number, what: string) => z.string().trim().max(max, `${what} must be at most ${max} characters`);
+
+/** An automated check: a command the worker runs in the task's workspace, or a pattern an artifact must (not) contain. */
+export const acceptanceCheckSchema = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("command"),
+    command: trimmed(LIMITS.checkCommand, "Check command").min(1, "Check command is required"),
+  }),
+  z.object({
+    kind: z.literal("pattern"),
+    pattern: trimmed(LIMITS.checkPattern, "Check pattern").min(1, "Check pattern is required"),
+    mustMatch: z.boolean().default(true),
+    path: trimmed(LIMITS.glob, "Check path").optional(),
+  }),
+]);
+export type AcceptanceCheck = z.infer<typeof acceptanceCheckSchema>;
+
+export const acceptanceCriterionSchema = z.object({
+  text: trimmed(LIMITS.criterionText, "Criterion").min(1, "Criterion text is required"),
+  check: acceptanceCheckSchema.optional(),
+});
+export type AcceptanceCriterion = z.infer<typeof acceptanceCriterionSchema>;
+
+const globSchema = trimmed(LIMITS.glob, "Glob").min(1, "Glob must not be empty");
+
+export const scopeSchema = z.object({
+  include: z.array(globSchema).max(LIMITS.globs, `At most ${LIMITS.globs} include globs`).default([]),
+  exclude: z.array(globSchema).max(LIMITS.globs, `At most ${LIMITS.globs} exclude globs`).default([]),
+});
+
+export const budgetSchema = z.object({
+  maxFiles: z
+    .number()
+    .int()
+    .min(1, "Max files must be at least 1")
+    .max(10_000, "Max files must be at most 10000")
+    .optional(),
+  maxLinesChanged: z
+    .number()
+    .int()
+    .min(1, "Max lines changed must be at least 1")
+    .max(1_000_000, "Max lines changed must be at most 1000000")
+    .optional(),
+  maxDurationSec: z
+    .number()
+    .int()
+    .min(1, "Max duration must be at least 1 second")
+    .max(86_400, "Max duration must be at most 24 hours")
+    .optional(),
+});
+
+/** Free input for the worker: a JSON object of bounded size (for the reference worker, `{ script }`). */
+export const workerInputSchema = z
+  .record(z.string().max(100), z.unknown())
+  .refine((o) => Object.keys(o).length <= LIMITS.inputKeys, `Input may have at most ${LIMITS.inputKeys} keys`)
+  .refine(
+    (o) => JSON.stringify(o).length <= LIMITS.inputBytes,
+    `Input must be at most ${LIMITS.inputBytes / 1024} KiB of JSON`,
+  );
+
+export const taskSpecSchema = z.object({
+  title: trimmed(LIMITS.title, "Title").min(1, "Title is required"),
+  description: trimmed(LIMITS.description, "Description").default(""),
+  priority: z.enum(PRIORITIES, { error: "Priority must be low, medium, high or critical" }).default("medium"),
+  riskTier: z.union([z.literal(1), z.literal(2), z.literal(3)], { error: "Risk tier must be 1, 2 or 3" }).default(2),
+  mode: z.enum(MODES, { error: "Mode must be feature, fix, refactor or chore" }).default("feature"),
+  capability: trimmed(LIMITS.capability, "Capability")
+    .min(1, "Required capability is required")
+    .regex(/^[a-z0-9][a-z0-9._-]*$/, "Capability may contain only a-z, 0-9, '.', '_' and '-'")
+    .default("script"),
+  acceptanceCriteria: z
+    .array(acceptanceCriterionSchema)
+    .max(LIMITS.criteria, `At most ${LIMITS.criteria} acceptance criteria`)
+    .default([]),
+  scope: scopeSchema.default({ include: [], exclude: [] }),
+  budget: budgetSchema.default({}),
+  input: workerInputSchema.default({}),
+});
+
+/** What a client sends (defaults not yet applied). */
+export type TaskSpecInput = z.input<typeof taskSpecSchema>;
+/** A validated spec, as stored. */
+export type TaskSpec = z.output<typeof taskSpecSchema>;

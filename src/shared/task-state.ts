@@ -1,0 +1,117 @@
+/** The task state machine, defined once for server, worker and console. */
+export const TASK_STATES = [
+  "queued",
+  "running",
+  "judging",
+  "accepted",
+  "changes_requested",
+  "rejected",
+  "failed",
+  "canceling",
+  "canceled",
+] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+/** Who may cause a transition: the agency itself, or a person with at least this role. */
+export type TransitionActor = "system" | "operator" | "admin";
+
+export type TransitionName =
+  | "dispatch"
+  | "requeue"
+  | "complete"
+  | "fail"
+  | "verdict"
+  | "cancel"
+  | "cancel_done"
+  | "retry"
+  | "override";
+
+export interface Transition {
+  from: TaskState;
+  to: TaskState;
+  name: TransitionName;
+  by: readonly TransitionActor[];
+}
+
+const VERDICT_STATES = ["accepted", "changes_requested", "rejected"] as const;
+const RETRYABLE_STATES = ["changes_requested", "rejected", "failed", "canceled"] as const;
+
+export const TRANSITIONS: readonly Transition[] = [
+  { from: "queued", to: "running", name: "dispatch", by: ["system"] },
+  // A worker failure that still has retries left, or a lease that expired with its process.
+  { from: "running", to: "queued", name: "requeue", by: ["system"] },
+  { from: "running", to: "judging", name: "complete", by: ["system"] },
+  { from: "running", to: "failed", name: "fail", by: ["system"] },
+  ...VERDICT_STATES.map((to) => ({ from: "judging" as const, to, name: "verdict" as const, by: ["system"] as const })),
+  ...(["queued", "running", "judging"] as const).map((from) => ({
+    from,
+    to: "canceling" as const,
+    name: "cancel" as const,
+    by: ["operator", "admin"] as const,
+  })),
+  { from: "canceling", to: "canceled", name: "cancel_done", by: ["system"] },
+  ...RETRYABLE_STATES.map((from) => ({
+    from,
+    to: "queued" as const,
+    name: "retry" as const,
+    // The council's request-changes loop also re-dispatches on its own, up to a limit.
+    by: from === "changes_requested" ? (["system", "operator", "admin"] as const) : (["operator", "admin"] as const),
+  })),
+  // An admin may replace a verdict with another, with a written justification.
+  ...VERDICT_STATES.flatMap((from) =>
+    VERDICT_STATES.filter((to) => to !== from).map((to) => ({
+      from,
+      to,
+      name: "override" as const,
+      by: ["admin"] as const,
+    })),
+  ),
+];
+
+export const TERMINAL_STATES: readonly TaskState[] = ["accepted", "rejected", "failed", "canceled"];
+export const ACTIVE_STATES: readonly TaskState[] = ["queued", "running", "judging", "canceling"];
+
+export function findTransition(from: TaskState, to: TaskState): Transition | undefined {
+  return TRANSITIONS.find((t) => t.from === from && t.to === to);
+}
+
+export class IllegalTransitionError extends Error {
+  constructor(
+    readonly from: TaskState,
+    readonly to: TaskState,
+    reason: string,
+  ) {
+    super(reason);
+    this.name = "IllegalTransitionError";
+  }
+}
+
+/** Returns the transition, or throws an error that names both states and who may make it. */
+export function assertTransition(from: TaskState, to: TaskState, actor: TransitionActor): Transition {
+  const t = findTransition(from, to);
+  if (!t) {
+    const legal = TRANSITIONS.filter((x) => x.from === from).map((x) => x.to);
+    const options = legal.length ? `legal next states: ${[...new Set(legal)].join(", ")}` : "it is final";
+    throw new IllegalTransitionError(from, to, `A task cannot go from ${from} to ${to} (${options}).`);
+  }
+  if (!t.by.includes(actor)) {
+    throw new IllegalTransitionError(
+      from,
+      to,
+      `A task goes from ${from} to ${to} only by ${t.by.join(" or ")}, not by ${actor}.`,
+    );
+  }
+  return t;
+}
+
+export const STATE_LABELS: Record<TaskState, string> = {
+  queued: "Queued",
+  running: "Running",
+  judging: "Judging",
+  accepted: "Accepted",
+  changes_requested: "Changes requested",
+  rejected: "Rejected",
+  failed: "Failed",
+  canceling: "Canceling",
+  canceled: "Canceled",
+};

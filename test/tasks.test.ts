@@ -1,0 +1,209 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DomainError } from "../src/server/errors.js";
+import { type TaskFilter, taskFilterSchema } from "../src/shared/task-list.js";
+import { type TaskSpecInput, taskSpecSchema } from "../src/shared/task-spec.js";
+import { DATABASES } from "./helpers/databases.js";
+import { actor, type Harness, harness } from "./helpers/services.js";
+
+const spec = (input: TaskSpecInput) => taskSpecSchema.parse(input);
+const filter = (f: TaskFilter = {}) => taskFilterSchema.parse(f);
+const op = actor("operator");
+
+async function rejects(p: Promise<unknown>, code: DomainError["code"], text: string) {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DomainError);
+  expect((err as DomainError).code).toBe(code);
+  expect((err as Error).message).toContain(text);
+}
+
+describe.each(DATABASES)("tasks on %s", (kind) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await harness(kind);
+  });
+  afterAll(() => h.dispose());
+
+  it("creates a task with its creation event in the same transaction", async () => {
+    const t = await h.services.tasks.create(op, spec({ title: "Write docs", input: { script: "echo hi" } }));
+    expect(t).toMatchObject({ title: "Write docs", state: "queued", createdBy: "operator-1", attempt: 0 });
+    const got = await h.services.tasks.get(t.id);
+    expect(got.spec.input).toEqual({ script: "echo hi" });
+    expect(got.events).toHaveLength(1);
+    expect(got.events[0]).toMatchObject({ type: "created", toState: "queued", actor: "operator-1" });
+  });
+
+  it("answers NOT_FOUND for an unknown id", async () => {
+    await rejects(h.services.tasks.get("00000000-0000-4000-8000-000000000000"), "NOT_FOUND", "does not exist");
+  });
+
+  it("cancels a queued task: canceling then canceled (confirmed), two events, reason kept", async () => {
+    const t = await h.services.tasks.create(op, spec({ title: "to cancel" }));
+    const c = await h.services.tasks.cancel(op, t.id, "not needed");
+    expect(c.state).toBe("canceled");
+    expect(c.stateReason).toBe("not needed");
+    const got = await h.services.tasks.get(t.id);
+    expect(got.events.map((e) => [e.fromState, e.toState, e.actor])).toEqual([
+      [null, "queued", "operator-1"],
+      ["queued", "canceling", "operator-1"],
+      ["canceling", "canceled", "system"],
+    ]);
+    expect(got.events[2]?.data).toMatchObject({ confirmed: true, reason: "not needed" });
+
+    // canceled → canceling is illegal, and changes nothing
+    await rejects(h.services.tasks.cancel(op, t.id, "again"), "BAD_REQUEST", "from canceled to canceling");
+    expect((await h.services.tasks.get(t.id)).events).toHaveLength(3);
+
+    // retry brings it back to the queue
+    const r = await h.services.tasks.retry(op, t.id);
+    expect(r.state).toBe("queued");
+  });
+
+  it("refuses an illegal transition with both states named, and a system-only one to an operator", async () => {
+    const t = await h.services.tasks.create(op, spec({ title: "illegal" }));
+    await rejects(h.services.tasks.retry(op, t.id), "BAD_REQUEST", "from queued to queued");
+    await rejects(
+      h.services.tasks.transition(t.id, [{ to: "running", by: "operator", actorId: op.id }]),
+      "BAD_REQUEST",
+      "only by system",
+    );
+    await rejects(
+      h.services.tasks.transition(t.id, [{ to: "accepted", by: "system", actorId: "system" }]),
+      "BAD_REQUEST",
+      "from queued to accepted",
+    );
+    expect((await h.services.tasks.get(t.id)).state).toBe("queued");
+  });
+
+  it("refuses a transition when a concurrent one won the race", async () => {
+    const t = await h.services.tasks.create(op, spec({ title: "race" }));
+    const results = await Promise.allSettled([
+      h.services.tasks.cancel(op, t.id, "first"),
+      h.services.tasks.cancel(op, t.id, "second"),
+    ]);
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    const got = await h.services.tasks.get(t.id);
+    expect(got.events.filter((e) => e.toState === "canceling")).toHaveLength(1);
+  });
+});
+
+describe.each(DATABASES)("tasks.list on %s", (kind) => {
+  let h: Harness;
+  const ids: Record<string, string> = {};
+  beforeAll(async () => {
+    h = await harness(kind);
+    const rows: TaskSpecInput[] = [
+      {
+        title: "Alpha parser fix",
+        description: "crash on 100% empty_input",
+        priority: "critical",
+        riskTier: 1,
+        mode: "fix",
+      },
+      { title: "Beta docs", description: "write the README", priority: "low", riskTier: 3, mode: "chore" },
+      { title: "Gamma feature", description: "add the export button", priority: "high", riskTier: 2, mode: "feature" },
+      {
+        title: "Delta refactor",
+        description: "split the PARSER module",
+        priority: "medium",
+        riskTier: 2,
+        mode: "refactor",
+      },
+      { title: "Epsilon feature", description: "dark mode", priority: "critical", riskTier: 2, mode: "feature" },
+    ];
+    for (const r of rows) ids[r.title] = (await h.services.tasks.create(op, spec(r))).id;
+    await h.services.tasks.cancel(op, ids["Beta docs"] as string, "dup");
+  });
+  afterAll(() => h.dispose());
+
+  const titles = async (f: TaskFilter, limit = 50) =>
+    (await h.services.tasks.list(filter(f), limit)).items.map((t) => t.title);
+
+  it("sorts by creation, newest first by default, and oldest first on request", async () => {
+    expect(await titles({})).toEqual([
+      "Epsilon feature",
+      "Delta refactor",
+      "Gamma feature",
+      "Beta docs",
+      "Alpha parser fix",
+    ]);
+    expect((await titles({ sort: "created_asc" }))[0]).toBe("Alpha parser fix");
+  });
+
+  it("sorts by priority with creation order as tie-breaker", async () => {
+    expect(await titles({ sort: "priority_desc" })).toEqual([
+      "Epsilon feature",
+      "Alpha parser fix",
+      "Gamma feature",
+      "Delta refactor",
+      "Beta docs",
+    ]);
+    expect(await titles({ sort: "priority_asc" })).toEqual([
+      "Beta docs",
+      "Delta refactor",
+      "Gamma feature",
+      "Alpha parser fix",
+      "Epsilon feature",
+    ]);
+  });
+
+  it("filters by state, priority, risk tier and mode", async () => {
+    expect(await titles({ states: ["canceled"] })).toEqual(["Beta docs"]);
+    expect(await titles({ priorities: ["critical"] })).toEqual(["Epsilon feature", "Alpha parser fix"]);
+    expect(await titles({ riskTiers: [2], modes: ["feature"] })).toEqual(["Epsilon feature", "Gamma feature"]);
+    expect(await titles({ states: ["queued"], priorities: ["low"] })).toEqual([]);
+  });
+
+  it("searches title and description case-insensitively, with % and _ taken literally", async () => {
+    expect(await titles({ text: "parser" })).toEqual(["Delta refactor", "Alpha parser fix"]);
+    expect(await titles({ text: "README" })).toEqual(["Beta docs"]);
+    expect(await titles({ text: "100%" })).toEqual(["Alpha parser fix"]);
+    expect(await titles({ text: "%" })).toEqual(["Alpha parser fix"]);
+    expect(await titles({ text: "y_i" })).toEqual(["Alpha parser fix"]);
+    expect(await titles({ text: "_" })).toEqual(["Alpha parser fix"]);
+  });
+
+  it("filters by created range", async () => {
+    const future = new Date(Date.now() + 3_600_000);
+    expect(await titles({ createdFrom: future })).toEqual([]);
+    expect(await titles({ createdTo: future })).toHaveLength(5);
+  });
+
+  it.each(["created_desc", "created_asc", "priority_desc", "priority_asc"] as const)(
+    "pages with a cursor (%s), stable while tasks are inserted",
+    async (sort) => {
+      const all = await titles({ sort });
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let inserted = 0;
+      do {
+        const page: Awaited<ReturnType<typeof h.services.tasks.list>> = await h.services.tasks.list(
+          filter({ sort, text: "a" }),
+          2,
+          cursor,
+        );
+        seen.push(...page.items.map((t) => t.title));
+        cursor = page.nextCursor;
+        // A concurrent insert between pages must neither shift nor repeat rows of later pages.
+        await h.services.tasks.create(op, spec({ title: `zz added ${sort} ${inserted++}`, priority: "high" }));
+      } while (cursor);
+      // Rows that existed before paging began appear exactly once, in order; rows added meanwhile may or may not.
+      const expected = all.filter((t) => t.toLowerCase().includes("a"));
+      const before = new Set(expected);
+      expect(seen.filter((t) => before.has(t))).toEqual(expected);
+      expect(new Set(seen).size).toBe(seen.length);
+    },
+  );
+
+  it("refuses a malformed cursor or one from another sort", async () => {
+    await rejects(h.services.tasks.list(filter(), 2, "not-a-cursor"), "BAD_REQUEST", "cursor is invalid");
+    const page = await h.services.tasks.list(filter({ sort: "created_desc" }), 1);
+    await rejects(
+      h.services.tasks.list(filter({ sort: "priority_desc" }), 1, page.nextCursor),
+      "BAD_REQUEST",
+      "cursor is invalid",
+    );
+  });
+});
