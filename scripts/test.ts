@@ -39,7 +39,13 @@ function readJson<T>(file: string): T | null {
   }
 }
 
-function suite(name: string, cmd: string, args: string[], report: string, count: (json: never) => Omit<Outcome, "name" | "seconds">) {
+function suite(
+  name: string,
+  cmd: string,
+  args: string[],
+  report: string,
+  count: (json: never) => Omit<Outcome, "name" | "seconds">,
+) {
   console.log(`\n=== ${name}: ${cmd} ${args.join(" ")}`);
   rmSync(report, { force: true });
   const t0 = Date.now();
@@ -82,13 +88,21 @@ if (built && existsSync("dist/web/index.html")) {
     }),
   );
 } else {
-  outcomes.push({ name: "end-to-end (playwright): not run, the build failed", passed: 0, failed: 1, skipped: 0, seconds: 0 });
+  outcomes.push({
+    name: "end-to-end (playwright): not run, the build failed",
+    passed: 0,
+    failed: 1,
+    skipped: 0,
+    seconds: 0,
+  });
 }
 
 console.log("\n=== summary");
 for (const o of outcomes) {
   const mark = o.failed ? "FAIL" : "ok  ";
-  console.log(`${mark} ${o.name.padEnd(40)} ${o.passed} passed, ${o.failed} failed, ${o.skipped} skipped  (${o.seconds.toFixed(1)} s)`);
+  console.log(
+    `${mark} ${o.name.padEnd(40)} ${o.passed} passed, ${o.failed} failed, ${o.skipped} skipped  (${o.seconds.toFixed(1)} s)`,
+  );
 }
 const total = (k: "passed" | "failed" | "skipped") => outcomes.reduce((n, o) => n + o[k], 0);
 console.log(`${total("passed")} passed, ${total("failed")} failed, ${total("skipped")} skipped`);

@@ -24,10 +24,18 @@ export const PLACEHOLDER_PATTERNS: readonly PlaceholderPattern[] = [
     description: 'throw new Error("TODO…")',
     regex: /\bthrow\s+new\s+\w*Error\s*\(\s*["'`]\s*(TODO|FIXME|not implemented)/i,
   },
-  { id: "java-unsupported", description: "UnsupportedOperationException(\"Not implemented\")", regex: /UnsupportedOperationException\(\s*"[^"]*implement/i },
+  {
+    id: "java-unsupported",
+    description: 'UnsupportedOperationException("Not implemented")',
+    regex: /UnsupportedOperationException\(\s*"[^"]*implement/i,
+  },
   { id: "go-panic-todo", description: 'panic("TODO…")', regex: /\bpanic\(\s*"(TODO|not implemented)/i },
   { id: "not-implemented-text", description: '"not yet implemented"', regex: /\bnot\s+(yet\s+)?implemented\b/i },
-  { id: "stub-comment", description: "stub / implement-me comment", regex: /(\/\/|#|\/\*|--)\s*(stub\b|implement me\b|fill (this|me) in\b)/i },
+  {
+    id: "stub-comment",
+    description: "stub / implement-me comment",
+    regex: /(\/\/|#|\/\*|--)\s*(stub\b|implement me\b|fill (this|me) in\b)/i,
+  },
 ];
 
 export interface PlaceholderFinding {
