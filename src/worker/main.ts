@@ -1,0 +1,64 @@
+import pino from "pino";
+import { loadWorkerConfig } from "./config.js";
+import { createReferenceWorker } from "./reference.js";
+
+// `npm run worker`: the reference worker as its own process, configured by WORKER_* variables.
+async function main() {
+  let config: ReturnType<typeof loadWorkerConfig>;
+  try {
+    config = loadWorkerConfig();
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(2);
+  }
+  const log = pino({ level: config.WORKER_LOG_LEVEL, base: { worker: config.WORKER_NAME } });
+  const worker = createReferenceWorker({
+    name: config.WORKER_NAME,
+    capabilities: config.WORKER_CAPABILITIES,
+    ...(config.WORKER_TOKEN ? { token: config.WORKER_TOKEN } : {}),
+    maxConcurrency: config.WORKER_MAX_CONCURRENCY,
+    workspacesDir: config.WORKER_WORKSPACES_DIR,
+    killGraceMs: config.WORKER_KILL_GRACE_MS,
+    checkTimeoutMs: config.WORKER_CHECK_TIMEOUT_SEC * 1000,
+    logger: log,
+  });
+  const { url, port } = await worker.listen(config.WORKER_PORT, config.WORKER_HOST);
+  log.info(
+    {
+      url,
+      port,
+      capabilities: config.WORKER_CAPABILITIES,
+      maxConcurrency: config.WORKER_MAX_CONCURRENCY,
+      workspacesDir: config.WORKER_WORKSPACES_DIR,
+      auth: config.WORKER_TOKEN ? "bearer token" : "none",
+    },
+    `reference worker listening on ${url}`,
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, inFlight: worker.inFlight() }, "shutting down: aborting running tasks");
+    const force = setTimeout(() => {
+      log.error("shutdown took too long; exiting");
+      process.exit(1);
+    }, 20_000).unref();
+    try {
+      await worker.close();
+      clearTimeout(force);
+      log.info("stopped");
+      process.exit(0);
+    } catch (err) {
+      log.error({ err }, "shutdown failed");
+      process.exit(1);
+    }
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  process.exit(1);
+});

@@ -1,0 +1,150 @@
+import { spawn } from "node:child_process";
+import type { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
+
+export interface ShellOptions {
+  command: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** The group is killed when this passes. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Between SIGTERM and SIGKILL. */
+  killGraceMs: number;
+  maxLineChars: number;
+  onLine(stream: "stdout" | "stderr", line: string): void;
+}
+
+export interface ShellOutcome {
+  pid: number | undefined;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  aborted: boolean;
+  /** Set when bash could not be started at all. */
+  spawnError?: string;
+}
+
+/** Splits a byte stream into lines; a line longer than the cap is cut into pieces rather than buffered without end. */
+function forwardLines(stream: Readable, maxLineChars: number, onLine: (line: string) => void): void {
+  const decoder = new StringDecoder("utf8");
+  let pending = "";
+  const drain = () => {
+    let nl = pending.indexOf("\n");
+    while (nl !== -1) {
+      onLine(pending.slice(0, nl).replace(/\r$/, ""));
+      pending = pending.slice(nl + 1);
+      nl = pending.indexOf("\n");
+    }
+    while (pending.length > maxLineChars) {
+      onLine(pending.slice(0, maxLineChars));
+      pending = pending.slice(maxLineChars);
+    }
+  };
+  stream.on("data", (chunk: Buffer) => {
+    pending += decoder.write(chunk);
+    drain();
+  });
+  stream.on("end", () => {
+    pending += decoder.end();
+    drain();
+    if (pending.length > 0) onLine(pending);
+    pending = "";
+  });
+}
+
+/**
+ * Runs `bash -c command` as the leader of its own process group, so a timeout or an abort can stop everything it
+ * started (SIGTERM to the group, SIGKILL after the grace period). Processes it leaves behind after exiting are
+ * stopped the same way: nothing outlives the run.
+ */
+export function runShell(opts: ShellOptions): Promise<ShellOutcome> {
+  return new Promise((resolve) => {
+    const outcome: ShellOutcome = { pid: undefined, exitCode: null, signal: null, timedOut: false, aborted: false };
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn("bash", ["-c", opts.command], {
+        cwd: opts.cwd,
+        env: opts.env,
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    } catch (err) {
+      resolve({ ...outcome, spawnError: (err as Error).message });
+      return;
+    }
+    outcome.pid = child.pid;
+    const timers: NodeJS.Timeout[] = [];
+    let settled = false;
+    let terminating = false;
+    let exited = false;
+
+    const killGroup = (sig: NodeJS.Signals) => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, sig);
+      } catch {
+        // ESRCH: the group is already empty.
+      }
+    };
+    const terminate = () => {
+      if (terminating) return;
+      terminating = true;
+      killGroup("SIGTERM");
+      timers.push(
+        setTimeout(() => {
+          killGroup("SIGKILL");
+          // A process that left the group (setsid) could hold our pipes open forever; stop waiting for it.
+          timers.push(
+            setTimeout(() => {
+              child.stdout?.destroy();
+              child.stderr?.destroy();
+              finish();
+            }, opts.killGraceMs),
+          );
+        }, opts.killGraceMs),
+      );
+    };
+    const onAbort = () => {
+      if (exited) return;
+      outcome.aborted = true;
+      terminate();
+    };
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      for (const t of timers) clearTimeout(t);
+      opts.signal?.removeEventListener("abort", onAbort);
+      resolve(outcome);
+    };
+
+    if (child.stdout) forwardLines(child.stdout, opts.maxLineChars, (l) => opts.onLine("stdout", l));
+    if (child.stderr) forwardLines(child.stderr, opts.maxLineChars, (l) => opts.onLine("stderr", l));
+
+    child.on("error", (err) => {
+      outcome.spawnError = err.message;
+      finish();
+    });
+    child.on("exit", (code, sig) => {
+      exited = true;
+      outcome.exitCode = code;
+      outcome.signal = sig;
+      terminate();
+    });
+    child.on("close", finish);
+
+    timers.push(
+      setTimeout(
+        () => {
+          if (exited) return;
+          outcome.timedOut = true;
+          terminate();
+        },
+        // Beyond 2^31-1 ms setTimeout would fire at once.
+        Math.min(Math.max(0, opts.timeoutMs), 2_147_483_647),
+      ),
+    );
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
