@@ -1,0 +1,44 @@
+import { z } from "zod";
+
+/** Keystore, auth and provenance settings; spread into the server's environment schema. */
+export const trustEnvShape = {
+  /** Where the master key comes from: `file` (DATA_DIR/master.key, created on first start) or `env`. */
+  KEYSTORE: z.string().min(1).max(32).default("file"),
+  /** Base64 of 32 random bytes, for KEYSTORE=env. */
+  AGENCY_MASTER_KEY: z.string().optional(),
+  /** Comma-separated base64 master keys still accepted while `npm run keys:rotate` re-seals secrets. */
+  AGENCY_MASTER_KEY_PREVIOUS: z.string().optional(),
+  /** Key file for KEYSTORE=file; defaults to DATA_DIR/master.key. */
+  KEYSTORE_FILE: z.string().optional(),
+  /** Password for the first admin; without it a one-time password is generated and printed once. */
+  AGENCY_ADMIN_PASSWORD: z.string().min(12, "AGENCY_ADMIN_PASSWORD needs at least 12 characters").max(256).optional(),
+  /** An API token for the first admin (automation, tests); at least 32 characters. */
+  AGENCY_BOOTSTRAP_TOKEN: z.string().min(32, "AGENCY_BOOTSTRAP_TOKEN needs at least 32 characters").max(256).optional(),
+  SESSION_TTL_HOURS: z.coerce
+    .number()
+    .min(0.01)
+    .max(24 * 90)
+    .default(12),
+  /** Failed sign-ins allowed per account, and per client address, within SIGNIN_WINDOW_MINUTES. */
+  SIGNIN_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).max(1000).default(5),
+  SIGNIN_MAX_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).max(10_000).default(20),
+  SIGNIN_WINDOW_MINUTES: z.coerce
+    .number()
+    .min(1)
+    .max(24 * 60)
+    .default(15),
+} as const;
+
+export const trustEnvSchema = z.object(trustEnvShape);
+export type TrustEnv = z.output<typeof trustEnvSchema>;
+export type TrustConfig = TrustEnv & { dataDir: string };
+
+/** Parses the trust settings from the environment (scripts use this; the server gets them through config.ts). */
+export function loadTrustConfig(env: NodeJS.ProcessEnv, dataDir: string): TrustConfig {
+  const parsed = trustEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join("\n")}`);
+  }
+  return { ...parsed.data, dataDir };
+}
