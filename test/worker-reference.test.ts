@@ -1,0 +1,269 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { StreamLine } from "../src/shared/worker-protocol.js";
+import { executeResultSchema, workerHealthSchema } from "../src/shared/worker-protocol.js";
+import { createReferenceWorker } from "../src/worker/reference.js";
+import type { Worker } from "../src/worker/sdk.js";
+import {
+  execute,
+  executeRequest,
+  isProcessAlive,
+  postCancel,
+  postExecute,
+  readStream,
+  startReferenceWorkerProcess,
+  waitFor,
+} from "./helpers/worker.js";
+
+let worker: Worker;
+let url: string;
+beforeAll(async () => {
+  worker = createReferenceWorker({ killGraceMs: 300, maxConcurrency: 8 });
+  ({ url } = await worker.listen(0));
+});
+afterAll(() => worker.close());
+
+const script = (s: string, extra: Record<string, unknown> = {}) => ({ input: { script: s, ...extra } });
+const pidFrom = (logs: string[] | undefined, label: string) => {
+  const line = logs?.find((l) => l.startsWith(`${label} `));
+  if (!line) throw new Error(`no '${label} <pid>' line in ${JSON.stringify(logs)}`);
+  return Number(line.slice(label.length + 1));
+};
+
+describe("reference worker: files and artifacts", () => {
+  it("reports created, modified and deleted files with content and unified diffs", async () => {
+    const result = await execute(
+      url,
+      executeRequest(
+        script(
+          "printf 'one\\nTWO\\nthree\\nfour\\n' > keep.txt && rm gone.txt && mkdir -p src && echo 'new file' > src/new.ts",
+          {
+            files: { "keep.txt": "one\ntwo\nthree\n", "gone.txt": "bye\n", "same.txt": "unchanged\n" },
+          },
+        ),
+      ),
+    );
+    expect(result.status).toBe("completed");
+    expect(result.summary).toBe("Script exited with code 0; 1 created, 1 modified, 1 deleted");
+    expect(result.artifacts).toEqual([
+      {
+        path: "gone.txt",
+        operation: "delete",
+        diff: "--- a/gone.txt\n+++ /dev/null\n@@ -1,1 +0,0 @@\n-bye\n",
+      },
+      {
+        path: "keep.txt",
+        operation: "modify",
+        content: "one\nTWO\nthree\nfour\n",
+        diff: "--- a/keep.txt\n+++ b/keep.txt\n@@ -1,3 +1,4 @@\n one\n-two\n+TWO\n three\n+four\n",
+      },
+      {
+        path: "src/new.ts",
+        operation: "create",
+        content: "new file\n",
+        diff: "--- /dev/null\n+++ b/src/new.ts\n@@ -0,0 +1,1 @@\n+new file\n",
+      },
+    ]);
+    expect(result.usage?.durationMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it("streams stdout and stderr line by line, in order, as NDJSON", async () => {
+    const res = await postExecute(url, executeRequest(script("echo out1; echo err1 >&2; printf 'partial'")), {
+      stream: true,
+    });
+    const lines = await readStream(res);
+    const logs = lines.filter(
+      (l): l is Extract<StreamLine, { type: "log" }> => l.type === "log" && l.stream !== "info",
+    );
+    expect(logs.filter((l) => l.stream === "stdout").map((l) => l.line)).toEqual(["out1", "partial"]);
+    expect(logs.filter((l) => l.stream === "stderr").map((l) => l.line)).toEqual(["err1"]);
+    expect(lines.some((l) => l.type === "progress")).toBe(true);
+    const last = lines.at(-1);
+    expect(last?.type).toBe("result");
+    expect(last?.type === "result" && last.result.status).toBe("completed");
+  });
+
+  it("does not follow symlinks into artifacts, and marks binary files without content", async () => {
+    const result = await execute(
+      url,
+      executeRequest(script("ln -s /etc/hostname leak && ln -s / root && printf 'a\\000b' > blob.bin")),
+    );
+    expect(result.status).toBe("completed");
+    expect(result.artifacts).toEqual([{ path: "blob.bin", operation: "create" }]);
+  });
+
+  it("refuses seed files that would leave the workspace", async () => {
+    const result = await execute(url, executeRequest(script("true", { files: { "../escape.txt": "x" } })));
+    expect(result.status).toBe("failed");
+    expect(result.error?.code).toBe("workspace_path");
+    expect(result.error?.message).toMatch(/'\.\.' segments/);
+  });
+
+  it("fails with a clear error when spec.input.script is missing", async () => {
+    const result = await execute(url, executeRequest({ input: { command: "ls" } }));
+    expect(result.status).toBe("failed");
+    expect(result.error?.code).toBe("invalid_input");
+    expect(result.error?.message).toMatch(/spec\.input\.script/);
+  });
+
+  it("fails on a non-zero exit, keeping the output and the files changed so far", async () => {
+    const result = await execute(
+      url,
+      executeRequest(script("echo partial > half.txt; echo 'no such thing' >&2; exit 3")),
+    );
+    expect(result.status).toBe("failed");
+    expect(result.error).toEqual({
+      code: "script_failed",
+      message: "Script exited with code 3; 1 created, 0 modified, 0 deleted",
+    });
+    expect(result.logs).toContain("no such thing");
+    expect(result.artifacts.map((a) => a.path)).toEqual(["half.txt"]);
+    expect(result.checks).toBeUndefined();
+  });
+
+  it("gives scripts a minimal environment with the task's identity, not the worker's", async () => {
+    process.env.WORKER_SECRET_FOR_TEST = "leaky";
+    try {
+      const body = executeRequest(
+        script(`echo "id=$TASK_ID attempt=$TASK_ATTEMPT secret=\${WORKER_SECRET_FOR_TEST:-none}"`),
+      );
+      const result = await execute(url, body);
+      expect(result.logs).toContain(`id=${body.taskId} attempt=1 secret=none`);
+    } finally {
+      delete process.env.WORKER_SECRET_FOR_TEST;
+    }
+  });
+});
+
+describe("reference worker: acceptance checks", () => {
+  it("runs each command check in the workspace and reports pass and fail with exit code and output", async () => {
+    const result = await execute(
+      url,
+      executeRequest({
+        input: { script: "echo 'hello world' > greeting.txt" },
+        acceptanceCriteria: [
+          { text: "greeting exists", check: { kind: "command", command: "grep -q hello greeting.txt" } },
+          { text: "reviewed by a human" },
+          {
+            text: "mentions mars",
+            check: { kind: "command", command: "grep mars greeting.txt || { echo 'no mars here'; exit 4; }" },
+          },
+          { text: "pattern is not the worker's job", check: { kind: "pattern", pattern: "hello" } },
+        ],
+      }),
+    );
+    expect(result.status).toBe("completed");
+    expect(result.checks).toEqual([
+      { criterion: 0, passed: true, exitCode: 0, output: "" },
+      { criterion: 2, passed: false, exitCode: 4, output: "no mars here\n" },
+    ]);
+    expect(result.summary).toMatch(/checks 1\/2 passed/);
+  });
+});
+
+describe("reference worker: stopping scripts", () => {
+  it("kills the whole process group when the script exceeds budget.maxDurationSec", async () => {
+    const result = await execute(
+      url,
+      executeRequest({ input: { script: 'sleep 300 & echo "grandchild $!"; wait' }, budget: { maxDurationSec: 1 } }),
+    );
+    expect(result.status).toBe("failed");
+    expect(result.error?.code).toBe("timeout");
+    expect(result.error?.message).toMatch(/budget\.maxDurationSec/);
+    const pid = pidFrom(result.logs, "grandchild");
+    await waitFor(() => !isProcessAlive(pid), `grandchild ${pid} to be gone`);
+  });
+
+  it("escalates to SIGKILL when the script ignores SIGTERM, and fails at the deadline", async () => {
+    const result = await execute(
+      url,
+      executeRequest(script("trap '' TERM; sleep 300 & echo \"grandchild $!\"; while true; do sleep 1; done"), {
+        deadlineMs: 1_500,
+      }),
+    );
+    expect(result.status).toBe("failed");
+    expect(result.error?.code).toBe("deadline_exceeded");
+    const pid = pidFrom(result.logs, "grandchild");
+    await waitFor(() => !isProcessAlive(pid), `grandchild ${pid} to be gone`);
+  });
+
+  it("stops processes a successful script leaves behind", async () => {
+    const result = await execute(url, executeRequest(script('(sleep 300 & echo "grandchild $!") ; echo done')));
+    expect(result.status).toBe("completed");
+    const pid = pidFrom(result.logs, "grandchild");
+    await waitFor(() => !isProcessAlive(pid), `grandchild ${pid} to be gone`);
+  });
+
+  it("cancels mid-run: the group is killed, cancel answers canceled and the stream ends failed", async () => {
+    const body = executeRequest(script('sleep 300 & echo "grandchild $!"; wait'));
+    const res = await postExecute(url, body, { stream: true });
+    let pid = 0;
+    let canceled: Promise<Response> | undefined;
+    const lines = await readStream(res, (line) => {
+      if (line.type === "log" && line.line.startsWith("grandchild ")) {
+        pid = Number(line.line.slice("grandchild ".length));
+        expect(isProcessAlive(pid)).toBe(true);
+        canceled = postCancel(url, { taskId: body.taskId, attempt: 1, reason: "wrong task" });
+      }
+    });
+    expect(await (await canceled)?.json()).toEqual({ status: "canceled" });
+    const last = lines.at(-1);
+    if (last?.type !== "result") throw new Error("stream did not end with a result");
+    expect(last.result.status).toBe("failed");
+    expect(last.result.error?.code).toBe("canceled");
+    expect(last.result.error?.message).toMatch(/wrong task.*process group was killed/);
+    await waitFor(() => !isProcessAlive(pid), `grandchild ${pid} to be gone`);
+  });
+});
+
+describe("reference worker as a child process (npm run worker)", () => {
+  it("prints its URL, enforces its token, runs a task and shuts down gracefully on SIGTERM", async () => {
+    const proc = await startReferenceWorkerProcess({
+      env: { WORKER_TOKEN: "child-token", WORKER_CAPABILITIES: "script, shell", WORKER_MAX_CONCURRENCY: "2" },
+    });
+    try {
+      expect(isProcessAlive(proc.pid)).toBe(true);
+      const health = workerHealthSchema.parse(await (await fetch(`${proc.url}/health`)).json());
+      expect(health).toMatchObject({ status: "ok", capabilities: ["script", "shell"], maxConcurrency: 2 });
+
+      const unauthorized = await postExecute(proc.url, executeRequest(script("true")));
+      expect(unauthorized.status).toBe(401);
+
+      const token = { token: "child-token" };
+      const result = await execute(
+        proc.url,
+        executeRequest(script(`echo "token=\${WORKER_TOKEN:-none}" > t.txt`)),
+        token,
+      );
+      expect(result.artifacts).toEqual([expect.objectContaining({ path: "t.txt", content: "token=none\n" })]);
+
+      // SIGTERM while a task runs: the task is aborted (its group killed), answered, and the process exits 0.
+      const body = executeRequest(script('sleep 300 & echo "grandchild $!"; wait'));
+      const res = await postExecute(proc.url, body, { ...token, stream: true });
+      let pid = 0;
+      const lines = await readStream(res, (line) => {
+        if (line.type === "log" && line.line.startsWith("grandchild ")) {
+          pid = Number(line.line.slice("grandchild ".length));
+          proc.kill("SIGTERM");
+        }
+      });
+      const last = lines.at(-1);
+      expect(last?.type === "result" && executeResultSchema.parse(last.result).error?.code).toBe("shutdown");
+      expect(await proc.exited).toEqual({ code: 0, signal: null });
+      await waitFor(() => !isProcessAlive(pid), `grandchild ${pid} to be gone`);
+      const logged = proc.output.map((l) => JSON.parse(l) as { msg?: string });
+      expect(logged.some((l) => l.msg === "stopped")).toBe(true);
+      expect(proc.output.join("\n")).not.toContain("child-token");
+    } finally {
+      await proc.stop();
+    }
+  });
+
+  it("refuses to start on a bad configuration, naming the variable", async () => {
+    await expect(startReferenceWorkerProcess({ env: { WORKER_MAX_CONCURRENCY: "0" } })).rejects.toThrow(
+      /WORKER_MAX_CONCURRENCY/,
+    );
+    await expect(startReferenceWorkerProcess({ env: { WORKER_CAPABILITIES: "Bad Name" } })).rejects.toThrow(
+      /WORKER_CAPABILITIES/,
+    );
+  });
+});
