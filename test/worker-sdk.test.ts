@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { workerHealthSchema } from "../src/shared/worker-protocol.js";
 import {
@@ -73,6 +76,31 @@ describe("worker SDK: execute", () => {
     ]);
     const last = lines.at(-1);
     expect(last?.type === "result" && last.result.logs).toBe(undefined);
+  });
+
+  it("gives each attempt an empty workspace under workspacesDir and removes it afterwards", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "sdk-ws-"));
+    stops.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const seen: string[] = [];
+    const { url } = await start({
+      workspacesDir: dir,
+      handle: async ({ request, workspace }) => {
+        seen.push(workspace.root);
+        expect(await workspace.list()).toEqual([]);
+        await workspace.write("f.txt", String(request.attempt));
+        expect(existsSync(path.join(workspace.root, "f.txt"))).toBe(true);
+        return ok();
+      },
+    });
+    const first = executeRequest();
+    await execute(url, first);
+    await execute(url, executeRequest({}, { taskId: first.taskId, attempt: 2 }));
+    expect(seen).toEqual([
+      path.join(realpathSync(dir), first.taskId, "1"),
+      path.join(realpathSync(dir), first.taskId, "2"),
+    ]);
+    // Removal follows the answer, so wait for it rather than expect it at once.
+    await waitFor(() => readdirSync(dir).length === 0, "the workspaces to be removed");
   });
 
   it("turns a throwing handler into a failed result and keeps serving", async () => {

@@ -443,9 +443,11 @@ export function createWorker(options: CreateWorkerOptions): Worker {
       } finally {
         handlersRunning--;
         if (workspace && !options.keepWorkspaces) {
-          await fs.rm(path.dirname(workspace.root), { recursive: true, force: true }).catch((err: Error) => {
+          await fs.rm(workspace.root, { recursive: true, force: true }).catch((err: Error) => {
             log.warn({ key, err: err.message }, "could not remove workspace");
           });
+          // The task's directory goes too once its last attempt's workspace is gone (ENOTEMPTY otherwise).
+          await fs.rmdir(path.dirname(workspace.root)).catch(() => {});
         }
       }
     };
