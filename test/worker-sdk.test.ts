@@ -265,13 +265,16 @@ describe("worker SDK: idempotency", () => {
     expect(calls).toBe(1);
   });
 
-  it("refuses a key reused with a different body with 409", async () => {
+  it("refuses a key reused with a different body with 409, but not a different deadline", async () => {
     const { url } = await start({ handle: async () => ok() });
     const body = executeRequest();
     await execute(url, body);
     const res = await postExecute(url, { ...body, spec: { ...body.spec, title: "something else" } });
     expect(res.status).toBe(409);
     expect((await res.json()).error).toMatch(/different request body/);
+    // A fresher deadline on a retry of the same attempt is the same work.
+    const retried = await postExecute(url, { ...body, deadline: new Date(Date.now() + 120_000).toISOString() });
+    expect(retried.status).toBe(200);
   });
 });
 

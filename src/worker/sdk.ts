@@ -37,7 +37,7 @@
  * Idempotency: one run per key. A repeat while the run is in progress attaches to it (a stream replays the lines so
  * far, then follows live; a JSON request waits for the result); a repeat after it finished gets the same result
  * from a bounded cache of recent results (`resultCacheSize`, plus a byte bound). A repeat whose body differs from the
- * first one is refused with 409. The one exception: when every client of a run disconnected, the run is aborted and
+ * first one (other than in `deadline`) is refused with 409. The one exception: when every client of a run disconnected, the run is aborted and
  * forgotten, so a retry of that key (after the aborted run has stopped) starts afresh.
  *
  * Handler contract: `handle(ctx)` returns an `ExecuteResult` (validated; an invalid one becomes `failed` with code
@@ -543,7 +543,9 @@ export function createWorker(options: CreateWorkerOptions): Worker {
         `This worker has no '${request.spec.capability}' capability (it has: ${capabilities.join(", ")})`,
       );
     }
-    const fingerprint = sha256(stableStringify(body)).toString("hex");
+    // The deadline is left out: a client retrying the same attempt may send a fresher one, and that is not new work.
+    const { deadline: _deadline, ...work } = request;
+    const fingerprint = sha256(stableStringify(work)).toString("hex");
 
     for (;;) {
       const cached = cache.get(key);
