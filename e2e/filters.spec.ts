@@ -1,0 +1,60 @@
+import { expect, test } from "./fixtures.js";
+import { createTask, taskRow } from "./helpers.js";
+
+test("filters live in the URL, survive a reload, and can be saved as a view and applied", async ({ page, server }) => {
+  await createTask(server, { title: "Alpha report", priority: "high" });
+  await createTask(server, { title: "Alpha cleanup", priority: "low" });
+  const beta = await createTask(server, { title: "Beta report", priority: "high" });
+  await createTask(server, { title: "Gamma chore", priority: "high", description: "mentions a report inside" });
+  await server.api.tasks.cancel.mutate({ id: beta.id, reason: "not needed" });
+
+  await page.goto("/tasks");
+  await expect(page.getByRole("row")).toHaveCount(5);
+
+  await page.getByRole("checkbox", { name: "Queued", exact: true }).check();
+  await page.getByRole("checkbox", { name: "High", exact: true }).check();
+  await page.getByLabel("Search title and description").fill("report");
+  await expect(page).toHaveURL(/[?&]q=report/);
+  const url = new URL(page.url());
+  expect(url.searchParams.get("state")).toBe("queued");
+  expect(url.searchParams.get("priority")).toBe("high");
+
+  const expectFiltered = async () => {
+    await expect(taskRow(page, "Alpha report")).toHaveCount(1);
+    await expect(taskRow(page, "Gamma chore")).toHaveCount(1);
+    await expect(page.getByRole("row")).toHaveCount(3);
+  };
+  await expectFiltered();
+
+  await page.reload();
+  await expectFiltered();
+  await expect(page.getByRole("checkbox", { name: "Queued", exact: true })).toBeChecked();
+  await expect(page.getByRole("checkbox", { name: "High", exact: true })).toBeChecked();
+  await expect(page.getByLabel("Search title and description")).toHaveValue("report");
+
+  // Opening the same address in a fresh page gives the same list.
+  const shared = await page.context().newPage();
+  await shared.goto(page.url());
+  await expect(taskRow(shared, "Alpha report")).toHaveCount(1);
+  await expect(shared.getByRole("row")).toHaveCount(3);
+  await shared.close();
+
+  await page.getByLabel("Save current filter as").fill("Queued high reports");
+  await page.getByRole("button", { name: "Save view" }).click();
+  const view = page.getByRole("button", { name: "Queued high reports", exact: true });
+  await expect(view).toHaveAttribute("aria-pressed", "true");
+
+  await page.getByRole("button", { name: "Clear filters" }).first().click();
+  await expect(page).toHaveURL(/\/tasks$/);
+  await expect(page.getByRole("row")).toHaveCount(5);
+  await expect(view).toHaveAttribute("aria-pressed", "false");
+
+  await view.click();
+  await expectFiltered();
+  expect(new URL(page.url()).searchParams.get("q")).toBe("report");
+  await expect(page.getByLabel("Search title and description")).toHaveValue("report");
+
+  await page.getByRole("button", { name: "Delete view Queued high reports" }).click();
+  await expect(view).toHaveCount(0);
+  expect(await server.api.views.list.query()).toEqual([]);
+});

@@ -1,0 +1,66 @@
+import { expect, test } from "./fixtures.js";
+import { createTask, expectLive, NO_WORKER, taskRow } from "./helpers.js";
+
+test("a second page sees a task created by the first appear, and its state change, without reloading", async ({
+  page,
+  browser,
+  server,
+}) => {
+  const watcherContext = await browser.newContext({ baseURL: server.url });
+  const watcher = await watcherContext.newPage();
+  try {
+    await watcher.goto("/tasks");
+    await expect(watcher.getByText("No tasks yet.")).toBeVisible();
+    await expectLive(watcher);
+    // Survives only as long as the page is not reloaded.
+    await watcher.evaluate(() => {
+      (window as unknown as { notReloaded: boolean }).notReloaded = true;
+    });
+
+    await page.goto("/tasks/new");
+    await page.getByLabel("Title", { exact: true }).fill("Appears live");
+    await page.getByLabel("Required capability").fill(NO_WORKER);
+    await page.getByRole("button", { name: "Submit task" }).click();
+    await expect(page).toHaveURL(/\/tasks\/[0-9a-f-]{36}$/);
+    const id = page.url().split("/").at(-1) as string;
+
+    const row = taskRow(watcher, "Appears live");
+    await expect(row).toHaveCount(1);
+    await expect(row).toContainText("Queued");
+
+    await server.api.tasks.cancel.mutate({ id, reason: "changed from elsewhere" });
+    await expect(row).toContainText("Canceled");
+    // The first page shows it too, on its detail page.
+    await expect(page.locator(".task-facts")).toContainText("Canceled");
+
+    expect(await watcher.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+  } finally {
+    await watcherContext.close();
+  }
+});
+
+test("a restart keeps the task, and the console reconnects on its own", async ({ page, server }) => {
+  const task = await createTask(server, { title: "Survives a restart", description: "kept in PGlite" });
+  await page.goto(`/tasks/${task.id}`);
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Survives a restart");
+  await expectLive(page);
+
+  await server.stop();
+  await expect(page.locator("[data-connection]")).toHaveAttribute("data-connection", /reconnecting|offline/);
+  await expect(page.locator(".status-pill").first()).toContainText("Unreachable", { timeout: 20_000 });
+
+  await server.start();
+  await expectLive(page);
+  await page.reload();
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Survives a restart");
+  await expect(page.getByRole("tabpanel")).toContainText("kept in PGlite");
+
+  await page.goto("/tasks");
+  await expect(taskRow(page, "Survives a restart")).toHaveCount(1);
+  await expect(page.locator(".status-pill").first()).toContainText("Healthy");
+
+  // After the restart the live stream works again: a new task shows up without a reload.
+  await expectLive(page);
+  await createTask(server, { title: "Created after the restart" });
+  await expect(taskRow(page, "Created after the restart")).toHaveCount(1);
+});

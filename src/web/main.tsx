@@ -1,0 +1,39 @@
+import { QueryClientProvider } from "@tanstack/react-query";
+import { lazy, StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { createBrowserRouter, Navigate, RouterProvider } from "react-router-dom";
+import { Layout } from "./components/Layout.js";
+import { RouteError } from "./components/RouteError.js";
+import { queryClient, trpc, trpcClient } from "./trpc.js";
+import "./styles.css";
+
+// Each page is its own chunk so the first load carries only the shell and the page it opens.
+const TaskListPage = lazy(() => import("./tasks-list/TaskListPage.js"));
+const TaskDetailPage = lazy(() => import("./task-detail/TaskDetailPage.js"));
+const SubmitPage = lazy(() => import("./task-submit/SubmitPage.js"));
+
+const router = createBrowserRouter([
+  {
+    element: <Layout />,
+    errorElement: <RouteError />,
+    children: [
+      { index: true, element: <Navigate to="/tasks" replace /> },
+      { path: "tasks", element: <TaskListPage /> },
+      { path: "tasks/new", element: <SubmitPage /> },
+      { path: "tasks/:id", element: <TaskDetailPage /> },
+      { path: "*", element: <RouteError /> },
+    ],
+  },
+]);
+
+const root = document.getElementById("root");
+if (!root) throw new Error("index.html has no #root element");
+createRoot(root).render(
+  <StrictMode>
+    <trpc.Provider client={trpcClient} queryClient={queryClient}>
+      <QueryClientProvider client={queryClient}>
+        <RouterProvider router={router} />
+      </QueryClientProvider>
+    </trpc.Provider>
+  </StrictMode>,
+);

@@ -1,0 +1,297 @@
+import { type FormEvent, useState } from "react";
+import { Link, useNavigate } from "react-router-dom";
+import { LIMITS, MODES, type Mode, PRIORITIES, type Priority, RISK_TIERS } from "../../shared/task-spec.js";
+import { ErrorMessage } from "../components/ErrorMessage.js";
+import { trpc } from "../trpc.js";
+import { CriteriaEditor } from "./CriteriaEditor.js";
+import { Field } from "./Field.js";
+import { emptyForm, errorsFromIssues, errorsUnder, type FieldErrors, type SpecForm, toSpec } from "./form-model.js";
+
+/** Paths shown next to a field; anything else goes into the summary at the top. */
+const PLACED = [
+  "title",
+  "description",
+  "priority",
+  "riskTier",
+  "mode",
+  "capability",
+  "acceptanceCriteria",
+  "scope.include",
+  "scope.exclude",
+  "budget.maxFiles",
+  "budget.maxLinesChanged",
+  "budget.maxDurationSec",
+  "input",
+  "script",
+];
+const isPlaced = (path: string) => PLACED.some((p) => path === p || path.startsWith(`${p}.`));
+
+const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+export default function SubmitPage() {
+  const navigate = useNavigate();
+  const utils = trpc.useUtils();
+  const [form, setForm] = useState<SpecForm>(emptyForm);
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const create = trpc.tasks.create.useMutation({
+    onSuccess: async (task) => {
+      await utils.tasks.list.invalidate();
+      navigate(`/tasks/${task.id}`);
+    },
+    onError: (err) => {
+      const fieldErrors = err.data?.fieldErrors;
+      if (fieldErrors?.length) setErrors(errorsFromIssues(fieldErrors));
+    },
+  });
+
+  const set = <K extends keyof SpecForm>(key: K, value: SpecForm[K]) => setForm((f) => ({ ...f, [key]: value }));
+  const errs = (path: string) => errorsUnder(errors, path);
+
+  const submit = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const formEl = e.currentTarget;
+    create.reset();
+    const result = toSpec(form);
+    if (!result.ok) {
+      setErrors(result.errors);
+      // Takes the keyboard to the first field that needs fixing.
+      requestAnimationFrame(() => {
+        formEl.querySelector<HTMLElement>("[aria-invalid='true']")?.focus();
+      });
+      return;
+    }
+    setErrors({});
+    create.mutate(result.spec);
+  };
+
+  const problemCount = Object.values(errors).reduce((n, m) => n + m.length, 0);
+  const unplaced = Object.entries(errors).filter(([p]) => !isPlaced(p));
+
+  return (
+    <div className="page page-narrow">
+      <p className="breadcrumb">
+        <Link to="/tasks">Tasks</Link> <span aria-hidden="true">/</span>
+      </p>
+      <h1>New task</h1>
+      <form className="spec-form" onSubmit={submit} noValidate aria-label="New task">
+        <div className="form-summary">
+          {problemCount ? (
+            <ErrorMessage
+              title={`The task was not submitted: fix ${problemCount === 1 ? "1 problem" : `${problemCount} problems`} below.`}
+            >
+              {unplaced.length ? (
+                <ul>
+                  {unplaced.map(([p, m]) => (
+                    <li key={p}>
+                      {p}: {m.join(" · ")}
+                    </li>
+                  ))}
+                </ul>
+              ) : null}
+            </ErrorMessage>
+          ) : null}
+          {create.error && !create.error.data?.fieldErrors?.length ? (
+            <ErrorMessage title="The server refused the task:" error={create.error} />
+          ) : null}
+        </div>
+
+        <fieldset className="form-section">
+          <legend>What to do</legend>
+          <Field id="f-title" label="Title" errors={errs("title")}>
+            {(aria) => (
+              <input
+                {...aria}
+                value={form.title}
+                maxLength={LIMITS.title}
+                onChange={(e) => set("title", e.target.value)}
+              />
+            )}
+          </Field>
+          <Field id="f-description" label="Description" errors={errs("description")}>
+            {(aria) => (
+              <textarea
+                {...aria}
+                rows={5}
+                value={form.description}
+                maxLength={LIMITS.description}
+                onChange={(e) => set("description", e.target.value)}
+              />
+            )}
+          </Field>
+          <div className="form-row">
+            <Field id="f-priority" label="Priority" errors={errs("priority")}>
+              {(aria) => (
+                <select {...aria} value={form.priority} onChange={(e) => set("priority", e.target.value as Priority)}>
+                  {PRIORITIES.map((p) => (
+                    <option key={p} value={p}>
+                      {capitalize(p)}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
+            <Field id="f-tier" label="Risk tier" errors={errs("riskTier")}>
+              {(aria) => (
+                <select
+                  {...aria}
+                  value={form.riskTier}
+                  onChange={(e) => set("riskTier", Number(e.target.value) as SpecForm["riskTier"])}
+                >
+                  {RISK_TIERS.map((t) => (
+                    <option key={t} value={t}>
+                      Tier {t}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
+            <Field id="f-mode" label="Mode" errors={errs("mode")}>
+              {(aria) => (
+                <select {...aria} value={form.mode} onChange={(e) => set("mode", e.target.value as Mode)}>
+                  {MODES.map((m) => (
+                    <option key={m} value={m}>
+                      {capitalize(m)}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
+            <Field
+              id="f-capability"
+              label="Required capability"
+              hint="Lower case: a-z, 0-9, '.', '_', '-'"
+              errors={errs("capability")}
+            >
+              {(aria) => (
+                <input
+                  {...aria}
+                  className="mono"
+                  value={form.capability}
+                  maxLength={LIMITS.capability}
+                  onChange={(e) => set("capability", e.target.value)}
+                />
+              )}
+            </Field>
+          </div>
+        </fieldset>
+
+        <CriteriaEditor criteria={form.criteria} errors={errors} onChange={(c) => set("criteria", c)} />
+
+        <fieldset className="form-section">
+          <legend>Scope</legend>
+          <div className="form-row form-row-2">
+            <Field
+              id="f-include"
+              label="Include globs"
+              hint="One per line; empty means everything"
+              errors={errs("scope.include")}
+            >
+              {(aria) => (
+                <textarea
+                  {...aria}
+                  className="mono"
+                  rows={4}
+                  value={form.include}
+                  onChange={(e) => set("include", e.target.value)}
+                />
+              )}
+            </Field>
+            <Field id="f-exclude" label="Exclude globs" hint="One per line" errors={errs("scope.exclude")}>
+              {(aria) => (
+                <textarea
+                  {...aria}
+                  className="mono"
+                  rows={4}
+                  value={form.exclude}
+                  onChange={(e) => set("exclude", e.target.value)}
+                />
+              )}
+            </Field>
+          </div>
+        </fieldset>
+
+        <fieldset className="form-section">
+          <legend>Budget</legend>
+          <div className="form-row">
+            <Field id="f-max-files" label="Max files" errors={errs("budget.maxFiles")}>
+              {(aria) => (
+                <input
+                  {...aria}
+                  type="number"
+                  inputMode="numeric"
+                  step={1}
+                  value={form.maxFiles}
+                  onChange={(e) => set("maxFiles", e.target.value)}
+                />
+              )}
+            </Field>
+            <Field id="f-max-lines" label="Max lines changed" errors={errs("budget.maxLinesChanged")}>
+              {(aria) => (
+                <input
+                  {...aria}
+                  type="number"
+                  inputMode="numeric"
+                  step={1}
+                  value={form.maxLinesChanged}
+                  onChange={(e) => set("maxLinesChanged", e.target.value)}
+                />
+              )}
+            </Field>
+            <Field id="f-max-duration" label="Max duration (seconds)" errors={errs("budget.maxDurationSec")}>
+              {(aria) => (
+                <input
+                  {...aria}
+                  type="number"
+                  inputMode="numeric"
+                  step={1}
+                  value={form.maxDurationSec}
+                  onChange={(e) => set("maxDurationSec", e.target.value)}
+                />
+              )}
+            </Field>
+          </div>
+        </fieldset>
+
+        <fieldset className="form-section">
+          <legend>Worker input</legend>
+          <Field
+            id="f-script"
+            label="Script"
+            hint="For the reference worker: a shell script run in the task's workspace. Sent as input.script."
+            errors={errs("script")}
+          >
+            {(aria) => (
+              <textarea
+                {...aria}
+                className="mono"
+                rows={5}
+                value={form.script}
+                onChange={(e) => set("script", e.target.value)}
+              />
+            )}
+          </Field>
+          <Field id="f-input" label="Input (JSON object)" hint="Any other fields for the worker" errors={errs("input")}>
+            {(aria) => (
+              <textarea
+                {...aria}
+                className="mono"
+                rows={4}
+                value={form.inputJson}
+                onChange={(e) => set("inputJson", e.target.value)}
+              />
+            )}
+          </Field>
+        </fieldset>
+
+        <div className="form-buttons">
+          <button type="submit" className="btn btn-primary" disabled={create.isPending}>
+            {create.isPending ? "Submitting…" : "Submit task"}
+          </button>
+          <Link to="/tasks" className="btn">
+            Cancel
+          </Link>
+        </div>
+      </form>
+    </div>
+  );
+}

@@ -1,0 +1,145 @@
+import { keepPreviousData } from "@tanstack/react-query";
+import { useCallback, useEffect, useMemo, useRef } from "react";
+import { Link, useSearchParams } from "react-router-dom";
+import { taskFilterSchema } from "../../shared/task-list.js";
+import { ErrorMessage } from "../components/ErrorMessage.js";
+import { trpc } from "../trpc.js";
+import { FilterPanel } from "./FilterPanel.js";
+import { isFiltered, parseUrlFilter, toSearchParams, toTaskFilter, type UrlFilter } from "./filter-url.js";
+import { SavedViews } from "./SavedViews.js";
+import { TaskTable } from "./TaskTable.js";
+
+const PAGE_SIZE = 50;
+/** Bursts of events (a bulk change) become one refetch. */
+const LIVE_REFRESH_MS = 250;
+
+/** Refetches the list whenever any task event arrives, so tasks created or changed anywhere show up. */
+function useLiveTaskList() {
+  const utils = trpc.useUtils();
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const refresh = useCallback(() => {
+    if (timer.current) return;
+    timer.current = setTimeout(() => {
+      timer.current = null;
+      void utils.tasks.list.invalidate();
+    }, LIVE_REFRESH_MS);
+  }, [utils]);
+  useEffect(
+    () => () => {
+      if (timer.current) clearTimeout(timer.current);
+    },
+    [],
+  );
+  return trpc.tasks.onEvent.useSubscription(
+    {},
+    {
+      // Events between the list's fetch and the subscription's start would otherwise be missed.
+      onStarted: refresh,
+      onData: refresh,
+    },
+  );
+}
+
+export default function TaskListPage() {
+  const [params, setParams] = useSearchParams();
+  const paramString = params.toString();
+  const urlFilter = useMemo(() => parseUrlFilter(new URLSearchParams(paramString)), [paramString]);
+  const parsed = useMemo(() => taskFilterSchema.safeParse(toTaskFilter(urlFilter)), [urlFilter]);
+
+  const setFilter = useCallback(
+    (next: UrlFilter) => setParams(toSearchParams(next), { replace: next.text !== urlFilter.text }),
+    [setParams, urlFilter.text],
+  );
+  const clear = useCallback(() => setParams(new URLSearchParams()), [setParams]);
+
+  const list = trpc.tasks.list.useInfiniteQuery(
+    { filter: toTaskFilter(urlFilter), limit: PAGE_SIZE },
+    {
+      enabled: parsed.success,
+      getNextPageParam: (last) => last.nextCursor,
+      placeholderData: keepPreviousData,
+    },
+  );
+  const live = useLiveTaskList();
+  const tasks = useMemo(() => list.data?.pages.flatMap((p) => p.items) ?? [], [list.data]);
+  const filtered = isFiltered(urlFilter);
+
+  return (
+    <div className="page">
+      <div className="page-head">
+        <h1>Tasks</h1>
+        <Link to="/tasks/new" className="btn btn-primary">
+          New task
+        </Link>
+      </div>
+      <div className="list-layout">
+        <aside>
+          <FilterPanel filter={urlFilter} onChange={setFilter} onClear={clear} />
+        </aside>
+        <section className="list-main" aria-label="Task list">
+          <SavedViews filter={urlFilter} onApply={setFilter} />
+          {!parsed.success ? (
+            <ErrorMessage title="This filter cannot be used:">
+              <ul>
+                {parsed.error.issues.map((i) => (
+                  <li key={i.message}>{i.message}</li>
+                ))}
+              </ul>
+            </ErrorMessage>
+          ) : null}
+          {live.status === "error" ? (
+            <ErrorMessage title="Live updates stopped:" error={live.error}>
+              <button type="button" className="btn btn-small" onClick={() => live.reset()}>
+                Reconnect
+              </button>
+            </ErrorMessage>
+          ) : null}
+          <div className="list-status" aria-live="polite">
+            <span>
+              {list.data
+                ? `${tasks.length}${list.hasNextPage ? "+" : ""} ${tasks.length === 1 ? "task" : "tasks"}`
+                : ""}
+            </span>
+            <span className="muted">{list.isFetching && list.data ? "Updating…" : ""}</span>
+          </div>
+          {list.error ? <ErrorMessage title="Could not load tasks:" error={list.error} /> : null}
+          {parsed.success && list.isPending && !list.error ? (
+            <p className="loading table-placeholder">Loading tasks…</p>
+          ) : null}
+          {list.data && tasks.length === 0 ? (
+            <div className="empty-state">
+              {filtered ? (
+                <>
+                  <p>No tasks match these filters.</p>
+                  <button type="button" className="btn" onClick={clear}>
+                    Clear filters
+                  </button>
+                </>
+              ) : (
+                <>
+                  <p>No tasks yet.</p>
+                  <Link to="/tasks/new" className="btn btn-primary">
+                    Submit the first task
+                  </Link>
+                </>
+              )}
+            </div>
+          ) : null}
+          {tasks.length ? <TaskTable tasks={tasks} /> : null}
+          {list.hasNextPage ? (
+            <div className="load-more">
+              <button
+                type="button"
+                className="btn"
+                disabled={list.isFetchingNextPage}
+                onClick={() => void list.fetchNextPage()}
+              >
+                {list.isFetchingNextPage ? "Loading…" : "Load more"}
+              </button>
+            </div>
+          ) : null}
+        </section>
+      </div>
+    </div>
+  );
+}
