@@ -138,3 +138,16 @@ describe("budget and scope judge", () => {
     expect(report.findings[0]?.pattern).toBe("unmeasured");
   });
 });
+
+describe("scope globs", () => {
+  it("reads a plain directory as everything under it", () => {
+    const s = spec({}, { include: ["src", "docs/"], exclude: ["src/generated"] });
+    const report = budgetScopeJudge(s, [
+      create("src/a.ts", 1),
+      create("docs/x/y.md", 1),
+      create("srcx/a.ts", 1),
+      create("src/generated/client.ts", 1),
+    ]);
+    expect(report.findings.map((f) => f.path)).toEqual(["srcx/a.ts", "src/generated/client.ts"]);
+  });
+});

@@ -36,6 +36,18 @@ export function measureArtifact(artifact: Artifact): ArtifactSize {
     : { path, added: lines, removed: 0, measured: true };
 }
 
+/**
+ * Globs as picomatch reads them, plus one convenience: a plain path without glob characters
+ * ("src", "docs/") also covers everything under it, since that is what an operator means by it.
+ */
+function scopeMatcher(globs: string[]): (path: string) => boolean {
+  const expanded = globs.flatMap((g) => {
+    const plain = normalizePath(g).replace(/\/+$/, "");
+    return picomatch.scan(g).isGlob ? [g] : [plain, `${plain}/**`];
+  });
+  return picomatch(expanded, { dot: true });
+}
+
 /** Why a path must not be written at all, whatever the globs say. */
 function escapesWorkspace(path: string): boolean {
   return path.startsWith("/") || /^[A-Za-z]:/.test(path) || path.split("/").includes("..");
@@ -89,8 +101,8 @@ export function budgetScopeJudge(spec: Pick<TaskSpec, "budget" | "scope">, artif
     });
   }
 
-  const include = spec.scope.include.length ? picomatch(spec.scope.include, { dot: true }) : null;
-  const exclude = spec.scope.exclude.length ? picomatch(spec.scope.exclude, { dot: true }) : null;
+  const include = spec.scope.include.length ? scopeMatcher(spec.scope.include) : null;
+  const exclude = spec.scope.exclude.length ? scopeMatcher(spec.scope.exclude) : null;
   let outOfScope = 0;
   for (const path of new Set(sizes.map((s) => s.path))) {
     let why: string | null = null;
