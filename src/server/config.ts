@@ -2,6 +2,14 @@ import path from "node:path";
 import { z } from "zod";
 import { ROLES } from "../shared/roles.js";
 
+const flag = z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true");
+const ms = (min: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(min)
+    .max(24 * 3_600_000);
+
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
   HOST: z.string().default("0.0.0.0"),
@@ -30,15 +38,114 @@ const envSchema = z.object({
   LOCAL_ACTOR_ROLE: z.enum(ROLES).default("operator"),
   /** Built console to serve; `npm run dev` serves the sources through Vite instead. */
   WEB_DIST_DIR: z.string().default("dist/web"),
-  DEV: z
-    .enum(["0", "1", "true", "false"])
-    .default("0")
-    .transform((v) => v === "1" || v === "true"),
+  DEV: flag.default(false),
   WS_PING_MS: z.coerce.number().int().min(1000).default(30_000),
   WS_PONG_WAIT_MS: z.coerce.number().int().min(500).default(10_000),
+
+  /** Hosts a worker URL may point at (comma list). Registration and every outbound call check it. */
+  WORKER_ALLOWED_HOSTS: z
+    .string()
+    .default("localhost,127.0.0.1,::1")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((h) =>
+          h
+            .trim()
+            .toLowerCase()
+            .replace(/^\[|\]$/g, ""),
+        )
+        .filter(Boolean),
+    ),
+  /** Workers to register (upsert) at start: JSON array, or `name=url|cap1,cap2|concurrency` entries separated by `;`. */
+  WORKERS: z.string().default(""),
+  /** `npm start` runs one reference worker as a child process unless this is 0. */
+  START_REFERENCE_WORKER: flag.default(true),
+  /** Run the dispatcher, lease recovery and health polling in this process (0: API only). */
+  EXECUTION_ENABLED: flag.default(true),
+  WORKER_HEALTH_INTERVAL_MS: ms(200).default(10_000),
+  WORKER_HEALTH_TIMEOUT_MS: ms(50).default(3_000),
+  /** The dispatcher also looks for work on this period (it is woken at once on create and retry). */
+  DISPATCH_INTERVAL_MS: ms(10).default(500),
+  /** How long a running attempt's lease lasts without renewal; renewed every third of it. */
+  LEASE_MS: ms(300).default(30_000),
+  /** How often expired leases (attempts of a process that died) are looked for. */
+  RECOVERY_INTERVAL_MS: ms(100).default(10_000),
+  /** Automatic re-dispatches of a `changes_requested` task, with the council's critique, before an operator decides. */
+  MAX_AUTO_REDISPATCH: z.coerce.number().int().min(0).max(20).default(2),
+  /** How long the worker gets to confirm a `/cancel`. */
+  CANCEL_TIMEOUT_MS: ms(50).default(5_000),
+  /** Breaker opens after this many failed calls to one worker within BREAKER_WINDOW_MS. */
+  BREAKER_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
+  BREAKER_WINDOW_MS: ms(100).default(60_000),
+  /** Cool-down before an open breaker half-opens and probes the worker. */
+  BREAKER_HALF_OPEN_AFTER_MS: ms(50).default(30_000),
+  /** Consecutive successful health probes that close a half-open breaker. */
+  BREAKER_CLOSE_AFTER_SUCCESSES: z.coerce.number().int().min(1).max(100).default(2),
+  /** Backoff between tries of one attempt: full jitter, random in [0, min(max, base·2^n)]. */
+  RETRY_BASE_DELAY_MS: ms(0).default(500),
+  RETRY_MAX_DELAY_MS: ms(0).default(30_000),
+  /** JSON object overriding parts of the retry policy table by risk tier, e.g. {"3":{"tries":1}}. */
+  RETRY_POLICY: z.string().default(""),
 });
 
-export type Config = z.output<typeof envSchema> & { dataDir: string };
+export interface TierPolicy {
+  /** Attempts (dispatches) a task gets before it fails for good. */
+  attempts: number;
+  /** HTTP tries per attempt (1 + retries). */
+  tries: number;
+  /** A try fails when the worker says nothing (no headers, no stream line) for this long. */
+  tryTimeoutMs: number;
+  /** The whole attempt's deadline when the spec has no `budget.maxDurationSec`. */
+  deadlineMs: number;
+}
+
+/** The retry policy by risk tier, in one table: tier 1 gets the most tries and the longest timeouts. */
+export const DEFAULT_RETRY_POLICY: Record<1 | 2 | 3, TierPolicy> = {
+  1: { attempts: 3, tries: 5, tryTimeoutMs: 120_000, deadlineMs: 60 * 60_000 },
+  2: { attempts: 2, tries: 3, tryTimeoutMs: 60_000, deadlineMs: 30 * 60_000 },
+  3: { attempts: 1, tries: 2, tryTimeoutMs: 30_000, deadlineMs: 15 * 60_000 },
+};
+
+const tierOverrideSchema = z
+  .object({
+    attempts: z.number().int().min(1).max(20),
+    tries: z.number().int().min(1).max(20),
+    tryTimeoutMs: z.number().int().min(10),
+    deadlineMs: z.number().int().min(10),
+  })
+  .partial()
+  .strict();
+const policyOverrideSchema = z
+  .object({ 1: tierOverrideSchema, 2: tierOverrideSchema, 3: tierOverrideSchema })
+  .partial()
+  .strict();
+
+function parseRetryPolicy(raw: string): Record<1 | 2 | 3, TierPolicy> {
+  if (!raw.trim()) return DEFAULT_RETRY_POLICY;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new Error('Invalid configuration:\n  RETRY_POLICY: must be a JSON object such as {"1":{"tries":5}}');
+  }
+  const parsed = policyOverrideSchema.safeParse(json);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  RETRY_POLICY.${i.path.join(".")}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join("\n")}`);
+  }
+  const o = parsed.data;
+  return {
+    1: { ...DEFAULT_RETRY_POLICY[1], ...o[1] },
+    2: { ...DEFAULT_RETRY_POLICY[2], ...o[2] },
+    3: { ...DEFAULT_RETRY_POLICY[3], ...o[3] },
+  };
+}
+
+export type Config = z.output<typeof envSchema> & {
+  dataDir: string;
+  retryPolicy: Record<1 | 2 | 3, TierPolicy>;
+};
 
 /** Parses the environment once; a bad value stops the start with a message naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -47,5 +154,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new Error(`Invalid configuration:\n${lines.join("\n")}`);
   }
-  return { ...parsed.data, dataDir: path.resolve(parsed.data.DATA_DIR) };
+  return {
+    ...parsed.data,
+    dataDir: path.resolve(parsed.data.DATA_DIR),
+    retryPolicy: parseRetryPolicy(parsed.data.RETRY_POLICY),
+  };
 }

@@ -2,6 +2,7 @@ import { createApp } from "./app.js";
 import { loadConfig } from "./config.js";
 import { openDatabase } from "./db/database.js";
 import { migrate } from "./db/migrate.js";
+import { type ReferenceWorkerChild, startReferenceWorkerChild } from "./execution/reference-worker.js";
 import { createLogger } from "./logger.js";
 import { createServices } from "./services.js";
 
@@ -15,7 +16,13 @@ async function main() {
     { database: db.kind, applied, location: db.kind === "pglite" ? config.dataDir : "postgres server" },
     applied.length ? "migrations applied" : "database schema is current",
   );
-  const services = await createServices(db, log);
+  const services = await createServices(db, log, config);
+  let reference: ReferenceWorkerChild | undefined;
+  if (config.START_REFERENCE_WORKER && config.EXECUTION_ENABLED) {
+    reference = await startReferenceWorkerChild(log, config.dataDir);
+    log.info({ url: reference.worker.url }, "reference worker started (START_REFERENCE_WORKER=0 turns it off)");
+  }
+  await services.start(reference ? [reference.worker] : []);
 
   const app = createApp({ config, log, services });
   let vite: { close(): Promise<void> } | undefined;
@@ -46,6 +53,8 @@ async function main() {
     const force = setTimeout(() => process.exit(1), 10_000).unref();
     try {
       await app.close();
+      await services.stop();
+      await reference?.stop();
       await vite?.close();
       await db.close();
       clearTimeout(force);

@@ -1,9 +1,16 @@
+import { type Config, loadConfig } from "./config.js";
 import type { Database } from "./db/database.js";
 import { TaskEventHub } from "./events/task-event-hub.js";
+import { ExecutionEngine } from "./execution/engine.js";
+import { EventWriter } from "./execution/event-writer.js";
+import { WorkerClient } from "./execution/worker-client.js";
 import type { Logger } from "./logger.js";
 import { SystemService } from "./system/service.js";
 import { TaskService } from "./tasks/service.js";
 import { ViewService } from "./views/service.js";
+import { type BreakerChange, BreakerRegistry } from "./workers/breakers.js";
+import { parseConfigWorkers, type WorkerInput } from "./workers/config-workers.js";
+import { WorkerService } from "./workers/service.js";
 
 export interface Services {
   db: Database;
@@ -11,17 +18,77 @@ export interface Services {
   tasks: TaskService;
   views: ViewService;
   system: SystemService;
+  workers: WorkerService;
+  execution: ExecutionEngine;
+  /** Registers the configured workers (and `extra` ones) and starts dispatch, lease recovery and health polling. */
+  start(extra?: WorkerInput[]): Promise<void>;
+  /** Stops them, handing running attempts back to the queue. Does not close the database. */
+  stop(): Promise<void>;
 }
 
-export async function createServices(db: Database, log: Logger): Promise<Services> {
+export async function createServices(db: Database, log: Logger, config: Config = loadConfig({})): Promise<Services> {
   // On a Postgres server other processes may write too; poll for their events as well.
   const hub = new TaskEventHub(db, log, db.kind === "postgres" ? 1000 : 0);
   await hub.start();
+  const events = new EventWriter(db, hub, log);
+
+  let workers: WorkerService | undefined;
+  const onBreakerChange = (c: BreakerChange) => {
+    log.warn({ worker: c.workerName, from: c.from, to: c.to, reason: c.reason }, "worker circuit breaker changed");
+    if (c.to === "open") void workers?.recordError(c.workerId, `circuit breaker opened: ${c.reason}`);
+    if (c.taskId) {
+      events.append({
+        taskId: c.taskId,
+        type: "worker_breaker",
+        actor: "system",
+        data: { workerId: c.workerId, worker: c.workerName, from: c.from, to: c.to, reason: c.reason.slice(0, 2000) },
+      });
+    }
+  };
+  const breakers = new BreakerRegistry(
+    {
+      failures: config.BREAKER_FAILURES,
+      windowMs: config.BREAKER_WINDOW_MS,
+      halfOpenAfterMs: config.BREAKER_HALF_OPEN_AFTER_MS,
+      closeAfterSuccesses: config.BREAKER_CLOSE_AFTER_SUCCESSES,
+    },
+    onBreakerChange,
+  );
+  const client = new WorkerClient(
+    {
+      allowedHosts: config.WORKER_ALLOWED_HOSTS,
+      retryBaseDelayMs: config.RETRY_BASE_DELAY_MS,
+      retryMaxDelayMs: config.RETRY_MAX_DELAY_MS,
+      cancelTimeoutMs: config.CANCEL_TIMEOUT_MS,
+      healthTimeoutMs: config.WORKER_HEALTH_TIMEOUT_MS,
+    },
+    breakers,
+  );
+  workers = new WorkerService(db, breakers, client, config.WORKER_ALLOWED_HOSTS, log);
+  const execution = new ExecutionEngine(db, hub, log, workers, breakers, client, events, {
+    leaseMs: config.LEASE_MS,
+    dispatchIntervalMs: config.DISPATCH_INTERVAL_MS,
+    recoveryIntervalMs: config.RECOVERY_INTERVAL_MS,
+    healthIntervalMs: config.WORKER_HEALTH_INTERVAL_MS,
+    maxAutoRedispatch: config.MAX_AUTO_REDISPATCH,
+    retryPolicy: config.retryPolicy,
+  });
+  const workerService = workers;
   return {
     db,
     hub,
-    tasks: new TaskService(db, hub),
+    tasks: new TaskService(db, hub, execution),
     views: new ViewService(db),
-    system: new SystemService(db),
+    system: new SystemService(db, workerService),
+    workers: workerService,
+    execution,
+    async start(extra = []) {
+      await workerService.upsertConfigWorkers([...parseConfigWorkers(config.WORKERS), ...extra]);
+      if (config.EXECUTION_ENABLED) await execution.start();
+    },
+    async stop() {
+      await execution.stop();
+      hub.stop();
+    },
   };
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Database } from "../db/database.js";
 import { migrationStatus } from "../db/migrate.js";
+import type { WorkerService } from "../workers/service.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
 export const VERSION = pkg.version;
@@ -14,7 +15,10 @@ export interface Readiness {
 export class SystemService {
   private readonly startedAt = Date.now();
 
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly workers?: WorkerService,
+  ) {}
 
   /** Database round trip, and every migration applied. */
   async readiness(): Promise<Readiness> {
@@ -33,10 +37,27 @@ export class SystemService {
     }
   }
 
+  /** Process, database and every worker with its breaker state; `degraded` when the database or all workers are. */
   async health() {
     const r = await this.readiness();
+    const workers = r.ready && this.workers ? await this.workers.list() : [];
+    const usable = workers.filter((w) => w.enabled && w.breaker.state === "closed" && w.health !== "down");
+    const enabled = workers.filter((w) => w.enabled);
+    const workersOk = enabled.length === 0 || usable.length > 0;
     return {
-      status: r.ready ? ("ok" as const) : ("degraded" as const),
+      status: r.ready && workersOk ? ("ok" as const) : ("degraded" as const),
+      workers: workers.map((w) => ({
+        id: w.id,
+        name: w.name,
+        enabled: w.enabled,
+        capabilities: w.capabilities,
+        inFlight: w.inFlight,
+        maxConcurrency: w.maxConcurrency,
+        breaker: w.breaker,
+        health: w.health,
+        healthCheckedAt: w.healthCheckedAt,
+        lastError: w.lastError,
+      })),
       version: VERSION,
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
       node: process.version,

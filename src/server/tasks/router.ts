@@ -1,10 +1,23 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { taskListInputSchema } from "../../shared/task-list.js";
+import { taskFilterSchema, taskListInputSchema } from "../../shared/task-list.js";
 import { taskSpecSchema } from "../../shared/task-spec.js";
 import { operatorProcedure, router, viewerProcedure } from "../trpc.js";
+import { BULK_LIMIT } from "./service.js";
 
 const taskId = z.uuid({ error: "Task id must be a UUID" });
+const reason = z.string().trim().min(1, "Give a reason").max(500, "Reason must be at most 500 characters");
+/** A bulk selection: explicit ids, or every task matching a filter (up to BULK_LIMIT). */
+const selection = z
+  .object({
+    ids: z
+      .array(taskId)
+      .min(1, "Select at least one task")
+      .max(BULK_LIMIT, `At most ${BULK_LIMIT} tasks at once`)
+      .optional(),
+    filter: taskFilterSchema.optional(),
+  })
+  .refine((s) => (s.ids === undefined) !== (s.filter === undefined), "Give either ids or a filter, not both");
 const eventId = z.string().regex(/^\d{1,19}$/, "lastEventId must be an event sequence number");
 
 export const tasksRouter = router({
@@ -18,13 +31,29 @@ export const tasksRouter = router({
 
   get: viewerProcedure.input(z.object({ id: taskId })).query(({ ctx, input }) => ctx.services.tasks.get(input.id)),
 
+  /** How many tasks match a filter: the console shows it before a bulk action by filter. */
+  count: viewerProcedure
+    .input(z.object({ filter: taskFilterSchema.default({ sort: "created_desc" }) }))
+    .query(async ({ ctx, input }) => {
+      const count = await ctx.services.tasks.count(input.filter);
+      return { count, limit: BULK_LIMIT };
+    }),
+
   cancel: operatorProcedure
-    .input(z.object({ id: taskId, reason: z.string().trim().min(1, "Give a reason").max(500) }))
+    .input(z.object({ id: taskId, reason }))
     .mutation(({ ctx, input }) => ctx.services.tasks.cancel(ctx.actor, input.id, input.reason)),
 
   retry: operatorProcedure
     .input(z.object({ id: taskId }))
     .mutation(({ ctx, input }) => ctx.services.tasks.retry(ctx.actor, input.id)),
+
+  cancelMany: operatorProcedure
+    .input(z.object({ selection, reason }))
+    .mutation(({ ctx, input }) => ctx.services.tasks.cancelMany(ctx.actor, input.selection, input.reason)),
+
+  retryMany: operatorProcedure
+    .input(z.object({ selection }))
+    .mutation(({ ctx, input }) => ctx.services.tasks.retryMany(ctx.actor, input.selection)),
 
   /** Every task event (or one task's) after `lastEventId`, then live; each `tracked` by its seq. */
   onEvent: viewerProcedure

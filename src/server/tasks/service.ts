@@ -8,8 +8,11 @@ import {
   type TaskState,
   type TransitionActor,
 } from "../../shared/task-state.js";
+import type { Judgement } from "../../shared/verdict.js";
+import type { CheckResult, Critique } from "../../shared/worker-protocol.js";
+import { critiqueFrom } from "../council/council.js";
 import type { Database } from "../db/database.js";
-import type { Prisma, Task } from "../db/generated/client.js";
+import { Prisma, type Task } from "../db/generated/client.js";
 import { DomainError, notFound } from "../errors.js";
 import { appendTaskEvents, type NewTaskEvent, type Tx } from "../events/append.js";
 import { type TaskEventHub, toEventDto } from "../events/task-event-hub.js";
@@ -56,8 +59,69 @@ function toDetail(t: Task) {
     description: t.description,
     spec: t.spec as unknown as TaskSpec,
     stateReason: t.stateReason,
+    queuedAt: t.queuedAt,
+    /** Why a queued task is not being dispatched; null when it is simply waiting its turn. */
+    waitingReason: t.waitingReason,
+    redispatches: t.redispatches,
+    failures: t.failures,
+    cancelRequestedBy: t.cancelRequestedBy,
+    cancelRequestedAt: t.cancelRequestedAt,
+    cancelReason: t.cancelReason,
+    cancelConfirmed: t.cancelConfirmed,
   };
 }
+
+const attemptInclude = {
+  worker: { select: { id: true, name: true } },
+  artifacts: { orderBy: { path: "asc" } },
+} satisfies Prisma.AttemptInclude;
+type AttemptRow = Prisma.AttemptGetPayload<{ include: typeof attemptInclude }>;
+
+function toAttempt(a: AttemptRow) {
+  return {
+    id: a.id,
+    number: a.number,
+    state: a.state,
+    worker: a.worker ? { id: a.worker.id, name: a.worker.name } : null,
+    queuedAt: a.queuedAt,
+    startedAt: a.startedAt,
+    finishedAt: a.finishedAt,
+    tries: a.tries,
+    error: a.error,
+    summary: a.summary,
+    result: a.result as { logs?: string[]; checks?: CheckResult[]; usage?: Record<string, number> } | null,
+    critique: a.critique as Critique | null,
+    verdict: a.verdict as Judgement["verdict"] | null,
+    judgement: a.judgement as Judgement | null,
+    artifacts: a.artifacts.map((x) => ({
+      id: x.id,
+      path: x.path,
+      operation: x.operation as "create" | "modify" | "delete",
+      content: x.content,
+      diff: x.diff,
+      linesAdded: x.linesAdded,
+      linesRemoved: x.linesRemoved,
+    })),
+  };
+}
+export type AttemptDetail = ReturnType<typeof toAttempt>;
+
+/** What a bulk action did to one task. */
+export interface BulkOutcome {
+  id: string;
+  outcome: "done" | "skipped";
+  state?: TaskState;
+  reason?: string;
+}
+
+/** The execution engine as tasks need it: wake the dispatcher, stop what runs. */
+export interface ExecutionHooks {
+  wake(): void;
+  cancelRunning(taskId: string, reason: string): Promise<{ confirmed: boolean; detail: string }>;
+}
+
+/** At most this many tasks per bulk action by filter; the count tells the console how many match. */
+export const BULK_LIMIT = 1_000;
 
 const ORDER: Record<TaskSort, Prisma.TaskOrderByWithRelationInput[]> = {
   created_desc: [{ seq: "desc" }],
@@ -109,6 +173,7 @@ export class TaskService {
   constructor(
     private readonly db: Database,
     private readonly hub: TaskEventHub,
+    private readonly execution?: ExecutionHooks,
   ) {}
 
   async create(actor: Actor, spec: TaskSpec) {
@@ -134,7 +199,44 @@ export class TaskService {
       return created;
     });
     this.hub.notify();
+    this.execution?.wake();
     return toDetail(task);
+  }
+
+  /** Creates many tasks in one transaction (three statements whatever the count). */
+  async createMany(actor: Actor, specs: TaskSpec[]): Promise<string[]> {
+    const rows = specs.map((spec) => ({
+      id: randomUUID(),
+      title: spec.title,
+      description: spec.description,
+      priority: spec.priority,
+      priorityRank: priorityRank(spec.priority),
+      riskTier: spec.riskTier,
+      mode: spec.mode,
+      capability: spec.capability,
+      spec: spec as unknown as Prisma.InputJsonValue,
+      createdBy: actor.id,
+    }));
+    await this.db.prisma.$transaction(async (tx) => {
+      await tx.task.createMany({ data: rows });
+      await appendTaskEvents(
+        tx,
+        rows.map((r) => ({
+          taskId: r.id,
+          type: "created",
+          toState: "queued",
+          actor: actor.id,
+          data: { title: r.title },
+        })),
+      );
+    });
+    this.hub.notify();
+    this.execution?.wake();
+    return rows.map((r) => r.id);
+  }
+
+  count(filter: ParsedTaskFilter): Promise<number> {
+    return this.db.prisma.task.count({ where: filterWhere(filter) });
   }
 
   async list(filter: ParsedTaskFilter, limit: number, cursor?: string | null) {
@@ -156,20 +258,32 @@ export class TaskService {
     return { items: page.map(toSummary), nextCursor };
   }
 
+  /** The task with its events, every attempt (worker, timings, tries, errors, artifacts, judgement) and the latest verdict. */
   async get(id: string) {
     const task = await this.db.prisma.task.findUnique({
       where: { id },
-      include: { events: { orderBy: { seq: "asc" } } },
+      include: {
+        events: { orderBy: { seq: "asc" } },
+        attempts: { orderBy: { number: "asc" }, include: attemptInclude },
+      },
     });
     if (!task) throw notFound("Task", id);
-    return { ...toDetail(task), events: task.events.map(toEventDto) };
+    const attempts = task.attempts.map(toAttempt);
+    const judged = attempts.filter((a) => a.judgement).at(-1) ?? null;
+    return {
+      ...toDetail(task),
+      events: task.events.map(toEventDto),
+      attempts,
+      verdict: judged ? { attempt: judged.number, ...(judged.judgement as Judgement) } : null,
+      artifacts: judged?.artifacts ?? [],
+    };
   }
 
   /**
    * Moves a task along the state machine, checked against the state it is in when the update
    * commits, and appends the events in the same transaction.
    */
-  async transition(id: string, steps: TransitionRequest[]) {
+  async transition(id: string, steps: TransitionRequest[], set: Prisma.TaskUpdateManyMutationInput = {}) {
     const task = await this.db.prisma.$transaction(async (tx) => {
       const current = await tx.task.findUnique({ where: { id }, select: { state: true } });
       if (!current) throw notFound("Task", id);
@@ -193,7 +307,7 @@ export class TaskService {
         state = step.to;
       }
       const last = steps.at(-1);
-      const updated = await updateState(tx, id, current.state as TaskState, state, last?.reason);
+      const updated = await updateState(tx, id, current.state as TaskState, state, last?.reason, set);
       await appendTaskEvents(tx, events);
       return updated;
     });
@@ -201,28 +315,125 @@ export class TaskService {
     return toDetail(task);
   }
 
-  /** Cancels a task. Nothing runs a queued task, so its cancellation is confirmed at once. */
+  /**
+   * Cancels a task: `canceling` at once, then `canceled`. A queued (or judging) task has nothing
+   * running, so that is confirmed at once; a running one has its request aborted and its worker told
+   * through `/cancel`, and is confirmed only if the worker answers in time.
+   */
   async cancel(actor: Actor, id: string, reason: string) {
     const by = actorTransitionRole(actor);
     const task = await this.db.prisma.task.findUnique({ where: { id }, select: { state: true } });
     if (!task) throw notFound("Task", id);
+    const requested = { cancelRequestedBy: actor.id, cancelRequestedAt: new Date(), cancelReason: reason };
     const steps: TransitionRequest[] = [{ to: "canceling", by, actorId: actor.id, reason }];
-    if (task.state === "queued") {
+    if (task.state !== "running") {
       steps.push({ to: "canceled", by: "system", actorId: "system", reason, data: { confirmed: true } });
+      return this.transition(id, steps, { ...requested, cancelConfirmed: true });
     }
-    return this.transition(id, steps);
+    await this.transition(id, steps, { ...requested, cancelConfirmed: null });
+    if (this.execution) {
+      await this.execution.cancelRunning(id, reason);
+    }
+    return toDetail(await this.db.prisma.task.findUniqueOrThrow({ where: { id } }));
   }
 
-  /** Puts a finished task back in the queue for a new attempt. */
-  retry(actor: Actor, id: string) {
-    return this.transition(id, [{ to: "queued", by: actorTransitionRole(actor), actorId: actor.id }]);
+  /**
+   * Puts a finished task back in the queue for a new attempt, carrying the critique of the last
+   * verdict that asked for changes (or rejected) when there is one.
+   */
+  async retry(actor: Actor, id: string) {
+    const last = await this.db.prisma.attempt.findFirst({
+      where: { taskId: id, judgement: { not: Prisma.AnyNull } },
+      orderBy: { number: "desc" },
+      select: { number: true, judgement: true, verdict: true },
+    });
+    const judgement = last?.judgement as Judgement | null | undefined;
+    const critique = last && judgement && judgement.verdict !== "accept" ? critiqueFrom(last.number, judgement) : null;
+    const task = await this.transition(
+      id,
+      [
+        {
+          to: "queued",
+          by: actorTransitionRole(actor),
+          actorId: actor.id,
+          data: critique ? { critiqueFrom: critique.fromAttempt } : {},
+        },
+      ],
+      {
+        queuedAt: new Date(),
+        failures: 0,
+        redispatches: 0,
+        waitingReason: null,
+        nextCritique: critique ? (critique as unknown as Prisma.InputJsonValue) : Prisma.DbNull,
+        cancelRequestedBy: null,
+        cancelRequestedAt: null,
+        cancelReason: null,
+        cancelConfirmed: null,
+      },
+    );
+    this.execution?.wake();
+    return task;
+  }
+
+  /** The ids a bulk action applies to: the given ones, or those matching the filter (up to BULK_LIMIT). */
+  async resolveSelection(sel: { ids?: string[]; filter?: ParsedTaskFilter }): Promise<string[]> {
+    if (sel.ids) return [...new Set(sel.ids)];
+    if (!sel.filter) throw new DomainError("BAD_REQUEST", "Give either ids or a filter.");
+    const rows = await this.db.prisma.task.findMany({
+      where: filterWhere(sel.filter),
+      orderBy: ORDER[sel.filter.sort],
+      take: BULK_LIMIT,
+      select: { id: true },
+    });
+    return rows.map((r) => r.id);
+  }
+
+  async cancelMany(actor: Actor, sel: { ids?: string[]; filter?: ParsedTaskFilter }, reason: string) {
+    const ids = await this.resolveSelection(sel);
+    return this.bulk(ids, (id) => this.cancel(actor, id, reason));
+  }
+
+  async retryMany(actor: Actor, sel: { ids?: string[]; filter?: ParsedTaskFilter }) {
+    const ids = await this.resolveSelection(sel);
+    return this.bulk(ids, (id) => this.retry(actor, id));
+  }
+
+  /** Runs an action on each task, a few at a time, and reports what happened to each. */
+  private async bulk(ids: string[], action: (id: string) => Promise<{ state: TaskState }>) {
+    const results: BulkOutcome[] = new Array(ids.length);
+    let next = 0;
+    const lane = async () => {
+      for (let i = next++; i < ids.length; i = next++) {
+        const id = ids[i] as string;
+        try {
+          const t = await action(id);
+          results[i] = { id, outcome: "done", state: t.state };
+        } catch (err) {
+          if (!(err instanceof DomainError)) throw err;
+          results[i] = { id, outcome: "skipped", reason: err.message };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, ids.length) }, lane));
+    return {
+      done: results.filter((r) => r.outcome === "done").length,
+      skipped: results.filter((r) => r.outcome === "skipped").length,
+      results,
+    };
   }
 }
 
-async function updateState(tx: Tx, id: string, from: TaskState, to: TaskState, reason?: string) {
+async function updateState(
+  tx: Tx,
+  id: string,
+  from: TaskState,
+  to: TaskState,
+  reason: string | undefined,
+  set: Prisma.TaskUpdateManyMutationInput,
+) {
   const { count } = await tx.task.updateMany({
     where: { id, state: from },
-    data: { state: to, updatedAt: new Date(), stateReason: reason ?? null },
+    data: { ...set, state: to, updatedAt: new Date(), stateReason: reason ?? null },
   });
   if (count === 0) {
     throw new DomainError("CONFLICT", `Task ${id} changed state while this request ran; reload it and try again.`);

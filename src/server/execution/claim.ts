@@ -1,0 +1,104 @@
+import type { TaskSpec } from "../../shared/task-spec.js";
+import type { Critique } from "../../shared/worker-protocol.js";
+import type { Database } from "../db/database.js";
+import { appendTaskEvents } from "../events/append.js";
+
+export interface ClaimedAttempt {
+  attemptId: string;
+  taskId: string;
+  number: number;
+  spec: TaskSpec;
+  riskTier: number;
+  critique: Critique | null;
+}
+
+interface ClaimRow {
+  attempt_id: string;
+  task_id: string;
+  number: number;
+  spec: TaskSpec;
+  risk_tier: number;
+  critique: Critique | null;
+}
+
+/**
+ * Claims up to `limit` queued tasks for one worker in one transaction: highest priority first, then
+ * longest queued, only capabilities the worker has, never more than its free slots, skipping rows
+ * another process is claiming (SKIP LOCKED). Each claimed task moves to `running` with a new
+ * attempt that holds this process's lease.
+ */
+export async function claimForWorker(
+  db: Database,
+  worker: { id: string; name: string; capabilities: string[] },
+  limit: number,
+  owner: string,
+  leaseMs: number,
+): Promise<ClaimedAttempt[]> {
+  const rows = await db.prisma.$transaction(async (tx) => {
+    // Serializes claims for this worker across processes, so the free-slot count below (read in a
+    // fresh snapshot after the lock) cannot be overrun by a concurrent claim.
+    const locked = await tx.$queryRawUnsafe<{ id: string }[]>(
+      `SELECT id FROM workers WHERE id = $1::uuid AND enabled FOR UPDATE`,
+      worker.id,
+    );
+    if (locked.length === 0) return [];
+    const claimed = await tx.$queryRawUnsafe<ClaimRow[]>(
+      `WITH free AS (
+         SELECT GREATEST(0, w.max_concurrency -
+                (SELECT count(*) FROM attempts a WHERE a.worker_id = w.id AND a.state = 'running'))::int AS n
+           FROM workers w WHERE w.id = $1::uuid
+       ), picked AS (
+         SELECT t.id, t.next_critique FROM tasks t
+          WHERE t.state = 'queued'
+            AND t.capability IN (SELECT jsonb_array_elements_text($2::jsonb))
+          ORDER BY t.priority_rank DESC, t.queued_at ASC, t.seq ASC
+          LIMIT LEAST((SELECT n FROM free), $3::int)
+          FOR UPDATE SKIP LOCKED
+       ), claimed AS (
+         UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, updated_at = now(),
+                waiting_reason = NULL, state_reason = NULL, next_critique = NULL
+           FROM picked WHERE t.id = picked.id
+         RETURNING t.id, t.attempt, t.spec, t.risk_tier, t.queued_at, picked.next_critique
+       ), inserted AS (
+         INSERT INTO attempts (id, task_id, number, worker_id, state, lease_owner, lease_expires_at, queued_at, started_at, critique)
+         SELECT gen_random_uuid(), c.id, c.attempt, $1::uuid, 'running', $4,
+                now() + make_interval(secs => $5::int / 1000.0), c.queued_at, now(), c.next_critique
+           FROM claimed c
+         RETURNING id, task_id, number, critique
+       )
+       SELECT i.id AS attempt_id, i.task_id, i.number, c.spec, c.risk_tier::int AS risk_tier, i.critique
+         FROM inserted i JOIN claimed c ON c.id = i.task_id`,
+      worker.id,
+      JSON.stringify(worker.capabilities),
+      limit,
+      owner,
+      leaseMs,
+    );
+    await appendTaskEvents(
+      tx,
+      claimed.map((r) => ({
+        taskId: r.task_id,
+        type: "state_changed",
+        fromState: "queued",
+        toState: "running",
+        actor: "system",
+        data: {
+          name: "dispatch",
+          attempt: r.number,
+          worker: worker.name,
+          workerId: worker.id,
+          ...(r.critique ? { critiqueFrom: r.critique.fromAttempt } : {}),
+        },
+      })),
+    );
+    return claimed;
+  });
+  return rows.map((r) => ({
+    attemptId: r.attempt_id,
+    taskId: r.task_id,
+    number: Number(r.number),
+    spec: r.spec,
+    riskTier: Number(r.risk_tier),
+    critique: r.critique,
+  }));
+}

@@ -1,0 +1,576 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import type { TaskSpec } from "../../shared/task-spec.js";
+import { PROTOCOL_VERSION } from "../../shared/worker-protocol.js";
+import type { TierPolicy } from "../config.js";
+import { judgeAttempt } from "../council/council.js";
+import type { Database } from "../db/database.js";
+import type { Worker } from "../db/generated/client.js";
+import { appendTaskEvents, type NewTaskEvent } from "../events/append.js";
+import type { TaskEventHub } from "../events/task-event-hub.js";
+import type { Logger } from "../logger.js";
+import type { BreakerRegistry } from "../workers/breakers.js";
+import { toTarget, type WorkerService } from "../workers/service.js";
+import { type ClaimedAttempt, claimForWorker } from "./claim.js";
+import { WorkerCallError } from "./errors.js";
+import type { EventWriter } from "./event-writer.js";
+import { type AttemptEnd, Finisher, writeTasks } from "./finisher.js";
+import type { WorkerClient } from "./worker-client.js";
+
+export interface EngineSettings {
+  leaseMs: number;
+  dispatchIntervalMs: number;
+  recoveryIntervalMs: number;
+  healthIntervalMs: number;
+  maxAutoRedispatch: number;
+  retryPolicy: Record<1 | 2 | 3, TierPolicy>;
+}
+
+interface Running {
+  attemptId: string;
+  taskId: string;
+  number: number;
+  workerId: string;
+  ctrl: AbortController;
+  done: Promise<void>;
+}
+
+const tierOf = (riskTier: number): 1 | 2 | 3 => (riskTier === 1 || riskTier === 3 ? riskTier : 2);
+
+/** Abort reasons that end a run without the run writing its end: someone else finishes the attempt. */
+class Handover extends WorkerCallError {
+  constructor(kind: "canceled", message: string) {
+    super(kind, message, { retryable: false, countsAgainstWorker: false });
+  }
+}
+
+/**
+ * Runs queued tasks on workers. One per process; several processes may share a Postgres server:
+ * claims use SKIP LOCKED, every running attempt holds a lease this process renews, and every
+ * write that ends an attempt is fenced by that lease.
+ */
+export class ExecutionEngine {
+  /** This process's lease identity: host, pid and a per-boot nonce, so a restarted process is a new owner. */
+  readonly owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly running = new Map<string, Running>();
+  private readonly finisher: Finisher;
+  private timers: NodeJS.Timeout[] = [];
+  private started = false;
+  private stopping = false;
+  private dispatching: Promise<void> | null = null;
+  private dispatchAgain = false;
+  private wakeTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly db: Database,
+    private readonly hub: TaskEventHub,
+    private readonly log: Logger,
+    private readonly workers: WorkerService,
+    private readonly breakers: BreakerRegistry,
+    private readonly client: WorkerClient,
+    private readonly events: EventWriter,
+    private readonly settings: EngineSettings,
+  ) {
+    this.finisher = new Finisher(
+      db,
+      hub,
+      log,
+      {
+        owner: this.owner,
+        maxAutoRedispatch: settings.maxAutoRedispatch,
+        attemptsFor: (tier) => this.policyFor(tier).attempts,
+      },
+      () => this.wake(),
+    );
+  }
+
+  policyFor(riskTier: number): TierPolicy {
+    return this.settings.retryPolicy[tierOf(riskTier)];
+  }
+
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.stopping = false;
+    await this.workers.restoreTrippedBreakers();
+    await this.recover().catch((err: unknown) => this.log.error({ err }, "recovering expired leases failed"));
+    const every = (ms: number, fn: () => Promise<unknown>, what: string) => {
+      this.timers.push(
+        setInterval(() => {
+          if (!this.stopping) fn().catch((err: unknown) => this.log.error({ err }, `${what} failed`));
+        }, ms).unref(),
+      );
+    };
+    every(this.settings.dispatchIntervalMs, () => this.dispatch(), "dispatching");
+    every(Math.max(100, Math.floor(this.settings.leaseMs / 3)), () => this.renewLeases(), "renewing leases");
+    every(this.settings.recoveryIntervalMs, () => this.recover(), "recovering expired leases");
+    every(this.settings.healthIntervalMs, () => this.workers.pollHealth(), "polling worker health");
+    every(
+      Math.max(50, Math.min(1000, this.settings.dispatchIntervalMs)),
+      () => this.workers.probeOpenBreakers(),
+      "probing breakers",
+    );
+    void this.workers.pollHealth().catch((err: unknown) => this.log.error({ err }, "polling worker health failed"));
+    this.wake();
+  }
+
+  /**
+   * Stops dispatching and gives back what runs here: each attempt is aborted and its task queued
+   * again at once (a graceful stop need not wait for leases to expire).
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+    const runs = [...this.running.values()];
+    for (const r of runs) {
+      r.ctrl.abort(
+        new WorkerCallError("canceled", "The agency process is shutting down; the task goes back to the queue.", {
+          retryable: false,
+          countsAgainstWorker: false,
+        }),
+      );
+    }
+    await Promise.allSettled(runs.map((r) => r.done));
+    while (this.dispatching) await this.dispatching;
+    await this.events.flush();
+    this.started = false;
+  }
+
+  /** Looks for work soon; calls within a few milliseconds are coalesced into one pass. */
+  wake(): void {
+    if (!this.started || this.stopping || this.wakeTimer) return;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = null;
+      this.dispatch().catch((err: unknown) => this.log.error({ err }, "dispatching failed"));
+    }, 2);
+  }
+
+  /** One dispatch pass (coalesced: a call during a pass makes it run once more). */
+  dispatch(): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    if (this.dispatching) {
+      this.dispatchAgain = true;
+      return this.dispatching;
+    }
+    this.dispatching = (async () => {
+      try {
+        do {
+          this.dispatchAgain = false;
+          await this.dispatchPass();
+        } while (this.dispatchAgain && !this.stopping);
+      } finally {
+        this.dispatching = null;
+      }
+    })();
+    return this.dispatching;
+  }
+
+  private async dispatchPass(): Promise<void> {
+    const workers = await this.db.prisma.worker.findMany({ where: { enabled: true } });
+    const counts = await this.db.prisma.attempt.groupBy({
+      by: ["workerId"],
+      where: { state: "running" },
+      _count: { _all: true },
+    });
+    const busy = new Map(counts.map((c) => [c.workerId ?? "", c._count._all]));
+    const available = workers
+      .filter((w) => !w.tripped && this.breakers.state(w.id) === "closed")
+      .map((w) => ({ w, free: w.maxConcurrency - (busy.get(w.id) ?? 0) }))
+      .filter((x) => x.free > 0)
+      .sort((a, b) => b.free - a.free);
+    for (const { w, free } of available) {
+      if (this.stopping) return;
+      const claimed = await claimForWorker(this.db, w, free, this.owner, this.settings.leaseMs);
+      if (claimed.length) this.hub.notify();
+      for (const c of claimed) this.launch(c, w);
+    }
+    await this.updateWaitingReasons(workers);
+  }
+
+  /** Says on each queued task why it waits, when no worker could take it; clears it when one can. */
+  private async updateWaitingReasons(workers: Worker[]): Promise<void> {
+    const caps = await this.db.prisma.task.groupBy({ by: ["capability"], where: { state: "queued" } });
+    for (const { capability } of caps) {
+      const capable = workers.filter((w) => w.capabilities.includes(capability));
+      const usable = capable.filter((w) => !w.tripped && this.breakers.state(w.id) === "closed");
+      let reason: string | null = null;
+      if (capable.length === 0) {
+        reason = `No enabled worker has the capability "${capability}"; register one (workers.register) or enable one.`;
+      } else if (usable.length === 0) {
+        const states = capable.map(
+          (w) => `${w.name}: ${w.tripped ? "tripped" : this.breakers.state(w.id).replace("_", "-")}`,
+        );
+        reason = `Every worker with "${capability}" has an open circuit breaker (${states.join(", ")}); waiting for one to recover.`;
+      }
+      await this.db.prisma.task.updateMany({
+        where: { state: "queued", capability, NOT: { waitingReason: reason } },
+        data: { waitingReason: reason },
+      });
+      if (reason === null) {
+        await this.db.prisma.task.updateMany({
+          where: { state: "queued", capability, waitingReason: { not: null } },
+          data: { waitingReason: null },
+        });
+      }
+    }
+  }
+
+  private launch(c: ClaimedAttempt, w: Worker): void {
+    const ctrl = new AbortController();
+    const entry: Running = {
+      attemptId: c.attemptId,
+      taskId: c.taskId,
+      number: c.number,
+      workerId: w.id,
+      ctrl,
+      done: Promise.resolve(),
+    };
+    this.running.set(c.attemptId, entry);
+    entry.done = this.run(c, w, ctrl)
+      .catch((err: unknown) => this.log.error({ err, attemptId: c.attemptId }, "running an attempt failed"))
+      .finally(() => {
+        this.running.delete(c.attemptId);
+        this.wake();
+      });
+  }
+
+  private async run(c: ClaimedAttempt, w: Worker, ctrl: AbortController): Promise<void> {
+    const spec: TaskSpec = c.spec;
+    const policy = this.policyFor(c.riskTier);
+    const deadlineMs = spec.budget.maxDurationSec ? spec.budget.maxDurationSec * 1000 : policy.deadlineMs;
+    const deadline = Date.now() + deadlineMs;
+    const actor = `worker:${w.name}`;
+    let tries = 0;
+    let end: AttemptEnd;
+    try {
+      const outcome = await this.client.execute({
+        worker: toTarget(w),
+        request: {
+          protocol: PROTOCOL_VERSION,
+          taskId: c.taskId,
+          attempt: c.number,
+          spec,
+          ...(c.critique ? { critique: c.critique } : {}),
+          deadline: new Date(deadline).toISOString(),
+        },
+        policy,
+        deadline,
+        signal: ctrl.signal,
+        onLine: (line) =>
+          this.events.append({
+            taskId: c.taskId,
+            type: line.type,
+            actor,
+            data:
+              line.type === "log"
+                ? { attempt: c.number, stream: line.stream, line: line.line.slice(0, 10_000) }
+                : { attempt: c.number, percent: line.percent ?? null, message: line.message ?? null },
+          }),
+        onTryFailed: (tryNumber, error, nextDelayMs) => {
+          tries = tryNumber;
+          this.events.append({
+            taskId: c.taskId,
+            type: "attempt_try_failed",
+            actor: "system",
+            data: {
+              attempt: c.number,
+              worker: w.name,
+              try: tryNumber,
+              of: policy.tries,
+              kind: error.kind,
+              status: error.status ?? null,
+              error: error.message.slice(0, 2000),
+              retryInMs: nextDelayMs,
+            },
+          });
+          if (error.countsAgainstWorker) void this.workers.recordError(w.id, error.message);
+        },
+      });
+      tries = outcome.tries;
+      if (outcome.result.status === "failed") {
+        end = {
+          kind: "failed",
+          attemptId: c.attemptId,
+          taskId: c.taskId,
+          number: c.number,
+          workerName: w.name,
+          tries,
+          error: `Worker ${w.name} reported failure: ${outcome.result.error?.message ?? outcome.result.summary}`,
+          countsAsFailure: true,
+          summary: outcome.result.summary,
+          result: outcome.result,
+        };
+      } else {
+        let judgement = null;
+        let councilError: string | undefined;
+        try {
+          judgement = judgeAttempt({ spec, result: outcome.result });
+        } catch (err) {
+          councilError = (err as Error).message;
+          this.log.error({ err, attemptId: c.attemptId }, "the council failed on an attempt");
+        }
+        end = {
+          kind: "completed",
+          attemptId: c.attemptId,
+          taskId: c.taskId,
+          number: c.number,
+          workerName: w.name,
+          tries,
+          result: outcome.result,
+          judgement,
+          ...(councilError ? { councilError } : {}),
+        };
+      }
+    } catch (raw) {
+      const reason = ctrl.signal.reason;
+      // A cancel (or a lost lease) took the attempt over: it writes the attempt's end, not us.
+      if (reason instanceof Handover) return;
+      const err =
+        raw instanceof WorkerCallError
+          ? raw
+          : new WorkerCallError("network", (raw as Error).message, { retryable: false, countsAgainstWorker: false });
+      const shutdown = ctrl.signal.aborted && reason instanceof WorkerCallError && reason.kind === "canceled";
+      if (shutdown) {
+        // The task goes back to the queue: the worker must not go on with this attempt beside the next one.
+        await this.client.cancel(toTarget(w), { taskId: c.taskId, attempt: c.number, reason: reason.message });
+      }
+      end = {
+        kind: "failed",
+        attemptId: c.attemptId,
+        taskId: c.taskId,
+        number: c.number,
+        workerName: w.name,
+        tries: Math.max(tries, 1),
+        error: err.message,
+        // Neither an open breaker nor our own shutdown is the task's fault.
+        countsAsFailure: !(shutdown || err.kind === "breaker_open"),
+      };
+    }
+    // The attempt's log lines go into the event log before its end does.
+    await this.events.flush();
+    await this.finisher.finish(end);
+  }
+
+  /** Renews the leases of every attempt running here in one statement; aborts runs whose lease was lost. */
+  async renewLeases(): Promise<void> {
+    if (this.running.size === 0) return;
+    const renewed = await this.db.query<{ id: string }>(
+      `UPDATE attempts SET lease_expires_at = now() + make_interval(secs => $2::int / 1000.0)
+        WHERE lease_owner = $1 AND state = 'running' RETURNING id`,
+      [this.owner, this.settings.leaseMs],
+    );
+    const held = new Set(renewed.map((r) => r.id));
+    for (const r of this.running.values()) {
+      // Recovered by another process (we stalled past the lease): stop, so it never runs twice at once.
+      if (!held.has(r.attemptId) && !r.ctrl.signal.aborted) {
+        // Give a just-claimed attempt the benefit of the doubt only until its claim is visible.
+        const still = await this.db.prisma.attempt.findUnique({
+          where: { id: r.attemptId },
+          select: { state: true, leaseOwner: true },
+        });
+        if (still?.state === "running" && still.leaseOwner === this.owner) continue;
+        r.ctrl.abort(new Handover("canceled", "This process lost the attempt's lease; another process recovered it."));
+      }
+    }
+  }
+
+  /**
+   * Finds attempts whose lease expired (their process died or stalled), tells their worker to stop
+   * them, marks them `lost`, and queues each task again as a new attempt, or fails it when its
+   * attempts are used up. Also finishes cancellations their process did not live to finish.
+   */
+  async recover(): Promise<number> {
+    const expired = await this.db.prisma.attempt.findMany({
+      where: { state: "running", leaseExpiresAt: { lt: new Date() } },
+      include: { worker: true },
+      take: 500,
+    });
+    const cancels = new Map<string, { confirmed: boolean; detail: string }>();
+    await Promise.all(
+      expired.map(async (a) => {
+        if (!a.worker) return;
+        cancels.set(
+          a.id,
+          await this.client.cancel(toTarget(a.worker), {
+            taskId: a.taskId,
+            attempt: a.number,
+            reason: "The agency process that ran this attempt stopped; the attempt is abandoned.",
+          }),
+        );
+      }),
+    );
+    let recovered = 0;
+    if (expired.length) {
+      recovered = await this.db.prisma.$transaction(async (tx) => {
+        const rows = await tx.$queryRawUnsafe<
+          {
+            attempt_id: string;
+            number: number;
+            lease_owner: string | null;
+            task_id: string;
+            task_state: string;
+            failures: number;
+            redispatches: number;
+            risk_tier: number;
+          }[]
+        >(
+          `SELECT a.id AS attempt_id, a.number, a.lease_owner, t.id AS task_id, t.state AS task_state, t.failures,
+                  t.redispatches, t.risk_tier::int AS risk_tier
+             FROM attempts a JOIN tasks t ON t.id = a.task_id
+            WHERE a.id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)
+              AND a.state = 'running' AND a.lease_expires_at < now()
+            FOR UPDATE OF a, t SKIP LOCKED`,
+          JSON.stringify(expired.map((a) => a.id)),
+        );
+        const events: NewTaskEvent[] = [];
+        const tasks: Parameters<typeof writeTasks>[1] = [];
+        for (const r of rows) {
+          const cancel = cancels.get(r.attempt_id);
+          const error = `Lease of ${r.lease_owner ?? "an unknown process"} expired: that process stopped while the attempt ran. Worker told to stop: ${cancel ? (cancel.confirmed ? `confirmed (${cancel.detail})` : `unconfirmed (${cancel.detail})`) : "no worker"}.`;
+          await tx.attempt.update({
+            where: { id: r.attempt_id },
+            data: { state: "lost", finishedAt: new Date(), error, leaseOwner: null, leaseExpiresAt: null },
+          });
+          events.push({ taskId: r.task_id, type: "attempt_lost", actor: "system", data: { attempt: r.number, error } });
+          if (r.task_state === "running") {
+            const failures = r.failures + 1;
+            const allowed = this.policyFor(r.risk_tier).attempts;
+            const requeue = failures < allowed;
+            const reason = requeue
+              ? `Attempt ${r.number} was lost (${failures} of ${allowed} allowed failures); queued again.`
+              : `Attempt ${r.number} was lost and no attempts are left (${failures} of ${allowed}).`;
+            tasks.push({
+              id: r.task_id,
+              state: requeue ? "queued" : "failed",
+              reason,
+              redispatches: r.redispatches,
+              failures,
+              requeued: requeue,
+              next_critique: null,
+            });
+            events.push({
+              taskId: r.task_id,
+              type: "state_changed",
+              fromState: "running",
+              toState: requeue ? "queued" : "failed",
+              actor: "system",
+              data: { name: requeue ? "requeue" : "fail", attempt: r.number, reason, recovered: true },
+            });
+          } else if (r.task_state === "canceling") {
+            await this.finishCancelTx(tx, r.task_id, cancel?.confirmed ?? false, cancel?.detail ?? "no worker", events);
+          }
+        }
+        await writeTasks(tx, tasks);
+        await appendTaskEvents(tx, events);
+        return rows.length;
+      });
+    }
+    recovered += await this.recoverStuckCancels();
+    if (recovered) {
+      this.hub.notify();
+      this.wake();
+    }
+    return recovered;
+  }
+
+  /** A task left `canceling` by a process that died after the request, with nothing running any more. */
+  private async recoverStuckCancels(): Promise<number> {
+    const stuck = await this.db.prisma.task.findMany({
+      where: {
+        state: "canceling",
+        cancelRequestedAt: { lt: new Date(Date.now() - this.settings.leaseMs) },
+        attempts: { none: { state: "running" } },
+      },
+      select: { id: true },
+      take: 500,
+    });
+    for (const t of stuck) {
+      await this.db.prisma
+        .$transaction(async (tx) => {
+          const events: NewTaskEvent[] = [];
+          await this.finishCancelTx(tx, t.id, false, "the process handling the cancel stopped", events);
+          await appendTaskEvents(tx, events);
+        })
+        .catch((err: unknown) => this.log.warn({ err, taskId: t.id }, "finishing a stuck cancel failed"));
+    }
+    return stuck.length;
+  }
+
+  private async finishCancelTx(
+    tx: Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0],
+    taskId: string,
+    confirmed: boolean,
+    detail: string,
+    events: NewTaskEvent[],
+  ): Promise<boolean> {
+    const { count } = await tx.task.updateMany({
+      where: { id: taskId, state: "canceling" },
+      data: {
+        state: "canceled",
+        cancelConfirmed: confirmed,
+        updatedAt: new Date(),
+      },
+    });
+    if (count === 0) return false;
+    events.push({
+      taskId,
+      type: "state_changed",
+      fromState: "canceling",
+      toState: "canceled",
+      actor: "system",
+      data: { name: "cancel_done", confirmed, detail },
+    });
+    return true;
+  }
+
+  /**
+   * Second half of a cancel, for a task already moved to `canceling`: aborts the request in flight
+   * (when it runs here), tells the worker through `/cancel`, and ends the task `canceled`, confirmed
+   * only if the worker answered within the cancel timeout (or nothing was running).
+   */
+  async cancelRunning(taskId: string, reason: string): Promise<{ confirmed: boolean; detail: string }> {
+    const attempt = await this.db.prisma.attempt.findFirst({
+      where: { taskId, state: "running" },
+      include: { worker: true },
+      orderBy: { number: "desc" },
+    });
+    let outcome = { confirmed: true, detail: "nothing was running" };
+    if (attempt) {
+      const local = this.running.get(attempt.id);
+      local?.ctrl.abort(new Handover("canceled", `Canceled: ${reason}`));
+      if (attempt.worker) {
+        outcome = await this.client.cancel(toTarget(attempt.worker), { taskId, attempt: attempt.number, reason });
+      } else {
+        outcome = { confirmed: false, detail: "the attempt's worker was removed" };
+      }
+      await local?.done;
+    }
+    await this.db.prisma.$transaction(async (tx) => {
+      const events: NewTaskEvent[] = [];
+      if (attempt) {
+        await tx.attempt.updateMany({
+          where: { id: attempt.id, state: "running" },
+          data: {
+            state: "canceled",
+            finishedAt: new Date(),
+            error: `Canceled: ${reason}`.slice(0, 10_000),
+            leaseOwner: null,
+            leaseExpiresAt: null,
+          },
+        });
+      }
+      await this.finishCancelTx(tx, taskId, outcome.confirmed, outcome.detail, events);
+      await appendTaskEvents(tx, events);
+    });
+    this.hub.notify();
+    this.wake();
+    return outcome;
+  }
+}

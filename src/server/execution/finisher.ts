@@ -1,0 +1,359 @@
+import type { TaskState } from "../../shared/task-state.js";
+import type { Judgement } from "../../shared/verdict.js";
+import type { Critique, ExecuteResult } from "../../shared/worker-protocol.js";
+import { critiqueFrom } from "../council/council.js";
+import { parseUnifiedDiff } from "../council/diff.js";
+import type { Database } from "../db/database.js";
+import { appendTaskEvents, type NewTaskEvent, type Tx } from "../events/append.js";
+import type { TaskEventHub } from "../events/task-event-hub.js";
+import type { Logger } from "../logger.js";
+
+/** The end of one attempt, as its run saw it. */
+export type AttemptEnd =
+  | {
+      kind: "completed";
+      attemptId: string;
+      taskId: string;
+      number: number;
+      workerName: string;
+      tries: number;
+      result: ExecuteResult;
+      judgement: Judgement | null;
+      /** Set when the council itself failed: the task fails with this reason. */
+      councilError?: string;
+    }
+  | {
+      kind: "failed";
+      attemptId: string;
+      taskId: string;
+      number: number;
+      workerName: string;
+      tries: number;
+      error: string;
+      /** false: not the task's fault (the breaker opened before the call), so it costs no attempt. */
+      countsAsFailure: boolean;
+      summary?: string;
+      result?: ExecuteResult;
+    };
+
+export interface FinishSettings {
+  owner: string;
+  maxAutoRedispatch: number;
+  attemptsFor(riskTier: number): number;
+}
+
+interface LockedRow {
+  attempt_id: string;
+  task_id: string;
+  task_state: TaskState;
+  redispatches: number;
+  failures: number;
+  risk_tier: number;
+}
+
+interface AttemptWrite {
+  id: string;
+  state: "completed" | "failed";
+  tries: number;
+  error: string | null;
+  summary: string | null;
+  result: unknown;
+  verdict: string | null;
+  judgement: unknown;
+}
+
+interface TaskWrite {
+  id: string;
+  state: TaskState;
+  reason: string | null;
+  redispatches: number;
+  failures: number;
+  requeued: boolean;
+  next_critique: Critique | null;
+}
+
+interface ArtifactWrite {
+  attempt_id: string;
+  path: string;
+  operation: string;
+  content: string | null;
+  diff: string | null;
+  lines_added: number;
+  lines_removed: number;
+}
+
+const VERDICT_STATE: Record<Judgement["verdict"], TaskState> = {
+  accept: "accepted",
+  changes_requested: "changes_requested",
+  reject: "rejected",
+};
+
+/** Postgres text and jsonb cannot hold NUL; a worker's binary-ish output must not sink the batch. */
+function clean(s: string | undefined | null, max: number): string | null {
+  if (s == null) return null;
+  const noNul = s.includes("\u0000") ? s.replaceAll("\u0000", "\uFFFD") : s;
+  return noNul.length > max ? noNul.slice(0, max) : noNul;
+}
+
+function storedResult(r: ExecuteResult) {
+  return JSON.parse(
+    JSON.stringify({ logs: r.logs, checks: r.checks, usage: r.usage, error: r.error, status: r.status }).replaceAll(
+      "\\u0000",
+      "\\uFFFD",
+    ),
+  ) as unknown;
+}
+
+/**
+ * Writes attempt ends in groups: one transaction and a handful of set-based statements per batch,
+ * whatever its size. Each end is fenced: it is written only if this process still holds the
+ * attempt's lease and the task is still `running` (a cancel or a recovery may have taken over).
+ */
+export class Finisher {
+  private queue: { end: AttemptEnd; done: (written: boolean) => void }[] = [];
+  private busy = false;
+
+  constructor(
+    private readonly db: Database,
+    private readonly hub: TaskEventHub,
+    private readonly log: Logger,
+    private readonly settings: FinishSettings,
+    private readonly onWritten: () => void,
+  ) {}
+
+  /** Resolves true when written, false when fenced off (the attempt was no longer ours to finish). */
+  finish(end: AttemptEnd): Promise<boolean> {
+    return new Promise((done) => {
+      this.queue.push({ end, done });
+      if (!this.busy) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.busy = true;
+    try {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, 500);
+        try {
+          const written = await this.writeBatch(batch.map((b) => b.end));
+          for (const b of batch) b.done(written.has(b.end.attemptId));
+        } catch (err) {
+          this.log.warn({ err, size: batch.length }, "finishing a batch of attempts failed; writing them one by one");
+          for (const b of batch) b.done(await this.writeAlone(b.end));
+        }
+        this.hub.notify();
+        this.onWritten();
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async writeAlone(end: AttemptEnd): Promise<boolean> {
+    try {
+      return (await this.writeBatch([end])).has(end.attemptId);
+    } catch (err) {
+      this.log.error({ err, attemptId: end.attemptId }, "storing an attempt's result failed");
+      const failed: AttemptEnd = {
+        kind: "failed",
+        attemptId: end.attemptId,
+        taskId: end.taskId,
+        number: end.number,
+        workerName: end.workerName,
+        tries: end.tries,
+        error: `The agency could not store this attempt's result: ${(err as Error).message}`.slice(0, 2000),
+        countsAsFailure: true,
+      };
+      return (await this.writeBatch([failed]).catch(() => new Set<string>())).has(end.attemptId);
+    }
+  }
+
+  private writeBatch(ends: AttemptEnd[]): Promise<Set<string>> {
+    return this.db.prisma.$transaction(async (tx) => {
+      const locked = await tx.$queryRawUnsafe<LockedRow[]>(
+        `SELECT a.id AS attempt_id, a.task_id, t.state AS task_state, t.redispatches, t.failures, t.risk_tier
+           FROM attempts a JOIN tasks t ON t.id = a.task_id
+          WHERE a.id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)
+            AND a.state = 'running' AND a.lease_owner = $2
+          FOR UPDATE OF a, t`,
+        JSON.stringify(ends.map((e) => e.attemptId)),
+        this.settings.owner,
+      );
+      const byAttempt = new Map(locked.map((r) => [r.attempt_id, r]));
+      const attempts: AttemptWrite[] = [];
+      const tasks: TaskWrite[] = [];
+      const artifacts: ArtifactWrite[] = [];
+      const events: NewTaskEvent[] = [];
+      const written = new Set<string>();
+      for (const end of ends) {
+        const row = byAttempt.get(end.attemptId);
+        // Fenced: the lease is gone or the task is being canceled; whoever took over finishes it.
+        if (row?.task_state !== "running") continue;
+        written.add(end.attemptId);
+        this.plan(end, row, { attempts, tasks, artifacts, events });
+      }
+      if (attempts.length) {
+        await tx.$executeRawUnsafe(
+          `UPDATE attempts a SET state = x.state::"AttemptState", finished_at = now(), tries = x.tries,
+                  error = x.error, summary = x.summary, result = x.result, verdict = x.verdict,
+                  judgement = x.judgement, lease_owner = NULL, lease_expires_at = NULL
+             FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, state text, tries int, error text, summary text,
+                  result jsonb, verdict text, judgement jsonb)
+            WHERE a.id = x.id`,
+          JSON.stringify(attempts),
+        );
+        await writeTasks(tx, tasks);
+      }
+      if (artifacts.length) {
+        await tx.$executeRawUnsafe(
+          `INSERT INTO artifacts (id, attempt_id, path, operation, content, diff, lines_added, lines_removed)
+           SELECT gen_random_uuid(), x.attempt_id, x.path, x.operation, x.content, x.diff, x.lines_added, x.lines_removed
+             FROM jsonb_to_recordset($1::jsonb) AS x(attempt_id uuid, path text, operation text, content text,
+                  diff text, lines_added int, lines_removed int)`,
+          JSON.stringify(artifacts),
+        );
+      }
+      await appendTaskEvents(tx, events);
+      return written;
+    });
+  }
+
+  private plan(
+    end: AttemptEnd,
+    row: LockedRow,
+    out: { attempts: AttemptWrite[]; tasks: TaskWrite[]; artifacts: ArtifactWrite[]; events: NewTaskEvent[] },
+  ): void {
+    const actor = "system";
+    const base = { attempt: end.number, worker: end.workerName, tries: end.tries };
+    if (end.kind === "failed" || end.councilError || !end.judgement) {
+      const error = end.kind === "failed" ? end.error : `The council could not judge this attempt: ${end.councilError}`;
+      const counts = end.kind === "failed" ? end.countsAsFailure : true;
+      const failures = row.failures + (counts ? 1 : 0);
+      const allowed = this.settings.attemptsFor(row.risk_tier);
+      const requeue = end.kind === "failed" && failures < allowed;
+      out.attempts.push({
+        id: end.attemptId,
+        state: "failed",
+        tries: end.tries,
+        error: clean(error, 10_000),
+        summary: clean(end.kind === "failed" ? end.summary : end.result.summary, 100_000),
+        result: end.kind === "failed" ? (end.result ? storedResult(end.result) : null) : storedResult(end.result),
+        verdict: null,
+        judgement: null,
+      });
+      const reason = requeue
+        ? `Attempt ${end.number} failed (${failures} of ${allowed} allowed failures); queued again: ${error}`
+        : counts
+          ? `Attempt ${end.number} failed and no attempts are left (${failures} of ${allowed}): ${error}`
+          : error;
+      out.tasks.push({
+        id: end.taskId,
+        state: requeue ? "queued" : "failed",
+        reason: clean(reason, 2000),
+        redispatches: row.redispatches,
+        failures,
+        requeued: requeue,
+        next_critique: null,
+      });
+      out.events.push({
+        taskId: end.taskId,
+        type: "state_changed",
+        fromState: "running",
+        toState: requeue ? "queued" : "failed",
+        actor,
+        data: { ...base, reason: clean(reason, 2000), error: clean(error, 2000), name: requeue ? "requeue" : "fail" },
+      });
+      return;
+    }
+
+    const { result, judgement } = end;
+    const verdictState = VERDICT_STATE[judgement.verdict];
+    out.attempts.push({
+      id: end.attemptId,
+      state: "completed",
+      tries: end.tries,
+      error: null,
+      summary: clean(result.summary, 100_000),
+      result: storedResult(result),
+      verdict: judgement.verdict,
+      judgement,
+    });
+    for (const a of result.artifacts) {
+      const d = a.diff ? parseUnifiedDiff(a.diff) : null;
+      out.artifacts.push({
+        attempt_id: end.attemptId,
+        path: clean(a.path, 1000) ?? "",
+        operation: a.operation,
+        content: clean(a.content, 4 * 1024 * 1024),
+        diff: clean(a.diff, 4 * 1024 * 1024),
+        lines_added: d?.added.length ?? 0,
+        lines_removed: d?.removed ?? 0,
+      });
+    }
+    const redispatch = judgement.verdict === "changes_requested" && row.redispatches < this.settings.maxAutoRedispatch;
+    out.events.push(
+      {
+        taskId: end.taskId,
+        type: "state_changed",
+        fromState: "running",
+        toState: "judging",
+        actor,
+        data: { ...base, name: "complete", summary: clean(result.summary, 500), artifacts: result.artifacts.length },
+      },
+      {
+        taskId: end.taskId,
+        type: "state_changed",
+        fromState: "judging",
+        toState: verdictState,
+        actor: "council",
+        data: { ...base, name: "verdict", verdict: judgement.verdict, reason: clean(judgement.rationale, 2000) },
+      },
+    );
+    let state: TaskState = verdictState;
+    let critique: Critique | null = null;
+    if (redispatch) {
+      critique = critiqueFrom(end.number, judgement);
+      state = "queued";
+      out.events.push({
+        taskId: end.taskId,
+        type: "state_changed",
+        fromState: "changes_requested",
+        toState: "queued",
+        actor,
+        data: {
+          ...base,
+          name: "retry",
+          automatic: true,
+          redispatch: row.redispatches + 1,
+          of: this.settings.maxAutoRedispatch,
+          findings: critique.findings.length,
+          reason: `Automatic re-dispatch ${row.redispatches + 1} of ${this.settings.maxAutoRedispatch} with the council's critique.`,
+        },
+      });
+    }
+    out.tasks.push({
+      id: end.taskId,
+      state,
+      reason: clean(judgement.rationale, 2000),
+      redispatches: row.redispatches + (redispatch ? 1 : 0),
+      failures: 0,
+      requeued: redispatch,
+      next_critique: critique,
+    });
+  }
+}
+
+export async function writeTasks(tx: Tx, tasks: TaskWrite[]): Promise<void> {
+  if (!tasks.length) return;
+  await tx.$executeRawUnsafe(
+    `UPDATE tasks t SET state = x.state::"TaskState", updated_at = now(), state_reason = x.reason,
+            redispatches = x.redispatches, failures = x.failures, next_critique = x.next_critique,
+            queued_at = CASE WHEN x.requeued THEN now() ELSE t.queued_at END
+       FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, state text, reason text, redispatches int, failures int,
+            requeued boolean, next_critique jsonb)
+      WHERE t.id = x.id`,
+    JSON.stringify(tasks),
+  );
+}
+
+export type { TaskWrite };

@@ -1,0 +1,91 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "../logger.js";
+import type { WorkerInput } from "../workers/config-workers.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+export interface ReferenceWorkerChild {
+  worker: WorkerInput;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the reference worker (`src/worker/main.ts`) as a child process on a free loopback port with
+ * a fresh token, and resolves with it as a configuration worker named `reference` once it listens.
+ */
+export function startReferenceWorkerChild(log: Logger, dataDir: string): Promise<ReferenceWorkerChild> {
+  const token = randomBytes(24).toString("base64url");
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/worker/main.ts")], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      WORKER_PORT: "0",
+      WORKER_HOST: "127.0.0.1",
+      WORKER_TOKEN: token,
+      WORKER_NAME: "reference",
+      WORKER_CAPABILITIES: "script",
+      WORKER_WORKSPACES_DIR: process.env.WORKER_WORKSPACES_DIR ?? path.join(dataDir, "workspaces"),
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  // A child left behind by an abrupt exit of ours would hold the port and run scripts unsupervised.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+
+  return new Promise((resolve, reject) => {
+    let started = false;
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`The reference worker did not start within 30 s. ${stderr}`));
+    }, 30_000);
+    child.once("exit", (code, signal) => {
+      process.removeListener("exit", killOnExit);
+      if (!started) {
+        clearTimeout(timer);
+        reject(new Error(`The reference worker exited (${signal ?? code}) before listening: ${stderr.trim()}`));
+      } else {
+        log.warn({ code, signal }, "the reference worker exited");
+      }
+    });
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on("line", (line) => {
+      // Its pino lines go to our output as they are: one stream of JSON logs for the operator.
+      process.stdout.write(`${line}\n`);
+      if (started) return;
+      let parsed: { url?: unknown } | null = null;
+      try {
+        parsed = JSON.parse(line) as { url?: unknown };
+      } catch {
+        return;
+      }
+      if (typeof parsed?.url !== "string") return;
+      started = true;
+      clearTimeout(timer);
+      resolve({
+        worker: {
+          name: "reference",
+          url: parsed.url,
+          capabilities: ["script"],
+          maxConcurrency: 4,
+          token,
+        },
+        async stop() {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          child.kill("SIGTERM");
+          const force = setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+          await exited;
+          clearTimeout(force);
+        },
+      });
+    });
+  });
+}
