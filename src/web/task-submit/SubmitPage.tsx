@@ -156,10 +156,12 @@ export default function SubmitPage() {
                 </select>
               )}
             </Field>
+          </div>
+          <div className="form-row form-row-half">
             <Field
               id="f-capability"
               label="Required capability"
-              hint="Lower case: a-z, 0-9, '.', '_', '-'"
+              hint="The workers that may take the task have it. Lower case: a-z, 0-9, '.', '_', '-'"
               errors={errs("capability")}
             >
               {(aria) => (
@@ -288,7 +290,7 @@ export default function SubmitPage() {
             {create.isPending ? "Submitting…" : "Submit task"}
           </button>
           <Link to="/tasks" className="btn">
-            Cancel
+            Discard
           </Link>
         </div>
       </form>
