@@ -13,6 +13,7 @@
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { performance } from "node:perf_hooks";
+import { pathToFileURL } from "node:url";
 import pino from "pino";
 import { type Database, openDatabase } from "../src/server/db/database.js";
 import { migrate } from "../src/server/db/migrate.js";
@@ -47,7 +48,7 @@ function positiveInt(name: string, fallback: number): number {
  * real data. Most tasks are finished (accepted), a few are live; created_at follows seq, one task
  * every 30 seconds back from now.
  */
-function seedSql(n: number): string {
+export function seedSql(n: number): string {
   const pick = (values: string[], salt: number) =>
     `(ARRAY[${values.map((v) => `'${v}'`).join(",")}])[1 + mod(abs(hashint4(g + ${salt})), ${values.length})]`;
   const states = [
@@ -361,7 +362,10 @@ async function main() {
   );
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+// Run when invoked as a script; importing it (to reuse the seed) runs nothing.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}
