@@ -107,7 +107,7 @@ describe.each(DATABASES)("execution end to end with the reference worker on %s",
       state: "canceled",
       cancelConfirmed: true,
       cancelReason: "not needed any more",
-      cancelRequestedBy: "local-operator",
+      cancelRequestedBy: "admin",
     });
     const t = await s.http.tasks.get.query({ id: created.id });
     expect(t.attempts[0]?.state).toBe("canceled");

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ExecuteRequest, ExecuteResult } from "../../src/shared/worker-protocol.js";
@@ -192,8 +193,14 @@ import { freshDatabase, type TestDatabase } from "./databases.js";
 import { silentLog } from "./services.js";
 
 /** Short timeouts and backoffs so fault tests run fast; none of them is asserted on. */
+/** The bootstrap admin's API token every execution test client signs in with. */
+export const ADMIN_TOKEN = "execution-tests-admin-token-0123456789abcdef";
+
 export const FAST_ENV: Record<string, string> = {
-  LOCAL_ACTOR_ROLE: "admin",
+  KEYSTORE: "env",
+  AGENCY_MASTER_KEY: randomBytes(32).toString("base64"),
+  AGENCY_ADMIN_PASSWORD: "execution-tests-password",
+  AGENCY_BOOTSTRAP_TOKEN: ADMIN_TOKEN,
   DISPATCH_INTERVAL_MS: "50",
   LEASE_MS: "3000",
   RECOVERY_INTERVAL_MS: "500",
@@ -209,7 +216,7 @@ export const FAST_ENV: Record<string, string> = {
   RETRY_POLICY: JSON.stringify({
     1: { tryTimeoutMs: 5000 },
     2: { attempts: 2, tries: 3, tryTimeoutMs: 5000 },
-    3: { attempts: 1, tries: 2, tryTimeoutMs: 400 },
+    3: { attempts: 1, tries: 2, tryTimeoutMs: 1000 },
   }),
 };
 
@@ -239,7 +246,15 @@ export async function startEngineApp(
     app,
     db,
     services,
-    http: createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: `${url}/trpc`, transformer: superjson })] }),
+    http: createTRPCClient<AppRouter>({
+      links: [
+        httpBatchLink({
+          url: `${url}/trpc`,
+          transformer: superjson,
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        }),
+      ],
+    }),
     async stop() {
       await app.close();
       await services.stop();

@@ -209,16 +209,14 @@ export class ExecutionEngine {
         );
         reason = `Every worker with "${capability}" has an open circuit breaker (${states.join(", ")}); waiting for one to recover.`;
       }
+      // Only rows whose reason changes (SQL's NULL <> x is not true, hence the explicit null case).
       await this.db.prisma.task.updateMany({
-        where: { state: "queued", capability, NOT: { waitingReason: reason } },
+        where:
+          reason === null
+            ? { state: "queued", capability, waitingReason: { not: null } }
+            : { state: "queued", capability, OR: [{ waitingReason: null }, { waitingReason: { not: reason } }] },
         data: { waitingReason: reason },
       });
-      if (reason === null) {
-        await this.db.prisma.task.updateMany({
-          where: { state: "queued", capability, waitingReason: { not: null } },
-          data: { waitingReason: null },
-        });
-      }
     }
   }
 

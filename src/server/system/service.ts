@@ -40,7 +40,8 @@ export class SystemService {
   /** Process, database and every worker with its breaker state; `degraded` when the database or all workers are. */
   async health() {
     const r = await this.readiness();
-    const workers = r.ready && this.workers ? await this.workers.list() : [];
+    // Listed whenever the database answers, even with a migration pending: that is when they matter.
+    const workers = this.workers ? await this.workers.list().catch(() => []) : [];
     const usable = workers.filter((w) => w.enabled && w.breaker.state === "closed" && w.health !== "down");
     const enabled = workers.filter((w) => w.enabled);
     const workersOk = enabled.length === 0 || usable.length > 0;
