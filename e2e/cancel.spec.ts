@@ -40,3 +40,23 @@ test("an unknown task id shows a not-found message", async ({ page }) => {
   await expect(page.getByRole("heading", { level: 1 })).toHaveText("Task not found");
   await expect(page.getByRole("alert")).toContainText("does not exist");
 });
+
+test("cancel from the list with a reason, then retry, as the state machine allows", async ({ page, server }) => {
+  const task = await createTask(server, { title: "Cancel me from the list" });
+  await page.goto("/tasks");
+  const row = page.getByRole("row").filter({ hasText: "Cancel me from the list" });
+  await expect(row).toContainText("Queued");
+  await expect(row.getByRole("button", { name: /^Retry/ })).toHaveCount(0);
+
+  await row.getByRole("button", { name: /^Cancel task/ }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Reason").fill("Wrong repository");
+  await dialog.getByRole("button", { name: "Cancel task", exact: true }).click();
+  await expect(row).toContainText("Canceled");
+  await expect(row.getByRole("button", { name: /^Cancel task/ })).toHaveCount(0);
+
+  await row.getByRole("button", { name: /^Retry/ }).click();
+  await expect(row).not.toContainText("Canceled");
+  const stored = await server.api.tasks.get.query({ id: task.id });
+  expect(stored.events.map((e) => e.toState)).toEqual(["queued", "canceling", "canceled", "queued"]);
+});

@@ -58,3 +58,17 @@ test("filters live in the URL, survive a reload, and can be saved as a view and 
   await expect(view).toHaveCount(0);
   expect(await server.api.views.list.query()).toEqual([]);
 });
+
+test("the list pages with Load more, without gaps or repeats", async ({ page, server }) => {
+  const titles = Array.from({ length: 57 }, (_, i) => `Paged task ${String(i + 1).padStart(2, "0")}`);
+  for (const title of titles) await createTask(server, { title });
+
+  await page.goto("/tasks?sort=created_asc");
+  const links = page.locator("tbody").getByRole("link");
+  await expect(links).toHaveCount(50);
+  await expect(page.getByText("50+ tasks")).toBeVisible();
+  await page.getByRole("button", { name: "Load more" }).click();
+  await expect(links).toHaveCount(57);
+  await expect(page.getByRole("button", { name: "Load more" })).toHaveCount(0);
+  expect(await links.allTextContents()).toEqual(titles);
+});
