@@ -77,7 +77,7 @@ describe.each(DATABASES)("HTTP and WebSocket API on %s", (kind) => {
   it("rejects an oversized body before parsing it", async () => {
     const res = await fetch(`${s.url}/trpc/tasks.create`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: `Bearer ${s.token}` },
       body: JSON.stringify({ json: { title: "big", description: "x".repeat(2 * 1024 * 1024) } }),
     });
     expect(res.status).toBe(413);

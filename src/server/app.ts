@@ -6,9 +6,10 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import sirv from "sirv";
 import { WebSocketServer } from "ws";
-import type { Actor } from "../shared/roles.js";
+import { requestContext } from "./auth/request.js";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
+import { handleProvenanceHttp } from "./provenance/http.js";
 import { appRouter } from "./router.js";
 import type { Services } from "./services.js";
 import type { Context } from "./trpc.js";
@@ -41,17 +42,29 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown) {
 }
 
 export function createApp({ config, log, services }: AppOptions): App {
-  const localActor: Actor = {
-    kind: "user",
-    id: config.LOCAL_ACTOR_ID,
-    name: config.LOCAL_ACTOR_ID,
-    role: config.LOCAL_ACTOR_ROLE,
+  // Every request and every WebSocket connection is resolved to an actor (or none): session cookie,
+  // bearer API token, or a token in the WebSocket's connectionParams. Roles are checked per procedure.
+  const createContext = async ({
+    req,
+    res,
+    info,
+  }: {
+    req: http.IncomingMessage;
+    res?: unknown;
+    info?: { connectionParams?: Record<string, string | undefined> | null };
+  }): Promise<Context> => {
+    const request = requestContext(
+      req,
+      res instanceof http.ServerResponse ? res : undefined,
+      info?.connectionParams ?? null,
+    );
+    return {
+      actor: await services.auth.resolveActor(request.credentials),
+      services,
+      clientAddress: req.socket.remoteAddress ?? null,
+      request,
+    };
   };
-  const createContext = ({ req }: { req: http.IncomingMessage }): Context => ({
-    actor: localActor,
-    services,
-    clientAddress: req.socket.remoteAddress ?? null,
-  });
 
   const trpcHandler = createHTTPHandler({
     router: appRouter,
@@ -82,6 +95,13 @@ export function createApp({ config, log, services }: AppOptions): App {
       return;
     }
     if (pathname === "/trpc" || pathname.startsWith("/trpc/")) return trpcHandler(req, res);
+    if (pathname.startsWith("/provenance/")) {
+      const handled = handleProvenanceHttp(req, res, {
+        provenance: services.provenance,
+        actorFor: (r) => services.auth.resolveActor(requestContext(r, undefined).credentials),
+      });
+      if (handled) return;
+    }
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     if (!web) {
       res.writeHead(404, { "Content-Type": "text/plain" });

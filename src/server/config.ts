@@ -1,6 +1,7 @@
 import path from "node:path";
 import { z } from "zod";
 import { ROLES } from "../shared/roles.js";
+import { trustEnvShape } from "./keystore/config.js";
 
 const flag = z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true");
 const ms = (min: number) =>
@@ -87,6 +88,8 @@ const envSchema = z.object({
   RETRY_MAX_DELAY_MS: ms(0).default(30_000),
   /** JSON object overriding parts of the retry policy table by risk tier, e.g. {"3":{"tries":1}}. */
   RETRY_POLICY: z.string().default(""),
+  /** Keystore, sign-in and provenance: see src/server/keystore/config.ts. */
+  ...trustEnvShape,
 });
 
 export interface TierPolicy {

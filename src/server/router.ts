@@ -1,3 +1,6 @@
+import { auditRouter } from "./audit/router.js";
+import { authRouter, tokensRouter, usersRouter } from "./auth/router.js";
+import { provenanceRouter } from "./provenance/router.js";
 import { systemRouter } from "./system/router.js";
 import { tasksRouter } from "./tasks/router.js";
 import { router } from "./trpc.js";
@@ -9,6 +12,11 @@ export const appRouter = router({
   tasks: tasksRouter,
   views: viewsRouter,
   workers: workersRouter,
+  auth: authRouter,
+  users: usersRouter,
+  tokens: tokensRouter,
+  audit: auditRouter,
+  provenance: provenanceRouter,
 });
 
 export type AppRouter = typeof appRouter;

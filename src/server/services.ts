@@ -1,3 +1,6 @@
+import type { AuditService } from "./audit/service.js";
+import type { AuthService } from "./auth/service.js";
+import { createTrustServices, type TrustServices } from "./auth/trust-services.js";
 import { type Config, loadConfig } from "./config.js";
 import type { Database } from "./db/database.js";
 import { TaskEventHub } from "./events/task-event-hub.js";
@@ -5,6 +8,7 @@ import { ExecutionEngine } from "./execution/engine.js";
 import { EventWriter } from "./execution/event-writer.js";
 import { WorkerClient } from "./execution/worker-client.js";
 import type { Logger } from "./logger.js";
+import type { ProvenanceService } from "./provenance/service.js";
 import { SystemService } from "./system/service.js";
 import { TaskService } from "./tasks/service.js";
 import { ViewService } from "./views/service.js";
@@ -20,6 +24,13 @@ export interface Services {
   system: SystemService;
   workers: WorkerService;
   execution: ExecutionEngine;
+  /** Audit trail: `record(tx, …)` inside the transaction of every change. */
+  audit: AuditService;
+  /** Provenance chain: `append(tx, …)` for every decision, before the task events. */
+  provenance: ProvenanceService;
+  auth: AuthService;
+  /** Keystore, sealed secrets (`secretBox.seal/open`), and the above. */
+  trust: TrustServices;
   /** Registers the configured workers (and `extra` ones) and starts dispatch, lease recovery and health polling. */
   start(extra?: WorkerInput[]): Promise<void>;
   /** Stops them, handing running attempts back to the queue. Does not close the database. */
@@ -27,6 +38,7 @@ export interface Services {
 }
 
 export async function createServices(db: Database, log: Logger, config: Config = loadConfig({})): Promise<Services> {
+  const trust = await createTrustServices(db, config, log);
   // On a Postgres server other processes may write too; poll for their events as well.
   const hub = new TaskEventHub(db, log, db.kind === "postgres" ? 1000 : 0);
   await hub.start();
@@ -82,6 +94,10 @@ export async function createServices(db: Database, log: Logger, config: Config =
     system: new SystemService(db, workerService),
     workers: workerService,
     execution,
+    audit: trust.audit,
+    provenance: trust.provenance,
+    auth: trust.auth,
+    trust,
     async start(extra = []) {
       await workerService.upsertConfigWorkers([...parseConfigWorkers(config.WORKERS), ...extra]);
       if (config.EXECUTION_ENABLED) await execution.start();

@@ -2,6 +2,7 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError } from "zod";
 import { type Actor, hasRole, type Role } from "../shared/roles.js";
+import type { RequestContext } from "./auth/request.js";
 import { DomainError } from "./errors.js";
 import type { Services } from "./services.js";
 
@@ -10,6 +11,8 @@ export interface Context {
   actor: Actor | null;
   services: Services;
   clientAddress: string | null;
+  /** Credentials, user agent and (over HTTP) the response cookie; absent for in-process callers. */
+  request?: RequestContext;
 }
 
 const t = initTRPC.context<Context>().create({

@@ -1,19 +1,22 @@
 import { z } from "zod";
 
+/** An unset variable and an empty one (as copied from .env.example) mean the same. */
+const optional = <T extends z.ZodType>(schema: T) => schema.optional().or(z.literal("").transform(() => undefined));
+
 /** Keystore, auth and provenance settings; spread into the server's environment schema. */
 export const trustEnvShape = {
   /** Where the master key comes from: `file` (DATA_DIR/master.key, created on first start) or `env`. */
   KEYSTORE: z.string().min(1).max(32).default("file"),
   /** Base64 of 32 random bytes, for KEYSTORE=env. */
-  AGENCY_MASTER_KEY: z.string().optional(),
+  AGENCY_MASTER_KEY: optional(z.string()),
   /** Comma-separated base64 master keys still accepted while `npm run keys:rotate` re-seals secrets. */
-  AGENCY_MASTER_KEY_PREVIOUS: z.string().optional(),
+  AGENCY_MASTER_KEY_PREVIOUS: optional(z.string()),
   /** Key file for KEYSTORE=file; defaults to DATA_DIR/master.key. */
-  KEYSTORE_FILE: z.string().optional(),
+  KEYSTORE_FILE: optional(z.string()),
   /** Password for the first admin; without it a one-time password is generated and printed once. */
-  AGENCY_ADMIN_PASSWORD: z.string().min(12, "AGENCY_ADMIN_PASSWORD needs at least 12 characters").max(256).optional(),
+  AGENCY_ADMIN_PASSWORD: optional(z.string().min(12, "AGENCY_ADMIN_PASSWORD needs at least 12 characters").max(256)),
   /** An API token for the first admin (automation, tests); at least 32 characters. */
-  AGENCY_BOOTSTRAP_TOKEN: z.string().min(32, "AGENCY_BOOTSTRAP_TOKEN needs at least 32 characters").max(256).optional(),
+  AGENCY_BOOTSTRAP_TOKEN: optional(z.string().min(32, "AGENCY_BOOTSTRAP_TOKEN needs at least 32 characters").max(256)),
   SESSION_TTL_HOURS: z.coerce
     .number()
     .min(0.01)

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import type { TrustConfig } from "./config.js";
@@ -17,15 +17,16 @@ export function keyFilePath(config: TrustConfig): string {
 }
 
 function writeKeyFile(file: string, content: KeyFile, exclusive: boolean): void {
-  const text = `${JSON.stringify(content)}\n`;
-  if (exclusive) {
-    writeFileSync(file, text, { mode: 0o600, flag: "wx" });
-    return;
+  // Written beside it and then linked or renamed into place, so no reader ever sees a half-written key file;
+  // `link` fails if the file exists, which settles a race between processes starting at once.
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(content)}\n`, { mode: 0o600, flag: "wx" });
+  try {
+    if (exclusive) linkSync(tmp, file);
+    else renameSync(tmp, file);
+  } finally {
+    if (exclusive) rmSync(tmp, { force: true });
   }
-  // Write beside it and rename, so a crash never leaves a half-written key file.
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600, flag: "wx" });
-  renameSync(tmp, file);
 }
 
 function readKeyFile(file: string): KeyFile {

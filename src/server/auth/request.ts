@@ -1,0 +1,48 @@
+import type http from "node:http";
+import type { ClientInfo } from "../audit/service.js";
+import type { Credentials } from "./service.js";
+
+/** What a procedure may need to know about the request beyond the actor: its credentials and the response's cookie. */
+export interface RequestContext {
+  credentials: Credentials;
+  userAgent: string | null;
+  /** The connection is HTTPS (directly or, by the proxy's word, before it): the session cookie gets `Secure`. */
+  secure: boolean;
+  /** Present over HTTP only; a WebSocket message cannot set a cookie. */
+  setCookie?: (cookie: string) => void;
+}
+
+export function requestContext(
+  req: http.IncomingMessage,
+  res: http.ServerResponse | undefined,
+  connectionParams?: Record<string, unknown> | null,
+): RequestContext {
+  const header = (name: string) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const secure =
+    (req.socket as { encrypted?: boolean }).encrypted === true ||
+    header("x-forwarded-proto")?.split(",")[0]?.trim() === "https";
+  return {
+    credentials: {
+      cookieHeader: header("cookie"),
+      authorizationHeader: header("authorization"),
+      connectionParams: connectionParams ?? null,
+    },
+    userAgent: header("user-agent")?.slice(0, 500) ?? null,
+    secure,
+    ...(res
+      ? {
+          setCookie: (cookie: string) => {
+            const prev = res.getHeader("Set-Cookie");
+            res.setHeader("Set-Cookie", [...(Array.isArray(prev) ? prev : prev ? [String(prev)] : []), cookie]);
+          },
+        }
+      : {}),
+  };
+}
+
+export function clientInfo(clientAddress: string | null, request: RequestContext | undefined): ClientInfo {
+  return { address: clientAddress, userAgent: request?.userAgent ?? null };
+}

@@ -1,0 +1,29 @@
+import { z } from "zod";
+import { publicProcedure, router, viewerProcedure } from "../trpc.js";
+
+export const provenanceRouter = router({
+  /** Checks the whole chain: hashes, links, signatures; names the first bad record. */
+  verify: viewerProcedure.query(({ ctx }) => ctx.services.provenance.verify()),
+  list: viewerProcedure
+    .input(
+      z.object({
+        taskId: z.string().min(1).max(64).optional(),
+        cursor: z
+          .string()
+          .regex(/^\d{1,19}$/, "cursor must be the nextCursor of a previous page")
+          .optional(),
+        limit: z.number().int().min(1).max(200).default(50),
+      }),
+    )
+    .query(({ ctx, input }) =>
+      ctx.services.provenance.list({
+        limit: input.limit,
+        ...(input.taskId ? { taskId: input.taskId } : {}),
+        ...(input.cursor ? { afterSeq: input.cursor } : {}),
+      }),
+    ),
+  publicKey: publicProcedure.query(({ ctx }) => ({
+    keyId: ctx.services.provenance.keyId,
+    pem: ctx.services.provenance.publicKeyPem,
+  })),
+});

@@ -1,0 +1,252 @@
+import { createTRPCUntypedClient, createWSClient, httpLink, TRPCClientError, wsLink } from "@trpc/client";
+import superjson from "superjson";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { appRouter } from "../src/server/router.js";
+import { hasRole, type Role } from "../src/shared/roles.js";
+import { DATABASES } from "./helpers/databases.js";
+import { type RunningApp, startApp, tokenFor } from "./helpers/server.js";
+
+type Need = "public" | Role;
+/** Every procedure and the role it needs. A new procedure fails this test until it is listed here. */
+const NEEDS: Record<string, Need> = {
+  "system.health": "public",
+  "system.whoami": "viewer",
+  "tasks.create": "operator",
+  "tasks.list": "viewer",
+  "tasks.get": "viewer",
+  "tasks.count": "viewer",
+  "tasks.cancel": "operator",
+  "tasks.retry": "operator",
+  "tasks.cancelMany": "operator",
+  "tasks.retryMany": "operator",
+  "tasks.onEvent": "viewer",
+  "views.list": "viewer",
+  "views.save": "viewer",
+  "views.delete": "viewer",
+  "workers.list": "viewer",
+  "workers.get": "viewer",
+  "workers.register": "admin",
+  "workers.update": "admin",
+  "workers.remove": "admin",
+  "workers.trip": "admin",
+  "workers.reset": "admin",
+  "auth.signIn": "public",
+  "auth.signOut": "public",
+  "auth.me": "public",
+  "auth.changePassword": "viewer",
+  "users.list": "admin",
+  "users.create": "admin",
+  "users.update": "admin",
+  "users.disable": "admin",
+  "tokens.list": "viewer",
+  "tokens.create": "viewer",
+  "tokens.revoke": "viewer",
+  "audit.list": "viewer",
+  "provenance.verify": "viewer",
+  "provenance.list": "viewer",
+  "provenance.publicKey": "public",
+};
+const procedures = Object.entries(
+  appRouter._def.procedures as unknown as Record<string, { _def: { type: string } }>,
+).map(([path, p]) => ({ path, type: p._def.type as "query" | "mutation" | "subscription" }));
+type Untyped = ReturnType<typeof createTRPCUntypedClient>;
+const CALLERS = ["anonymous", "viewer", "operator", "admin"] as const;
+
+/** "allowed" past the role check (the call may still fail on its input), or the refusal code. */
+async function outcome(client: Untyped, path: string, type: "query" | "mutation" | "subscription"): Promise<string> {
+  // An input no procedure accepts keeps allowed calls from changing anything where the procedure takes input.
+  const input = { __roleMatrixProbe: true, id: "not-a-uuid" };
+  if (type === "subscription") {
+    return new Promise((resolve) => {
+      const sub = client.subscription(
+        path,
+        {},
+        {
+          onStarted: () => {
+            sub.unsubscribe();
+            resolve("allowed");
+          },
+          onError: (err) => resolve(refusal(err)),
+        },
+      );
+    });
+  }
+  try {
+    await (type === "query" ? client.query(path, input) : client.mutation(path, input));
+    return "allowed";
+  } catch (err) {
+    return refusal(err);
+  }
+}
+function refusal(err: unknown): string {
+  const code = err instanceof TRPCClientError ? (err.data as { code?: string } | undefined)?.code : undefined;
+  return code === "UNAUTHORIZED" || code === "FORBIDDEN" ? code : "allowed";
+}
+const expected = (need: Need, caller: (typeof CALLERS)[number]) =>
+  need === "public"
+    ? "allowed"
+    : caller === "anonymous"
+      ? "UNAUTHORIZED"
+      : hasRole(caller, need)
+        ? "allowed"
+        : "FORBIDDEN";
+
+describe.each(DATABASES)("sign-in and roles over HTTP and WebSocket on %s", (kind) => {
+  let s: RunningApp;
+  const tokens: Record<(typeof CALLERS)[number], string | null> = {
+    anonymous: null,
+    viewer: "",
+    operator: "",
+    admin: "",
+  };
+  beforeAll(async () => {
+    s = await startApp(kind, { LOCAL_ACTOR_ID: "matrix-admin", LOCAL_ACTOR_ROLE: "admin" });
+    tokens.admin = s.token;
+    tokens.viewer = await tokenFor(s.services, "matrix-viewer", "viewer");
+    tokens.operator = await tokenFor(s.services, "matrix-operator", "operator");
+  });
+  afterAll(() => s.stop());
+
+  it("lists every procedure in the role matrix", () => {
+    expect(procedures.map((p) => p.path).sort()).toEqual(Object.keys(NEEDS).sort());
+  });
+
+  it("enforces each procedure's role over HTTP", async () => {
+    const rows: string[] = [];
+    const want: string[] = [];
+    for (const caller of CALLERS) {
+      const t = tokens[caller];
+      const client = createTRPCUntypedClient({
+        links: [
+          httpLink({
+            url: `${s.url}/trpc`,
+            transformer: superjson,
+            headers: () => (t ? { Authorization: `Bearer ${t}` } : {}),
+          }),
+        ],
+      });
+      for (const p of procedures.filter((x) => x.type !== "subscription")) {
+        rows.push(`${caller} ${p.path} ${await outcome(client, p.path, p.type)}`);
+        want.push(`${caller} ${p.path} ${expected(NEEDS[p.path] as Need, caller)}`);
+      }
+    }
+    expect(rows).toEqual(want);
+  });
+
+  it("enforces each procedure's role over WebSocket (connectionParams token)", async () => {
+    const rows: string[] = [];
+    const want: string[] = [];
+    for (const caller of CALLERS) {
+      const t = tokens[caller];
+      const ws = createWSClient({
+        url: `${s.url.replace("http", "ws")}/trpc`,
+        WebSocket: WebSocket as never,
+        ...(t ? { connectionParams: { token: t } } : {}),
+      });
+      const client = createTRPCUntypedClient({ links: [wsLink({ client: ws, transformer: superjson })] });
+      for (const p of procedures.filter((x) => x.path !== "auth.signIn")) {
+        rows.push(`${caller} ${p.path} ${await outcome(client, p.path, p.type)}`);
+        want.push(`${caller} ${p.path} ${expected(NEEDS[p.path] as Need, caller)}`);
+      }
+      await ws.close();
+    }
+    expect(rows).toEqual(want);
+  });
+
+  it("a wrong or revoked token is anonymous", async () => {
+    const t = await tokenFor(s.services, "matrix-viewer", "viewer");
+    expect(await s.httpAs(t).system.whoami.query()).toMatchObject({
+      kind: "token",
+      id: "matrix-viewer",
+      role: "viewer",
+    });
+    const [row] = (
+      await s.services.auth.listTokens({ actor: { kind: "user", id: "matrix-admin", name: "a", role: "admin" } }, true)
+    )
+      .filter((x) => x.username === "matrix-viewer")
+      .slice(0, 1);
+    await s.httpAs(s.token).tokens.revoke.mutate({ id: row!.id });
+    await expect(s.httpAs(`${t}x`).system.whoami.query()).rejects.toMatchObject({ data: { code: "UNAUTHORIZED" } });
+    const revoked = (await s.httpAs(s.token).tokens.list.query({ all: true })).find((x) => x.id === row!.id);
+    expect(revoked?.revokedAt).toBeInstanceOf(Date);
+  });
+
+  it("signs in with a session cookie (HttpOnly, SameSite=Strict, Secure behind HTTPS) and signs out", async () => {
+    await s
+      .httpAs(s.token)
+      .users.create.mutate({ username: "cookie-user", role: "operator", password: "cookie password 1" });
+    const signIn = (headers: Record<string, string> = {}) =>
+      fetch(`${s.url}/trpc/auth.signIn`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ json: { username: "Cookie-User", password: "cookie password 1" } }),
+      });
+    const res = await signIn();
+    expect(res.status).toBe(200);
+    const setCookie = res.headers.get("set-cookie") ?? "";
+    expect(setCookie).toMatch(/^agency_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
+    const session = /agency_session=([^;]+)/.exec(setCookie)?.[1] as string;
+    expect(await res.text()).not.toContain(session);
+    expect((await signIn({ "x-forwarded-proto": "https" })).headers.get("set-cookie")).toMatch(/; Secure$/);
+
+    const call = (path: string, init: RequestInit = {}) =>
+      fetch(`${s.url}/trpc/${path}`, { ...init, headers: { cookie: `agency_session=${session}`, ...init.headers } });
+    const me = await (await call("auth.me")).json();
+    expect(me.result.data.json).toMatchObject({ via: "session", user: { username: "cookie-user", role: "operator" } });
+    expect((await call("system.whoami")).status).toBe(200);
+    expect((await call("users.list")).status).toBe(403);
+
+    const out = await call("auth.signOut", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(out.headers.get("set-cookie")).toMatch(/^agency_session=; .*Max-Age=0/);
+    expect((await call("system.whoami")).status).toBe(401);
+    const audit = await s.httpAs(s.token).audit.list.query({ actorId: "cookie-user" });
+    expect(audit.items.map((e) => e.action)).toEqual(["auth.sign_out", "auth.sign_in", "auth.sign_in"]);
+  });
+
+  it("refuses sign-in over WebSocket and wrong passwords, and rate-limits them", async () => {
+    const { client, close } = s.wsAs(null);
+    await expect(
+      client.auth.signIn.mutate({ username: "cookie-user", password: "cookie password 1" }),
+    ).rejects.toMatchObject({
+      data: { code: "BAD_REQUEST" },
+    });
+    await close();
+    const anon = s.httpAs(null);
+    for (let i = 0; i < 5; i++) {
+      await expect(anon.auth.signIn.mutate({ username: "cookie-user", password: "wrong" })).rejects.toMatchObject({
+        data: { code: "UNAUTHORIZED" },
+      });
+    }
+    await expect(
+      anon.auth.signIn.mutate({ username: "cookie-user", password: "cookie password 1" }),
+    ).rejects.toMatchObject({
+      data: { code: "TOO_MANY_REQUESTS" },
+    });
+    await expect(
+      anon.users.create.mutate({ username: "x1", role: "admin", password: "long enough pw" }),
+    ).rejects.toMatchObject({
+      data: { code: "UNAUTHORIZED" },
+    });
+  });
+
+  it("publishes the provenance key, exports the chain to admins, and verifies it", async () => {
+    const pem = await (await fetch(`${s.url}/provenance/public-key`)).text();
+    expect(pem).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    expect((await s.httpAs(null).provenance.publicKey.query()).pem).toBe(pem);
+    await s.services.provenance.appendNow({ kind: "task.created", taskId: "t-1", payload: { title: "x" } });
+    expect((await fetch(`${s.url}/provenance/export.jsonl`)).status).toBe(401);
+    const viewer = await tokenFor(s.services, "export-viewer", "viewer");
+    expect(
+      (await fetch(`${s.url}/provenance/export.jsonl`, { headers: { authorization: `Bearer ${viewer}` } })).status,
+    ).toBe(403);
+    const exp = await fetch(`${s.url}/provenance/export.jsonl`, { headers: { authorization: `Bearer ${s.token}` } });
+    expect(exp.status).toBe(200);
+    expect((await exp.text()).trim().split("\n").length).toBeGreaterThanOrEqual(1);
+    expect(await s.httpAs(viewer).provenance.verify.query()).toMatchObject({ ok: true, firstBad: null });
+  });
+});
