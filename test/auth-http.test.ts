@@ -234,6 +234,68 @@ describe.each(DATABASES)("sign-in and roles over HTTP and WebSocket on %s", (kin
     });
   });
 
+  it("closes a WebSocket's live streams when its token is revoked or its session signs out", async () => {
+    const token = await tokenFor(s.services, "stream-viewer", "viewer");
+    const errors: string[] = [];
+    const { client, close } = s.wsAs(token);
+    const sub = client.tasks.onEvent.subscribe({}, { onError: (e) => errors.push(String(e.data?.code)) });
+    await expect.poll(() => s.services.hub.subscriberCount).toBeGreaterThan(0);
+    const before = s.services.hub.subscriberCount;
+    const mine = (await s.httpAs(token).tokens.list.query({})).find((t) => t.username === "stream-viewer");
+    await s.httpAs(token).tokens.revoke.mutate({ id: mine!.id });
+    // the socket is closed; the client reconnects without valid credentials and is refused
+    await expect.poll(() => errors).toContain("UNAUTHORIZED");
+    expect(s.services.hub.subscriberCount).toBeLessThan(before);
+    sub.unsubscribe();
+    await close();
+
+    await s
+      .httpAs(s.token)
+      .users.create.mutate({ username: "stream-op", role: "operator", password: "stream password 1" });
+    const signIn = await fetch(`${s.url}/trpc/auth.signIn`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ json: { username: "stream-op", password: "stream password 1" } }),
+    });
+    const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    class CookieSocket extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols, { headers: { cookie } });
+      }
+    }
+    const ws = createWSClient({ url: `${s.url.replace("http", "ws")}/trpc`, WebSocket: CookieSocket as never });
+    const cookieClient = createTRPCUntypedClient({ links: [wsLink({ client: ws, transformer: superjson })] });
+    expect(await cookieClient.query("system.whoami")).toMatchObject({ kind: "user", id: "stream-op" });
+    const sessionErrors: string[] = [];
+    const sub2 = cookieClient.subscription("tasks.onEvent", {}, { onError: (e) => sessionErrors.push(refusal(e)) });
+    await fetch(`${s.url}/trpc/auth.signOut`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie },
+      body: "{}",
+    });
+    await expect.poll(() => sessionErrors).toContain("UNAUTHORIZED");
+    sub2.unsubscribe();
+    await ws.close();
+  });
+
+  it("takes mutations only as JSON, so a cross-site form cannot post one with the cookie", async () => {
+    const res = await fetch(`${s.url}/trpc/auth.signIn`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ json: { username: "stream-op", password: "stream password 1" } }),
+    });
+    const cookie = (res.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    for (const type of ["text/plain", "application/x-www-form-urlencoded"]) {
+      const r = await fetch(`${s.url}/trpc/tasks.create`, {
+        method: "POST",
+        headers: { "content-type": type, cookie },
+        body: JSON.stringify({ json: { title: "forged" } }),
+      });
+      expect(r.status).toBe(415);
+    }
+    expect((await s.httpAs(s.token).tasks.list.query({ filter: { text: "forged" } })).items).toEqual([]);
+  });
+
   it("publishes the provenance key, exports the chain to admins, and verifies it", async () => {
     const pem = await (await fetch(`${s.url}/provenance/public-key`)).text();
     expect(pem).toMatch(/^-----BEGIN PUBLIC KEY-----/);

@@ -5,8 +5,9 @@ import type { Duplex } from "node:stream";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import sirv from "sirv";
-import { WebSocketServer } from "ws";
+import { WebSocket, WebSocketServer } from "ws";
 import { requestContext } from "./auth/request.js";
+import { SocketGuard } from "./auth/socket-guard.js";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 import { handleProvenanceHttp } from "./provenance/http.js";
@@ -42,6 +43,7 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown) {
 }
 
 export function createApp({ config, log, services }: AppOptions): App {
+  const socketGuard = new SocketGuard(services.auth);
   // Every request and every WebSocket connection is resolved to an actor (or none): session cookie,
   // bearer API token, or a token in the WebSocket's connectionParams. Roles are checked per procedure.
   const createContext = async ({
@@ -58,8 +60,10 @@ export function createApp({ config, log, services }: AppOptions): App {
       res instanceof http.ServerResponse ? res : undefined,
       info?.connectionParams ?? null,
     );
+    const actor = await services.auth.resolveActor(request.credentials);
+    if (actor && res instanceof WebSocket) socketGuard.watch(res, request.credentials);
     return {
-      actor: await services.auth.resolveActor(request.credentials),
+      actor,
       services,
       clientAddress: req.socket.remoteAddress ?? null,
       request,
@@ -133,6 +137,7 @@ export function createApp({ config, log, services }: AppOptions): App {
       web = middleware;
     },
     async close() {
+      socketGuard.stop();
       wsHandler.broadcastReconnectNotification();
       services.hub.stop();
       await new Promise<void>((resolve) => {

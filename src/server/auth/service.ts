@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
 import { TRPCError } from "@trpc/server";
 import type { z } from "zod";
 import type { ApiTokenDto, MeDto, UserDto, userCreateInputSchema, userUpdateInputSchema } from "../../shared/auth.js";
@@ -78,6 +79,9 @@ const userActor = (u: User): Actor => ({ kind: "user", id: u.username, name: u.d
 const badCredentials = () => new TRPCError({ code: "UNAUTHORIZED", message: "Wrong username or password." });
 
 export class AuthService {
+  /** Emits "credentials-changed" after a sign-out, a token revocation or a user change, so live sockets are re-checked. */
+  readonly changes = new EventEmitter();
+
   constructor(
     private readonly db: Database,
     private readonly audit: AuditService,
@@ -307,6 +311,7 @@ export class AuthService {
         });
       }
     });
+    this.changes.emit("credentials-changed");
   }
 
   async changePassword(caller: Caller, currentPassword: string, newPassword: string): Promise<void> {
@@ -364,7 +369,7 @@ export class AuthService {
 
   async updateUser(caller: Caller, input: z.output<typeof userUpdateInputSchema>): Promise<UserDto> {
     const passwordHash = input.password ? await hashPassword(input.password) : undefined;
-    return this.db.prisma.$transaction(async (tx) => {
+    const result = await this.db.prisma.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY}::bigint)`;
       const before = await tx.user.findUnique({ where: { id: input.id } });
       if (!before) throw notFound("User", input.id);
@@ -402,6 +407,8 @@ export class AuthService {
       });
       return toUserDto(after);
     });
+    this.changes.emit("credentials-changed");
+    return result;
   }
 
   disableUser(caller: Caller, id: string): Promise<UserDto> {
@@ -457,7 +464,7 @@ export class AuthService {
   }
 
   async revokeToken(caller: Caller, id: string): Promise<ApiTokenDto> {
-    return this.db.prisma.$transaction(async (tx) => {
+    const result = await this.db.prisma.$transaction(async (tx) => {
       const row = await tx.apiToken.findUnique({ where: { id }, include: { user: { select: { username: true } } } });
       // Someone else's token is "not found" to a non-admin: its existence is not theirs to learn.
       if (!row || (row.user.username !== caller.actor.id && caller.actor.role !== "admin"))
@@ -478,5 +485,7 @@ export class AuthService {
       });
       return toTokenDto(after);
     });
+    this.changes.emit("credentials-changed");
+    return result;
   }
 }

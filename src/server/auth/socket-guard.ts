@@ -1,0 +1,57 @@
+import type { WebSocket } from "ws";
+import type { AuthService, Credentials } from "./service.js";
+
+/** Close code a client sees when its session ended or its token was revoked; it reconnects as anonymous. */
+export const CREDENTIALS_ENDED_CLOSE_CODE = 4401;
+
+/**
+ * A WebSocket's actor is resolved once, when it connects; this closes the socket (and so its
+ * subscriptions) as soon as its credentials stop resolving: at once for a sign-out, revocation or user
+ * change in this process, and within `recheckMs` for one made by another process.
+ */
+export class SocketGuard {
+  private readonly sockets = new Map<WebSocket, Credentials>();
+  private readonly timer: NodeJS.Timeout;
+  private readonly onChange = () => void this.recheck();
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly auth: AuthService,
+    recheckMs = 15_000,
+  ) {
+    auth.changes.on("credentials-changed", this.onChange);
+    this.timer = setInterval(this.onChange, recheckMs);
+    this.timer.unref();
+  }
+
+  watch(ws: WebSocket, credentials: Credentials): void {
+    this.sockets.set(ws, credentials);
+    ws.once("close", () => this.sockets.delete(ws));
+  }
+
+  get watched(): number {
+    return this.sockets.size;
+  }
+
+  /** Re-resolves every watched socket; one pass at a time, and a change during a pass runs another. */
+  recheck(): Promise<void> {
+    const pass = (this.running ?? Promise.resolve()).then(async () => {
+      for (const [ws, creds] of [...this.sockets]) {
+        const actor = await this.auth.resolveActor(creds).catch(() => undefined);
+        // undefined: the database did not answer; keep the socket rather than drop everyone on a blip.
+        if (actor === null) {
+          this.sockets.delete(ws);
+          ws.close(CREDENTIALS_ENDED_CLOSE_CODE, "Signed out, or the credentials were revoked");
+        }
+      }
+    });
+    this.running = pass;
+    return pass;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.auth.changes.off("credentials-changed", this.onChange);
+    this.sockets.clear();
+  }
+}
