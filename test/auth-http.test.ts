@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { createTRPCUntypedClient, createWSClient, httpLink, TRPCClientError, wsLink } from "@trpc/client";
 import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -278,6 +281,24 @@ describe.each(DATABASES)("sign-in and roles over HTTP and WebSocket on %s", (kin
     await ws.close();
   });
 
+  it("a changed role closes the user's live socket, which comes back with the new role", async () => {
+    const admin = s.httpAs(s.token);
+    const u = await admin.users.create.mutate({
+      username: "demoted",
+      role: "operator",
+      password: "demoted password 1",
+    });
+    const token = await tokenFor(s.services, "demoted", "operator");
+    const { client, close } = s.wsAs(token);
+    expect(await client.system.whoami.query()).toMatchObject({ role: "operator" });
+    await admin.users.update.mutate({ id: u.id, role: "viewer" });
+    await expect.poll(() => client.system.whoami.query().then((a) => a?.role)).toBe("viewer");
+    await expect(client.tasks.create.mutate({ title: "not any more" })).rejects.toMatchObject({
+      data: { code: "FORBIDDEN" },
+    });
+    await close();
+  });
+
   it("takes mutations only as JSON, so a cross-site form cannot post one with the cookie", async () => {
     const res = await fetch(`${s.url}/trpc/auth.signIn`, {
       method: "POST",
@@ -310,5 +331,26 @@ describe.each(DATABASES)("sign-in and roles over HTTP and WebSocket on %s", (kin
     expect(exp.status).toBe(200);
     expect((await exp.text()).trim().split("\n").length).toBeGreaterThanOrEqual(1);
     expect(await s.httpAs(viewer).provenance.verify.query()).toMatchObject({ ok: true, firstBad: null });
+  });
+});
+
+describe("console security headers", () => {
+  it("serve the console with a CSP that allows no inline script and no framing", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "agency-web-"));
+    writeFileSync(path.join(dir, "index.html"), "<!doctype html><title>x</title>");
+    const s = await startApp("pglite", { WEB_DIST_DIR: dir });
+    try {
+      const res = await fetch(`${s.url}/tasks`);
+      expect(res.status).toBe(200);
+      const csp = res.headers.get("content-security-policy") ?? "";
+      expect(csp).toContain("script-src 'self';");
+      expect(csp).not.toMatch(/script-src[^;]*unsafe-inline/);
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+    } finally {
+      await s.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -37,6 +37,12 @@ const SECURITY_HEADERS: Record<string, string> = {
   "X-Frame-Options": "DENY",
 };
 
+// Scripts only from our own origin (no inline script), no framing, no plugins. Not sent in DEV, where
+// Vite injects an inline preamble for hot reload.
+const CONSOLE_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+  "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 function sendJson(res: http.ServerResponse, status: number, body: unknown) {
   res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store" });
   res.end(JSON.stringify(body));
@@ -61,7 +67,7 @@ export function createApp({ config, log, services }: AppOptions): App {
       info?.connectionParams ?? null,
     );
     const actor = await services.auth.resolveActor(request.credentials);
-    if (actor && res instanceof WebSocket) socketGuard.watch(res, request.credentials);
+    if (actor && res instanceof WebSocket) socketGuard.watch(res, request.credentials, actor);
     return {
       actor,
       services,
@@ -107,6 +113,7 @@ export function createApp({ config, log, services }: AppOptions): App {
       if (handled) return;
     }
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+    if (!config.DEV) res.setHeader("Content-Security-Policy", CONSOLE_CSP);
     if (!web) {
       res.writeHead(404, { "Content-Type": "text/plain" });
       res.end("The console is not built. Run `npm run build` (or `npm start`).\n");

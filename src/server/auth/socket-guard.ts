@@ -1,4 +1,5 @@
 import type { WebSocket } from "ws";
+import type { Actor } from "../../shared/roles.js";
 import type { AuthService, Credentials } from "./service.js";
 
 /** Close code a client sees when its session ended or its token was revoked; it reconnects as anonymous. */
@@ -10,7 +11,7 @@ export const CREDENTIALS_ENDED_CLOSE_CODE = 4401;
  * change in this process, and within `recheckMs` for one made by another process.
  */
 export class SocketGuard {
-  private readonly sockets = new Map<WebSocket, Credentials>();
+  private readonly sockets = new Map<WebSocket, { credentials: Credentials; actor: Actor }>();
   private readonly timer: NodeJS.Timeout;
   private readonly onChange = () => void this.recheck();
   private running: Promise<void> | null = null;
@@ -24,8 +25,9 @@ export class SocketGuard {
     this.timer.unref();
   }
 
-  watch(ws: WebSocket, credentials: Credentials): void {
-    this.sockets.set(ws, credentials);
+  /** `actor` is what the connection was resolved to; a changed role also closes it, so it reconnects with the new one. */
+  watch(ws: WebSocket, credentials: Credentials, actor: Actor): void {
+    this.sockets.set(ws, { credentials, actor });
     ws.once("close", () => this.sockets.delete(ws));
   }
 
@@ -36,12 +38,12 @@ export class SocketGuard {
   /** Re-resolves every watched socket; one pass at a time, and a change during a pass runs another. */
   recheck(): Promise<void> {
     const pass = (this.running ?? Promise.resolve()).then(async () => {
-      for (const [ws, creds] of [...this.sockets]) {
-        const actor = await this.auth.resolveActor(creds).catch(() => undefined);
+      for (const [ws, watched] of [...this.sockets]) {
+        const actor = await this.auth.resolveActor(watched.credentials).catch(() => undefined);
         // undefined: the database did not answer; keep the socket rather than drop everyone on a blip.
-        if (actor === null) {
+        if (actor === null || (actor && actor.role !== watched.actor.role)) {
           this.sockets.delete(ws);
-          ws.close(CREDENTIALS_ENDED_CLOSE_CODE, "Signed out, or the credentials were revoked");
+          ws.close(CREDENTIALS_ENDED_CLOSE_CODE, "Signed out, or the credentials or role changed");
         }
       }
     });
