@@ -1,4 +1,4 @@
-import { expect, test } from "./fixtures.js";
+import { expect, signIn, test } from "./fixtures.js";
 import { createTask, expectLive, NO_WORKER, taskRow } from "./helpers.js";
 
 test("a second page sees a task created by the first appear, and its state change, without reloading", async ({
@@ -7,6 +7,7 @@ test("a second page sees a task created by the first appear, and its state chang
   server,
 }) => {
   const watcherContext = await browser.newContext({ baseURL: server.url });
+  await signIn(watcherContext, server);
   const watcher = await watcherContext.newPage();
   try {
     await watcher.goto("/tasks");

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -33,13 +34,23 @@ export class ServerProcess {
   readonly url: string;
   readonly api: ReturnType<typeof createTRPCClient<AppRouter>>;
 
+  /** The first admin's credentials, fixed for this data directory so they survive restarts. */
+  readonly admin = { username: "admin", password: randomBytes(18).toString("base64url") };
+  private readonly apiToken = randomBytes(32).toString("hex");
+
   private constructor(
     readonly port: number,
     readonly dataDir: string,
   ) {
     this.url = `http://127.0.0.1:${port}`;
     this.api = createTRPCClient<AppRouter>({
-      links: [httpBatchLink({ url: `${this.url}/trpc`, transformer: superjson })],
+      links: [
+        httpBatchLink({
+          url: `${this.url}/trpc`,
+          transformer: superjson,
+          headers: () => ({ authorization: `Bearer ${this.apiToken}` }),
+        }),
+      ],
     });
   }
 
@@ -69,6 +80,9 @@ export class ServerProcess {
         DATABASE_URL: "",
         LOG_LEVEL: "warn",
         DEV: "0",
+        // With sign-in on, the first start makes this admin and gives it this API token for `api`.
+        AGENCY_ADMIN_PASSWORD: this.admin.password,
+        AGENCY_BOOTSTRAP_TOKEN: this.apiToken,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

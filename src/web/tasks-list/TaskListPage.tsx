@@ -13,17 +13,32 @@ const PAGE_SIZE = 50;
 /** Bursts of events (a bulk change) become one refetch. */
 const LIVE_REFRESH_MS = 250;
 
-/** Refetches the list whenever any task event arrives, so tasks created or changed anywhere show up. */
-function useLiveTaskList() {
+/**
+ * Refetches the list whenever any task event arrives, so tasks created or changed anywhere show up.
+ * A refetch would cancel a "Load more" in flight and drop that page, so it waits for the page instead.
+ */
+function useLiveTaskList(fetchingNextPage: boolean) {
   const utils = trpc.useUtils();
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const busy = useRef(fetchingNextPage);
+  const deferred = useRef(false);
+  busy.current = fetchingNextPage;
+
   const refresh = useCallback(() => {
     if (timer.current) return;
     timer.current = setTimeout(() => {
       timer.current = null;
-      void utils.tasks.list.invalidate();
+      if (busy.current) deferred.current = true;
+      else void utils.tasks.list.invalidate();
     }, LIVE_REFRESH_MS);
   }, [utils]);
+
+  useEffect(() => {
+    if (!fetchingNextPage && deferred.current) {
+      deferred.current = false;
+      void utils.tasks.list.invalidate();
+    }
+  }, [fetchingNextPage, utils]);
   useEffect(
     () => () => {
       if (timer.current) clearTimeout(timer.current);
@@ -60,7 +75,7 @@ export default function TaskListPage() {
       placeholderData: keepPreviousData,
     },
   );
-  const live = useLiveTaskList();
+  const live = useLiveTaskList(list.isFetchingNextPage);
   const tasks = useMemo(() => list.data?.pages.flatMap((p) => p.items) ?? [], [list.data]);
   const filtered = isFiltered(urlFilter);
 
@@ -131,7 +146,8 @@ export default function TaskListPage() {
               <button
                 type="button"
                 className="btn"
-                disabled={list.isFetchingNextPage}
+                // Fetching the next page while the loaded ones are refetched would drop one of the two.
+                disabled={list.isFetching}
                 onClick={() => void list.fetchNextPage()}
               >
                 {list.isFetchingNextPage ? "Loading…" : "Load more"}
