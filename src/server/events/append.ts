@@ -1,7 +1,7 @@
 import type { Prisma, TaskEvent } from "../db/generated/client.js";
 
 /** One lock for the whole event log: events commit in the order their `seq` was drawn. */
-const EVENT_LOG_LOCK_KEY = 72_707_370;
+export const EVENT_LOG_LOCK_KEY = 72_707_370;
 
 export type Tx = Prisma.TransactionClient;
 

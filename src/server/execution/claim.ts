@@ -1,7 +1,7 @@
 import type { TaskSpec } from "../../shared/task-spec.js";
 import type { Critique } from "../../shared/worker-protocol.js";
 import type { Database } from "../db/database.js";
-import { appendTaskEvents } from "../events/append.js";
+import { EVENT_LOG_LOCK_KEY } from "../events/append.js";
 
 export interface ClaimedAttempt {
   attemptId: string;
@@ -74,23 +74,27 @@ export async function claimForWorker(
       owner,
       leaseMs,
     );
-    await appendTaskEvents(
-      tx,
-      claimed.map((r) => ({
-        taskId: r.task_id,
-        type: "state_changed",
-        fromState: "queued",
-        toState: "running",
-        actor: "system",
-        data: {
-          name: "dispatch",
-          attempt: r.number,
-          worker: worker.name,
-          workerId: worker.id,
-          ...(r.critique ? { critiqueFrom: r.critique.fromAttempt } : {}),
-        },
-      })),
-    );
+    if (claimed.length) {
+      // One statement for the events too; the event-log lock is taken after the row locks above,
+      // as every other writer does, so lock order is the same everywhere.
+      await tx.$executeRawUnsafe(
+        `WITH lock AS (SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint))
+         INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
+         SELECT x.task_id, 'state_changed', 'queued', 'running', 'system',
+                jsonb_build_object('name', 'dispatch', 'attempt', x.number, 'worker', $2::text, 'workerId', $3::text)
+                || CASE WHEN x.critique_from IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('critiqueFrom', x.critique_from) END
+           FROM lock, jsonb_to_recordset($1::jsonb) AS x(task_id uuid, number int, critique_from int)`,
+        JSON.stringify(
+          claimed.map((r) => ({
+            task_id: r.task_id,
+            number: r.number,
+            critique_from: r.critique?.fromAttempt ?? null,
+          })),
+        ),
+        worker.name,
+        worker.id,
+      );
+    }
     return claimed;
   });
   return rows.map((r) => ({

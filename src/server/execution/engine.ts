@@ -35,6 +35,8 @@ interface Running {
   done: Promise<void>;
 }
 
+const WAITING_REASON_EVERY_MS = 250;
+
 const tierOf = (riskTier: number): 1 | 2 | 3 => (riskTier === 1 || riskTier === 3 ? riskTier : 2);
 
 /** Abort reasons that end a run without the run writing its end: someone else finishes the attempt. */
@@ -60,6 +62,7 @@ export class ExecutionEngine {
   private dispatching: Promise<void> | null = null;
   private dispatchAgain = false;
   private wakeTimer: NodeJS.Timeout | null = null;
+  private reasonsAt = 0;
 
   constructor(
     private readonly db: Database,
@@ -191,7 +194,11 @@ export class ExecutionEngine {
       if (claimed.length) this.hub.notify();
       for (const c of claimed) this.launch(c, w);
     }
-    await this.updateWaitingReasons(workers);
+    // Waiting reasons change slowly; refreshing them on every wake would cost two queries per finished batch.
+    if (Date.now() - this.reasonsAt >= WAITING_REASON_EVERY_MS) {
+      this.reasonsAt = Date.now();
+      await this.updateWaitingReasons(workers);
+    }
   }
 
   /** Says on each queued task why it waits, when no worker could take it; clears it when one can. */

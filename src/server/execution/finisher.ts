@@ -4,7 +4,7 @@ import type { Critique, ExecuteResult } from "../../shared/worker-protocol.js";
 import { critiqueFrom } from "../council/council.js";
 import { parseUnifiedDiff } from "../council/diff.js";
 import type { Database } from "../db/database.js";
-import { appendTaskEvents, type NewTaskEvent, type Tx } from "../events/append.js";
+import { EVENT_LOG_LOCK_KEY, type NewTaskEvent, type Tx } from "../events/append.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
 import type { Logger } from "../logger.js";
 
@@ -192,28 +192,7 @@ export class Finisher {
         written.add(end.attemptId);
         this.plan(end, row, { attempts, tasks, artifacts, events });
       }
-      if (attempts.length) {
-        await tx.$executeRawUnsafe(
-          `UPDATE attempts a SET state = x.state::"AttemptState", finished_at = now(), tries = x.tries,
-                  error = x.error, summary = x.summary, result = x.result, verdict = x.verdict,
-                  judgement = x.judgement, lease_owner = NULL, lease_expires_at = NULL
-             FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, state text, tries int, error text, summary text,
-                  result jsonb, verdict text, judgement jsonb)
-            WHERE a.id = x.id`,
-          JSON.stringify(attempts),
-        );
-        await writeTasks(tx, tasks);
-      }
-      if (artifacts.length) {
-        await tx.$executeRawUnsafe(
-          `INSERT INTO artifacts (id, attempt_id, path, operation, content, diff, lines_added, lines_removed)
-           SELECT gen_random_uuid(), x.attempt_id, x.path, x.operation, x.content, x.diff, x.lines_added, x.lines_removed
-             FROM jsonb_to_recordset($1::jsonb) AS x(attempt_id uuid, path text, operation text, content text,
-                  diff text, lines_added int, lines_removed int)`,
-          JSON.stringify(artifacts),
-        );
-      }
-      await appendTaskEvents(tx, events);
+      if (attempts.length) await writeEnds(tx, attempts, tasks, artifacts, events);
       return written;
     });
   }
@@ -341,6 +320,61 @@ export class Finisher {
       next_critique: critique,
     });
   }
+}
+
+/**
+ * Every write of a batch in one statement: attempts, tasks, artifacts, then the events under the
+ * event-log lock (taken after the row locks, like every other writer), in the order they were planned.
+ */
+async function writeEnds(
+  tx: Tx,
+  attempts: AttemptWrite[],
+  tasks: TaskWrite[],
+  artifacts: ArtifactWrite[],
+  events: NewTaskEvent[],
+): Promise<void> {
+  await tx.$executeRawUnsafe(
+    `WITH a AS (
+       UPDATE attempts a SET state = x.state::"AttemptState", finished_at = now(), tries = x.tries,
+              error = x.error, summary = x.summary, result = x.result, verdict = x.verdict,
+              judgement = x.judgement, lease_owner = NULL, lease_expires_at = NULL
+         FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, state text, tries int, error text, summary text,
+              result jsonb, verdict text, judgement jsonb)
+        WHERE a.id = x.id
+     ), t AS (
+       UPDATE tasks t SET state = x.state::"TaskState", updated_at = now(), state_reason = x.reason,
+              redispatches = x.redispatches, failures = x.failures, next_critique = x.next_critique,
+              queued_at = CASE WHEN x.requeued THEN now() ELSE t.queued_at END
+         FROM jsonb_to_recordset($2::jsonb) AS x(id uuid, state text, reason text, redispatches int, failures int,
+              requeued boolean, next_critique jsonb)
+        WHERE t.id = x.id
+     ), ar AS (
+       INSERT INTO artifacts (id, attempt_id, path, operation, content, diff, lines_added, lines_removed)
+       SELECT gen_random_uuid(), x.attempt_id, x.path, x.operation, x.content, x.diff, x.lines_added, x.lines_removed
+         FROM jsonb_to_recordset($3::jsonb) AS x(attempt_id uuid, path text, operation text, content text,
+              diff text, lines_added int, lines_removed int)
+     ), lock AS (
+       SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint)
+     )
+     INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
+     SELECT (e.v->>'task_id')::uuid, e.v->>'type', (e.v->>'from_state')::"TaskState",
+            (e.v->>'to_state')::"TaskState", e.v->>'actor', e.v->'data'
+       FROM lock, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS e(v, n)
+      ORDER BY e.n`,
+    JSON.stringify(attempts),
+    JSON.stringify(tasks),
+    JSON.stringify(artifacts),
+    JSON.stringify(
+      events.map((e) => ({
+        task_id: e.taskId,
+        type: e.type,
+        from_state: e.fromState ?? null,
+        to_state: e.toState ?? null,
+        actor: e.actor,
+        data: e.data ?? {},
+      })),
+    ),
+  );
 }
 
 export async function writeTasks(tx: Tx, tasks: TaskWrite[]): Promise<void> {
