@@ -104,6 +104,20 @@ export function createApp({ config, log, services }: AppOptions): App {
         .catch((err: Error) => sendJson(res, 503, { status: "unready", reason: err.message }));
       return;
     }
+    if (pathname === "/metrics" && req.method === "GET") {
+      services.metrics
+        .prometheus()
+        .then((m) => {
+          res.writeHead(200, { "Content-Type": m.contentType, "Cache-Control": "no-store" });
+          res.end(m.body);
+        })
+        .catch((err: Error) => {
+          log.error({ err }, "serving /metrics failed");
+          res.writeHead(503, { "Content-Type": "text/plain" });
+          res.end(`Metrics unavailable: ${err.message}\n`);
+        });
+      return;
+    }
     if (pathname === "/trpc" || pathname.startsWith("/trpc/")) return trpcHandler(req, res);
     if (pathname.startsWith("/provenance/")) {
       const handled = handleProvenanceHttp(req, res, {

@@ -90,6 +90,17 @@ const envSchema = z.object({
   RETRY_POLICY: z.string().default(""),
   /** Keystore, sign-in and provenance: see src/server/keystore/config.ts. */
   ...trustEnvShape,
+  /** Live metrics: a snapshot every METRICS_INTERVAL_MS; ratios and percentiles over METRICS_WINDOW_MS (whole 5 s slots). */
+  METRICS_INTERVAL_MS: ms(50).default(1_000),
+  METRICS_WINDOW_MS: ms(60_000)
+    .refine((v) => v % 5_000 === 0, "METRICS_WINDOW_MS must be a multiple of 5000")
+    .default(300_000),
+  /** One-minute metric rollups older than this are deleted. */
+  METRICS_RETENTION_DAYS: z.coerce.number().int().min(1).max(365).default(7),
+  /** Chat: messages one user may send per minute, across sessions. */
+  CHAT_MESSAGES_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(30),
+  /** Chat: how long the chat worker has to answer free text. */
+  CHAT_WORKER_TIMEOUT_MS: ms(100).default(120_000),
 });
 
 export interface TierPolicy {

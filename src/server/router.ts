@@ -1,5 +1,6 @@
 import { auditRouter } from "./audit/router.js";
 import { authRouter, tokensRouter, usersRouter } from "./auth/router.js";
+import { metricsRouter } from "./metrics/router.js";
 import { provenanceRouter } from "./provenance/router.js";
 import { systemRouter } from "./system/router.js";
 import { tasksRouter } from "./tasks/router.js";
@@ -17,6 +18,7 @@ export const appRouter = router({
   tokens: tokensRouter,
   audit: auditRouter,
   provenance: provenanceRouter,
+  metrics: metricsRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -8,6 +8,7 @@ import { ExecutionEngine } from "./execution/engine.js";
 import { EventWriter } from "./execution/event-writer.js";
 import { WorkerClient } from "./execution/worker-client.js";
 import type { Logger } from "./logger.js";
+import { MetricsService } from "./metrics/service.js";
 import type { ProvenanceService } from "./provenance/service.js";
 import { SystemService } from "./system/service.js";
 import { TaskService } from "./tasks/service.js";
@@ -31,6 +32,8 @@ export interface Services {
   auth: AuthService;
   /** Keystore, sealed secrets (`secretBox.seal/open`), and the above. */
   trust: TrustServices;
+  /** Live task metrics, rollups and the Prometheus exposition. */
+  metrics: MetricsService;
   /** Registers the configured workers (and `extra` ones) and starts dispatch, lease recovery and health polling. */
   start(extra?: WorkerInput[]): Promise<void>;
   /** Stops them, handing running attempts back to the queue. Does not close the database. */
@@ -86,6 +89,11 @@ export async function createServices(db: Database, log: Logger, config: Config =
     retryPolicy: config.retryPolicy,
   });
   const workerService = workers;
+  const metrics = new MetricsService(db, hub, workerService, log, {
+    intervalMs: config.METRICS_INTERVAL_MS,
+    windowMs: config.METRICS_WINDOW_MS,
+    retentionDays: config.METRICS_RETENTION_DAYS,
+  });
   return {
     db,
     hub,
@@ -98,12 +106,15 @@ export async function createServices(db: Database, log: Logger, config: Config =
     provenance: trust.provenance,
     auth: trust.auth,
     trust,
+    metrics,
     async start(extra = []) {
       await workerService.upsertConfigWorkers([...parseConfigWorkers(config.WORKERS), ...extra]);
       if (config.EXECUTION_ENABLED) await execution.start();
+      await metrics.start();
     },
     async stop() {
       await execution.stop();
+      await metrics.stop();
       hub.stop();
     },
   };
