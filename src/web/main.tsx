@@ -1,5 +1,5 @@
 import { QueryClientProvider } from "@tanstack/react-query";
-import { lazy, StrictMode } from "react";
+import { lazy, StrictMode, Suspense } from "react";
 import { createRoot } from "react-dom/client";
 import { createBrowserRouter, Navigate, RouterProvider } from "react-router-dom";
 import { Layout } from "./components/Layout.js";
@@ -11,8 +11,17 @@ import "./styles.css";
 const TaskListPage = lazy(() => import("./tasks-list/TaskListPage.js"));
 const TaskDetailPage = lazy(() => import("./task-detail/TaskDetailPage.js"));
 const SubmitPage = lazy(() => import("./task-submit/SubmitPage.js"));
+const SignInPage = lazy(() => import("./sign-in/SignInPage.js"));
 
 const router = createBrowserRouter([
+  {
+    path: "sign-in",
+    element: (
+      <Suspense fallback={null}>
+        <SignInPage />
+      </Suspense>
+    ),
+  },
   {
     element: <Layout />,
     errorElement: <RouteError />,

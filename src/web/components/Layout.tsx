@@ -1,12 +1,30 @@
 import { Suspense } from "react";
-import { NavLink, Outlet } from "react-router-dom";
+import { Navigate, NavLink, Outlet, useLocation } from "react-router-dom";
+import { trpc } from "../trpc.js";
 import { ConnectionBadge } from "./ConnectionBadge.js";
+import { ErrorMessage } from "./ErrorMessage.js";
 import { HealthBadge } from "./HealthBadge.js";
+import { UserMenu } from "./UserMenu.js";
 
 /** Top-level pages in the navigation. A page appears here once it exists. */
 const NAV_ITEMS: readonly { to: string; label: string }[] = [{ to: "/tasks", label: "Tasks" }];
 
 export function Layout() {
+  const location = useLocation();
+  const me = trpc.auth.me.useQuery(undefined, { staleTime: 60_000, retry: false });
+  if (me.data === null) {
+    const next = `${location.pathname}${location.search}`;
+    return <Navigate to={`/sign-in?next=${encodeURIComponent(next)}`} replace />;
+  }
+
+  let content = (
+    <Suspense fallback={<p className="loading">Loading…</p>}>
+      <Outlet />
+    </Suspense>
+  );
+  if (me.isPending) content = <p className="loading">Loading…</p>;
+  if (me.error) content = <ErrorMessage title="Could not check who is signed in:" error={me.error} />;
+
   return (
     <>
       <a className="skip-link" href="#main">
@@ -28,12 +46,11 @@ export function Layout() {
         <div className="header-status">
           <HealthBadge />
           <ConnectionBadge />
+          {me.data ? <UserMenu user={me.data.user} /> : null}
         </div>
       </header>
       <main id="main" className="app-main" tabIndex={-1}>
-        <Suspense fallback={<p className="loading">Loading…</p>}>
-          <Outlet />
-        </Suspense>
+        {content}
       </main>
     </>
   );
