@@ -1,5 +1,6 @@
 import { auditRouter } from "./audit/router.js";
 import { authRouter, tokensRouter, usersRouter } from "./auth/router.js";
+import { chatRouter } from "./chat/router.js";
 import { metricsRouter } from "./metrics/router.js";
 import { provenanceRouter } from "./provenance/router.js";
 import { systemRouter } from "./system/router.js";
@@ -19,6 +20,7 @@ export const appRouter = router({
   audit: auditRouter,
   provenance: provenanceRouter,
   metrics: metricsRouter,
+  chat: chatRouter,
 });
 
 export type AppRouter = typeof appRouter;

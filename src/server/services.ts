@@ -1,6 +1,8 @@
 import type { AuditService } from "./audit/service.js";
 import type { AuthService } from "./auth/service.js";
 import { createTrustServices, type TrustServices } from "./auth/trust-services.js";
+import { Assistant } from "./chat/assistant.js";
+import { ChatService } from "./chat/service.js";
 import { type Config, loadConfig } from "./config.js";
 import type { Database } from "./db/database.js";
 import { TaskEventHub } from "./events/task-event-hub.js";
@@ -34,6 +36,8 @@ export interface Services {
   trust: TrustServices;
   /** Live task metrics, rollups and the Prometheus exposition. */
   metrics: MetricsService;
+  /** Chat sessions, messages and the assistant. */
+  chat: ChatService;
   /** Registers the configured workers (and `extra` ones) and starts dispatch, lease recovery and health polling. */
   start(extra?: WorkerInput[]): Promise<void>;
   /** Stops them, handing running attempts back to the queue. Does not close the database. */
@@ -94,10 +98,24 @@ export async function createServices(db: Database, log: Logger, config: Config =
     windowMs: config.METRICS_WINDOW_MS,
     retentionDays: config.METRICS_RETENTION_DAYS,
   });
+  const tasks = new TaskService(db, hub, execution);
+  const chat = new ChatService(
+    db,
+    log,
+    new Assistant({
+      db,
+      tasks,
+      metrics,
+      client,
+      breakerOf: async (id) => breakers.state(id),
+      workerTimeoutMs: config.CHAT_WORKER_TIMEOUT_MS,
+    }),
+    { messagesPerMinute: config.CHAT_MESSAGES_PER_MINUTE, pollMs: db.kind === "postgres" ? 1000 : 0 },
+  );
   return {
     db,
     hub,
-    tasks: new TaskService(db, hub, execution),
+    tasks,
     views: new ViewService(db),
     system: new SystemService(db, workerService),
     workers: workerService,
@@ -107,6 +125,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
     auth: trust.auth,
     trust,
     metrics,
+    chat,
     async start(extra = []) {
       await workerService.upsertConfigWorkers([...parseConfigWorkers(config.WORKERS), ...extra]);
       if (config.EXECUTION_ENABLED) await execution.start();
@@ -115,6 +134,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
     async stop() {
       await execution.stop();
       await metrics.stop();
+      await chat.stop();
       hub.stop();
     },
   };

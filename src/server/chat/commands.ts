@@ -1,0 +1,73 @@
+import { LIMITS } from "../../shared/task-spec.js";
+import { TASK_STATES, type TaskState } from "../../shared/task-state.js";
+
+export type Command =
+  | { name: "help" }
+  | { name: "status" }
+  | { name: "tasks"; state: TaskState | null }
+  | { name: "task"; title: string }
+  | { name: "cancel"; ref: string; reason: string | null }
+  | { name: "retry"; ref: string };
+
+export type Parsed = { kind: "command"; command: Command } | { kind: "invalid"; error: string } | { kind: "text" };
+
+export const COMMAND_HELP: readonly [string, string][] = [
+  ["/status", "queue depth, running tasks, throughput, and every worker with its breaker"],
+  ["/tasks [state]", `the latest tasks, optionally in one state (${TASK_STATES.join(", ")})`],
+  ["/task <title>", "submit a task with that title and the default settings"],
+  ["/cancel <task id> [reason]", "cancel a task (the id, or its first 8 or more characters)"],
+  ["/retry <task id>", "queue a finished task again as a new attempt"],
+  ["/help", "this list"],
+];
+
+export const helpText = (): string =>
+  ["Commands:", ...COMMAND_HELP.map(([usage, what]) => `  ${usage} — ${what}`)].join("\n");
+
+/** A full task UUID, or a prefix of at least 8 of its hex digits. */
+const TASK_REF = /^[0-9a-f]{8}(?:[0-9a-f-]{0,28})$/i;
+
+/** Reads a chat message: a command (leading "/"), a malformed command with the reason, or free text. */
+export function parseMessage(content: string): Parsed {
+  const text = content.trim();
+  if (!text.startsWith("/")) return { kind: "text" };
+  const [head = "", ...rest] = text.split(/\s+/);
+  const name = head.slice(1).toLowerCase();
+  const args = rest;
+  const argText = text.slice(head.length).trim();
+  const invalid = (error: string): Parsed => ({ kind: "invalid", error });
+  switch (name) {
+    case "help":
+      return { kind: "command", command: { name: "help" } };
+    case "status":
+      if (args.length) return invalid("/status takes no arguments.");
+      return { kind: "command", command: { name: "status" } };
+    case "tasks": {
+      if (args.length > 1) return invalid("Usage: /tasks [state]");
+      const state = args[0]?.toLowerCase() ?? null;
+      if (state !== null && !TASK_STATES.includes(state as TaskState)) {
+        return invalid(`Unknown state "${args[0]}"; use one of ${TASK_STATES.join(", ")}.`);
+      }
+      return { kind: "command", command: { name: "tasks", state: state as TaskState | null } };
+    }
+    case "task":
+      if (!argText) return invalid("Usage: /task <title>");
+      if (argText.length > LIMITS.title) return invalid(`A task title may be at most ${LIMITS.title} characters.`);
+      return { kind: "command", command: { name: "task", title: argText } };
+    case "cancel": {
+      const ref = args[0];
+      if (!ref) return invalid("Usage: /cancel <task id> [reason]");
+      if (!TASK_REF.test(ref)) return invalid(`"${ref}" is not a task id (a UUID or its first 8+ characters).`);
+      const reason = argText.slice(ref.length).trim();
+      if (reason.length > 500) return invalid("A cancel reason may be at most 500 characters.");
+      return { kind: "command", command: { name: "cancel", ref: ref.toLowerCase(), reason: reason || null } };
+    }
+    case "retry": {
+      const ref = args[0];
+      if (!ref || args.length > 1) return invalid("Usage: /retry <task id>");
+      if (!TASK_REF.test(ref)) return invalid(`"${ref}" is not a task id (a UUID or its first 8+ characters).`);
+      return { kind: "command", command: { name: "retry", ref: ref.toLowerCase() } };
+    }
+    default:
+      return invalid(`Unknown command /${name}.`);
+  }
+}

@@ -1,0 +1,143 @@
+import { BoundedQueue } from "../lib/async-queue.js";
+import type { Logger } from "../logger.js";
+
+/** Where a hub reads from: rows with a strictly increasing position that commit in position order. */
+export interface TailSource<T, F> {
+  /** The highest position committed so far. */
+  max(): Promise<bigint>;
+  /** Up to `limit` rows after `after`, in position order, optionally only those matching `filter`. */
+  readAfter(after: bigint, limit: number, filter?: F): Promise<T[]>;
+  positionOf(row: T): bigint;
+  matches(row: T, filter: F): boolean;
+}
+
+const PAGE = 500;
+
+/**
+ * The task event hub's delivery, for any table that is tailed by a position drawn under a lock
+ * (so commit order is position order): told that something committed, it reads what follows the
+ * last position it delivered and hands it to subscribers. A subscriber replays from the table from
+ * `lastEventId`, then takes the live stream, skipping what it has already seen; if it falls more
+ * than `buffer` rows behind, its queue is dropped and it re-reads from the table: memory stays bounded.
+ */
+export class TailHub<T, F> {
+  private last = 0n;
+  private readonly listeners = new Set<(row: T) => void>();
+  private pulling: Promise<void> | null = null;
+  private again = false;
+  private timer: NodeJS.Timeout | null = null;
+  private started: Promise<void> | null = null;
+
+  constructor(
+    private readonly source: TailSource<T, F>,
+    private readonly log: Logger,
+    private readonly name: string,
+    /** Also look for rows on this period while anyone listens (writers in other processes); 0: never. */
+    private readonly pollMs = 0,
+    private readonly buffer = 2_000,
+  ) {}
+
+  /** Reads where the table ends; called on first use. */
+  start(): Promise<void> {
+    this.started ??= this.source.max().then((m) => {
+      this.last = m;
+    });
+    return this.started;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  get subscriberCount(): number {
+    return this.listeners.size;
+  }
+
+  /** Called after a commit that wrote rows. Pulls are coalesced. */
+  notify(): void {
+    if (!this.started) return;
+    if (this.pulling) {
+      this.again = true;
+      return;
+    }
+    this.pulling = this.pull()
+      .catch((err: unknown) => this.log.error({ err }, `${this.name}: reading new rows failed`))
+      .finally(() => {
+        this.pulling = null;
+        if (this.again) {
+          this.again = false;
+          this.notify();
+        }
+      });
+  }
+
+  /** Resolves once every row committed before the call has been handed to subscribers. */
+  async flush(): Promise<void> {
+    await this.start();
+    this.notify();
+    while (this.pulling) await this.pulling;
+  }
+
+  private async pull(): Promise<void> {
+    await this.started;
+    for (;;) {
+      const rows = await this.source.readAfter(this.last, PAGE);
+      for (const row of rows) {
+        this.last = this.source.positionOf(row);
+        for (const l of this.listeners) l(row);
+      }
+      if (rows.length < PAGE) return;
+    }
+  }
+
+  private async *readAfter(after: bigint, filter: F): AsyncGenerator<T> {
+    let cursor = after;
+    for (;;) {
+      const rows = await this.source.readAfter(cursor, PAGE, filter);
+      for (const row of rows) {
+        cursor = this.source.positionOf(row);
+        yield row;
+      }
+      if (rows.length < PAGE) return;
+    }
+  }
+
+  async *subscribe(opts: { filter: F; lastEventId?: string | null; signal?: AbortSignal }): AsyncGenerator<T> {
+    await this.start();
+    const queue = new BoundedQueue<T>(this.buffer);
+    const listener = (row: T) => {
+      if (this.source.matches(row, opts.filter)) queue.push(row);
+    };
+    this.listeners.add(listener);
+    if (this.pollMs > 0 && !this.timer) this.timer = setInterval(() => this.notify(), this.pollMs).unref();
+    try {
+      let cursor = opts.lastEventId != null ? BigInt(opts.lastEventId) : this.last;
+      let replay = opts.lastEventId != null;
+      while (!opts.signal?.aborted) {
+        if (replay) {
+          replay = false;
+          for await (const row of this.readAfter(cursor, opts.filter)) {
+            cursor = this.source.positionOf(row);
+            yield row;
+          }
+        }
+        const batch = await queue.drain(opts.signal);
+        if (queue.overflowed) {
+          queue.overflowed = false;
+          replay = true;
+          continue;
+        }
+        for (const row of batch) {
+          const position = this.source.positionOf(row);
+          if (position <= cursor) continue;
+          cursor = position;
+          yield row;
+        }
+      }
+    } finally {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stop();
+    }
+  }
+}
