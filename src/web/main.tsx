@@ -12,6 +12,11 @@ const TaskListPage = lazy(() => import("./tasks-list/TaskListPage.js"));
 const TaskDetailPage = lazy(() => import("./task-detail/TaskDetailPage.js"));
 const SubmitPage = lazy(() => import("./task-submit/SubmitPage.js"));
 const SignInPage = lazy(() => import("./sign-in/SignInPage.js"));
+const WorkersPage = lazy(() => import("./workers/WorkersPage.js"));
+const AuditPage = lazy(() => import("./audit/AuditPage.js"));
+const UsersPage = lazy(() => import("./admin/UsersPage.js"));
+const TokensPage = lazy(() => import("./account/TokensPage.js"));
+const PasswordPage = lazy(() => import("./account/PasswordPage.js"));
 
 const router = createBrowserRouter([
   {
@@ -30,6 +35,12 @@ const router = createBrowserRouter([
       { path: "tasks", element: <TaskListPage /> },
       { path: "tasks/new", element: <SubmitPage /> },
       { path: "tasks/:id", element: <TaskDetailPage /> },
+      { path: "workers", element: <WorkersPage /> },
+      { path: "audit", element: <AuditPage /> },
+      { path: "admin", element: <Navigate to="/admin/users" replace /> },
+      { path: "admin/users", element: <UsersPage /> },
+      { path: "account/tokens", element: <TokensPage /> },
+      { path: "account/password", element: <PasswordPage /> },
       { path: "*", element: <RouteError /> },
     ],
   },

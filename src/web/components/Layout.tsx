@@ -1,5 +1,6 @@
 import { Suspense } from "react";
 import { Navigate, NavLink, Outlet, useLocation } from "react-router-dom";
+import { hasRole, type Role } from "../../shared/roles.js";
 import { trpc } from "../trpc.js";
 import { ConnectionBadge } from "./ConnectionBadge.js";
 import { ErrorMessage } from "./ErrorMessage.js";
@@ -7,7 +8,12 @@ import { HealthBadge } from "./HealthBadge.js";
 import { UserMenu } from "./UserMenu.js";
 
 /** Top-level pages in the navigation. A page appears here once it exists. */
-const NAV_ITEMS: readonly { to: string; label: string }[] = [{ to: "/tasks", label: "Tasks" }];
+const NAV_ITEMS: readonly { to: string; label: string; role?: Role }[] = [
+  { to: "/tasks", label: "Tasks" },
+  { to: "/workers", label: "Workers" },
+  { to: "/audit", label: "Audit" },
+  { to: "/admin/users", label: "Admin", role: "admin" },
+];
 
 export function Layout() {
   const location = useLocation();
@@ -15,6 +21,11 @@ export function Layout() {
   if (me.data === null) {
     const next = `${location.pathname}${location.search}`;
     return <Navigate to={`/sign-in?next=${encodeURIComponent(next)}`} replace />;
+  }
+  // A password someone else set (the bootstrap's one-time password) is changed before anything else.
+  if (me.data?.user.mustChangePassword && me.data.via === "session" && location.pathname !== "/account/password") {
+    const next = `${location.pathname}${location.search}`;
+    return <Navigate to={`/account/password?next=${encodeURIComponent(next)}`} replace />;
   }
 
   let content = (
@@ -34,13 +45,15 @@ export function Layout() {
         <span className="brand">Agent Agency</span>
         <nav aria-label="Main">
           <ul className="nav-list">
-            {NAV_ITEMS.map((item) => (
-              <li key={item.to}>
-                <NavLink to={item.to} className="nav-link">
-                  {item.label}
-                </NavLink>
-              </li>
-            ))}
+            {NAV_ITEMS.filter((item) => !item.role || (me.data && hasRole(me.data.user.role, item.role))).map(
+              (item) => (
+                <li key={item.to}>
+                  <NavLink to={item.to} className="nav-link">
+                    {item.label}
+                  </NavLink>
+                </li>
+              ),
+            )}
           </ul>
         </nav>
         <div className="header-status">

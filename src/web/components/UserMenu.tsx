@@ -1,3 +1,4 @@
+import { Link } from "react-router-dom";
 import { trpc } from "../trpc.js";
 
 /** Who is signed in, and the way out. */
@@ -10,6 +11,12 @@ export function UserMenu({ user }: { user: { displayName: string; username: stri
       <span className="user-name" title={`${user.username} · ${user.role}`}>
         {user.displayName} <span className="user-role">{user.role}</span>
       </span>
+      <Link to="/account/tokens" className="header-link">
+        Tokens
+      </Link>
+      <Link to="/account/password" className="header-link">
+        Password
+      </Link>
       <button
         type="button"
         className="btn btn-small btn-header"

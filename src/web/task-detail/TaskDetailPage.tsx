@@ -5,10 +5,16 @@ import { ErrorMessage } from "../components/ErrorMessage.js";
 import { StateBadge } from "../components/StateBadge.js";
 import { type TabDef, Tabs } from "../components/Tabs.js";
 import { TaskActions } from "../components/TaskActions.js";
+import { Time } from "../components/Time.js";
 import { formatDateTime } from "../lib/format.js";
-import { trpc } from "../trpc.js";
+import { type RouterOutputs, trpc } from "../trpc.js";
+import { Artifacts } from "./Artifacts.js";
+import { Attempts } from "./Attempts.js";
+import { Logs } from "./Logs.js";
 import { Overview } from "./Overview.js";
-import { Timeline } from "./Timeline.js";
+import { TaskAudit } from "./TaskAudit.js";
+import { OUTPUT_EVENT_TYPES, Timeline } from "./Timeline.js";
+import { VerdictTab } from "./VerdictTab.js";
 
 /**
  * The task, then its events live: the subscription resumes after the last event `tasks.get` returned,
@@ -34,8 +40,11 @@ function useLiveTask(id: string) {
       onData: (msg) => {
         const event = msg.data;
         setLive((prev) => (prev.some((e) => e.seq === event.seq) ? prev : [...prev, event]));
+        // Log lines carry their own text; only other events change the task, its list row or its audit.
+        if (event.type === "log" || event.type === "progress") return;
         void utils.tasks.get.invalidate({ id });
         void utils.tasks.list.invalidate();
+        void utils.audit.list.invalidate({ resourceId: id });
       },
     },
   );
@@ -50,7 +59,8 @@ function useLiveTask(id: string) {
   return { task, events, sub };
 }
 
-const TAB_IDS = ["overview", "timeline"] as const;
+const TAB_IDS = ["overview", "timeline", "attempts", "logs", "artifacts", "verdict", "audit"] as const;
+const LIVE_STATES = new Set(["queued", "running", "judging", "canceling"]);
 
 export default function TaskDetailPage() {
   const { id = "" } = useParams();
@@ -80,7 +90,20 @@ function TaskDetail({ id }: { id: string }) {
   const t = task.data;
   const tabs: TabDef[] = [
     { id: "overview", label: "Overview", render: () => <Overview task={t} /> },
-    { id: "timeline", label: `Timeline (${events.length})`, render: () => <Timeline events={events} /> },
+    {
+      id: "timeline",
+      label: `Timeline (${events.filter((e) => !OUTPUT_EVENT_TYPES.has(e.type)).length})`,
+      render: () => <Timeline events={events} />,
+    },
+    { id: "attempts", label: `Attempts (${t.attempts.length})`, render: () => <Attempts task={t} /> },
+    { id: "logs", label: "Logs", render: () => <Logs events={events} live={LIVE_STATES.has(t.state)} /> },
+    {
+      id: "artifacts",
+      label: `Artifacts (${t.artifacts.length})`,
+      render: () => <Artifacts task={t} />,
+    },
+    { id: "verdict", label: "Verdict", render: () => <VerdictTab task={t} /> },
+    { id: "audit", label: "Audit", render: () => <TaskAudit taskId={t.id} /> },
   ];
 
   return (
@@ -117,6 +140,7 @@ function TaskDetail({ id }: { id: string }) {
           </dd>
         </div>
       </dl>
+      <TaskNotices task={t} />
       {sub.status === "error" ? (
         <ErrorMessage title="Live updates for this task stopped:" error={sub.error}>
           <button type="button" className="btn btn-small" onClick={() => sub.reset()}>
@@ -130,5 +154,35 @@ function TaskDetail({ id }: { id: string }) {
         onSelect={(next) => setParams(next === "overview" ? {} : { tab: next }, { replace: true })}
       />
     </div>
+  );
+}
+
+type TaskDetailData = RouterOutputs["tasks"]["get"];
+
+/** Why a queued task is not moving, and how a cancellation ended: the two things an operator asks first. */
+function TaskNotices({ task: t }: { task: TaskDetailData }) {
+  return (
+    <>
+      {t.state === "queued" && t.waitingReason ? (
+        <div className="notice notice-warn" role="status" data-testid="waiting-reason">
+          <strong>Waiting:</strong> {t.waitingReason}
+        </div>
+      ) : null}
+      {(t.state === "canceling" || t.state === "canceled") && t.cancelRequestedAt ? (
+        <div className="notice notice-info" data-testid="cancel-outcome">
+          <strong>
+            {t.state === "canceling"
+              ? "Cancel requested; waiting for the worker to confirm."
+              : t.cancelConfirmed === true
+                ? "Canceled, confirmed."
+                : t.cancelConfirmed === false
+                  ? "Canceled, unconfirmed: the worker did not confirm that it stopped."
+                  : "Canceled."}
+          </strong>{" "}
+          Requested by {t.cancelRequestedBy ?? "unknown"} at <Time value={t.cancelRequestedAt} />
+          {t.cancelReason ? <>: “{t.cancelReason}”</> : null}
+        </div>
+      ) : null}
+    </>
   );
 }

@@ -5,19 +5,36 @@ import { formatDateTime } from "../lib/format.js";
 const TYPE_LABELS: Record<string, string> = {
   created: "Created",
   state_changed: "State changed",
+  attempt_try_failed: "Try failed",
+  attempt_lost: "Attempt lost",
+  worker_breaker: "Worker breaker",
 };
+
+/** Worker output has its own tab; the timeline keeps the decisions and faults. */
+export const OUTPUT_EVENT_TYPES = new Set(["log", "progress"]);
+
+function detailOf(e: TaskEventDto): string | null {
+  const d = e.data;
+  const s = (v: unknown) => (typeof v === "string" || typeof v === "number" ? String(v) : "?");
+  if (e.type === "attempt_try_failed") return `Try ${s(d.try)} of ${s(d.of)} on ${s(d.worker)}: ${s(d.error)}`;
+  if (e.type === "attempt_lost") return `Attempt ${s(d.attempt)}: ${s(d.error)}`;
+  if (e.type === "worker_breaker") return `${s(d.worker)}: ${s(d.from)} → ${s(d.to)} (${s(d.reason)})`;
+  return null;
+}
 
 function reasonOf(e: TaskEventDto): string | null {
   const r = e.data.reason;
   return typeof r === "string" && r ? r : null;
 }
 
-export function Timeline({ events }: { events: TaskEventDto[] }) {
+export function Timeline({ events: all }: { events: TaskEventDto[] }) {
+  const events = all.filter((e) => !OUTPUT_EVENT_TYPES.has(e.type));
   if (!events.length) return <p className="muted">No events yet.</p>;
   return (
     <ol className="timeline" aria-label="Task events">
       {events.map((e) => {
         const reason = reasonOf(e);
+        const detail = detailOf(e);
         return (
           <li key={e.seq} className="timeline-item" data-event-type={e.type}>
             <time dateTime={e.createdAt.toISOString()} className="timeline-time">
@@ -37,6 +54,7 @@ export function Timeline({ events }: { events: TaskEventDto[] }) {
                 <span className="muted">by {e.actor}</span>
               </div>
               {reason ? <p className="timeline-reason">Reason: {reason}</p> : null}
+              {detail ? <p className="timeline-reason mono">{detail}</p> : null}
             </div>
           </li>
         );

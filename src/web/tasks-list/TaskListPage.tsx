@@ -1,13 +1,15 @@
 import { keepPreviousData } from "@tanstack/react-query";
-import { useCallback, useEffect, useMemo, useRef } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { taskFilterSchema } from "../../shared/task-list.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
+import { useHasRole } from "../components/useMe.js";
 import { trpc } from "../trpc.js";
+import { BulkActions } from "./BulkActions.js";
 import { FilterPanel } from "./FilterPanel.js";
 import { isFiltered, parseUrlFilter, toSearchParams, toTaskFilter, type UrlFilter } from "./filter-url.js";
 import { SavedViews } from "./SavedViews.js";
-import { TaskTable } from "./TaskTable.js";
+import { type Selection, TaskTable } from "./TaskTable.js";
 
 const PAGE_SIZE = 50;
 /** Bursts of events (a bulk change) become one refetch. */
@@ -78,14 +80,38 @@ export default function TaskListPage() {
   const live = useLiveTaskList(list.isFetchingNextPage);
   const tasks = useMemo(() => list.data?.pages.flatMap((p) => p.items) ?? [], [list.data]);
   const filtered = isFiltered(urlFilter);
+  const canAct = useHasRole("operator");
+  const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
+  // A changed filter is a different list: a selection made on the previous one must not carry over.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: resets when the filter changes.
+  useEffect(() => setSelected(new Set()), [paramString]);
+  const selection: Selection = useMemo(
+    () => ({
+      selected,
+      toggle: (id, on) =>
+        setSelected((prev) => {
+          const next = new Set(prev);
+          if (on) next.add(id);
+          else next.delete(id);
+          return next;
+        }),
+      toggleAll: (on) => setSelected(on ? new Set(tasks.map((t) => t.id)) : new Set()),
+    }),
+    [selected, tasks],
+  );
+  const shownIds = useMemo(() => new Set(tasks.map((t) => t.id)), [tasks]);
+  const selectedIds = useMemo(() => [...selected].filter((id) => shownIds.has(id)), [selected, shownIds]);
+  const titles = useMemo(() => new Map(tasks.map((t) => [t.id, t.title])), [tasks]);
 
   return (
     <div className="page">
       <div className="page-head">
         <h1>Tasks</h1>
-        <Link to="/tasks/new" className="btn btn-primary">
-          New task
-        </Link>
+        {canAct ? (
+          <Link to="/tasks/new" className="btn btn-primary">
+            New task
+          </Link>
+        ) : null}
       </div>
       <div className="list-layout">
         <aside>
@@ -133,14 +159,24 @@ export default function TaskListPage() {
               ) : (
                 <>
                   <p>No tasks yet.</p>
-                  <Link to="/tasks/new" className="btn btn-primary">
-                    Submit the first task
-                  </Link>
+                  {canAct ? (
+                    <Link to="/tasks/new" className="btn btn-primary">
+                      Submit the first task
+                    </Link>
+                  ) : null}
                 </>
               )}
             </div>
           ) : null}
-          {tasks.length ? <TaskTable tasks={tasks} /> : null}
+          {canAct && parsed.success && list.data ? (
+            <BulkActions
+              selectedIds={selectedIds}
+              filter={toTaskFilter(urlFilter)}
+              titles={titles}
+              onDone={() => setSelected(new Set())}
+            />
+          ) : null}
+          {tasks.length ? <TaskTable tasks={tasks} selection={canAct ? selection : undefined} /> : null}
           {list.hasNextPage ? (
             <div className="load-more">
               <button

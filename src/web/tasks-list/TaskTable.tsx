@@ -6,12 +6,34 @@ import type { RouterOutputs } from "../trpc.js";
 
 type TaskSummary = RouterOutputs["tasks"]["list"]["items"][number];
 
-export function TaskTable({ tasks }: { tasks: TaskSummary[] }) {
+export interface Selection {
+  selected: ReadonlySet<string>;
+  toggle: (id: string, on: boolean) => void;
+  toggleAll: (on: boolean) => void;
+}
+
+/** The tasks; with `selection`, a checkbox per row and one for every row shown, for bulk actions. */
+export function TaskTable({ tasks, selection }: { tasks: TaskSummary[]; selection?: Selection }) {
+  const allOn = selection ? tasks.length > 0 && tasks.every((t) => selection.selected.has(t.id)) : false;
+  const someOn = selection ? tasks.some((t) => selection.selected.has(t.id)) : false;
   return (
     <div className="table-wrap">
       <table className="task-table">
         <thead>
           <tr>
+            {selection ? (
+              <th scope="col" className="col-select">
+                <input
+                  type="checkbox"
+                  aria-label="Select every task shown"
+                  checked={allOn}
+                  ref={(el) => {
+                    if (el) el.indeterminate = someOn && !allOn;
+                  }}
+                  onChange={(e) => selection.toggleAll(e.target.checked)}
+                />
+              </th>
+            ) : null}
             <th scope="col">Title</th>
             <th scope="col">State</th>
             <th scope="col">Priority</th>
@@ -28,6 +50,16 @@ export function TaskTable({ tasks }: { tasks: TaskSummary[] }) {
         <tbody>
           {tasks.map((t) => (
             <tr key={t.id} data-task-id={t.id}>
+              {selection ? (
+                <td className="col-select">
+                  <input
+                    type="checkbox"
+                    aria-label={`Select ${t.title}`}
+                    checked={selection.selected.has(t.id)}
+                    onChange={(e) => selection.toggle(t.id, e.target.checked)}
+                  />
+                </td>
+              ) : null}
               <td className="col-title">
                 <Link to={`/tasks/${t.id}`}>{t.title}</Link>
               </td>

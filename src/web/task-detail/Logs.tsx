@@ -1,0 +1,134 @@
+import { useLayoutEffect, useRef, useState } from "react";
+import type { TaskEventDto } from "../../shared/task-events.js";
+
+const LOG_TYPES = new Set(["log", "progress", "attempt_try_failed", "attempt_lost", "worker_breaker"]);
+/** Within this many pixels of the bottom counts as "at the bottom", so following resumes. */
+const STICK_PX = 24;
+
+const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
+const num = (v: unknown): number | null => (typeof v === "number" ? v : null);
+
+interface LogLine {
+  seq: string;
+  attempt: number | null;
+  stream: "stdout" | "stderr" | "info" | "progress" | "system";
+  text: string;
+}
+
+function toLine(e: TaskEventDto): LogLine {
+  const d = e.data;
+  const attempt = num(d.attempt);
+  if (e.type === "log") {
+    const s = str(d.stream);
+    return {
+      seq: e.seq,
+      attempt,
+      stream: s === "stdout" || s === "stderr" ? s : "info",
+      text: str(d.line) ?? "",
+    };
+  }
+  if (e.type === "progress") {
+    const pct = num(d.percent);
+    return {
+      seq: e.seq,
+      attempt,
+      stream: "progress",
+      text: [pct !== null ? `${pct}%` : null, str(d.message)].filter(Boolean).join(" "),
+    };
+  }
+  if (e.type === "attempt_try_failed") {
+    const retry = num(d.retryInMs);
+    return {
+      seq: e.seq,
+      attempt,
+      stream: "system",
+      text: `try ${num(d.try) ?? "?"} of ${num(d.of) ?? "?"} on ${str(d.worker) ?? "the worker"} failed: ${
+        str(d.error) ?? "unknown error"
+      }${retry !== null ? `; retrying in ${retry} ms` : ""}`,
+    };
+  }
+  if (e.type === "attempt_lost") {
+    return { seq: e.seq, attempt, stream: "system", text: `attempt lost: ${str(d.error) ?? "its lease expired"}` };
+  }
+  return {
+    seq: e.seq,
+    attempt,
+    stream: "system",
+    text: `circuit breaker of ${str(d.worker) ?? "the worker"}: ${str(d.from) ?? "?"} → ${str(d.to) ?? "?"}${
+      str(d.reason) ? ` (${str(d.reason)})` : ""
+    }`,
+  };
+}
+
+/**
+ * The worker's output as it arrives. It follows new lines while the reader is at the bottom and stops
+ * following as soon as they scroll up, so a line can be read while more stream in.
+ */
+export function Logs({ events, live }: { events: TaskEventDto[]; live: boolean }) {
+  const lines = events.filter((e) => LOG_TYPES.has(e.type)).map(toLine);
+  const box = useRef<HTMLDivElement>(null);
+  const [follow, setFollow] = useState(true);
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: scrolls when lines are added.
+  useLayoutEffect(() => {
+    const el = box.current;
+    if (el && follow) el.scrollTop = el.scrollHeight;
+  }, [lines.length, follow]);
+
+  if (!lines.length) {
+    return <p className="muted">No output yet.{live ? " Lines appear here as the worker writes them." : ""}</p>;
+  }
+  return (
+    <div className="logs">
+      <div className="logs-bar">
+        <span className="muted">
+          {lines.length} {lines.length === 1 ? "line" : "lines"}
+        </span>
+        <span className="legend">
+          <span className="log-stream" data-stream="stdout">
+            stdout
+          </span>
+          <span className="log-stream" data-stream="stderr">
+            stderr
+          </span>
+          <span className="log-stream" data-stream="system">
+            agency
+          </span>
+        </span>
+        {follow ? (
+          <span className="muted" data-testid="log-follow">
+            Following new lines
+          </span>
+        ) : (
+          <button type="button" className="btn btn-small" onClick={() => setFollow(true)}>
+            Follow new lines
+          </button>
+        )}
+      </div>
+      <div
+        ref={box}
+        className="log-box"
+        role="log"
+        aria-label="Worker output"
+        aria-live={live ? "polite" : "off"}
+        // biome-ignore lint/a11y/noNoninteractiveTabindex: the scrolling region must be reachable by keyboard.
+        tabIndex={0}
+        onScroll={(e) => {
+          const el = e.currentTarget;
+          const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight <= STICK_PX;
+          if (atBottom !== follow) setFollow(atBottom);
+        }}
+      >
+        {lines.map((l) => (
+          <div key={l.seq} className="log-line" data-stream={l.stream}>
+            <span className="log-meta">
+              {l.attempt !== null ? `#${l.attempt} ` : ""}
+              {l.stream}
+            </span>
+            <span className="log-text">{l.text}</span>
+          </div>
+        ))}
+      </div>
+    </div>
+  );
+}

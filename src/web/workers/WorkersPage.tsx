@@ -1,0 +1,288 @@
+import { useState } from "react";
+import { Dialog } from "../components/Dialog.js";
+import { ErrorMessage } from "../components/ErrorMessage.js";
+import { Time } from "../components/Time.js";
+import { useHasRole } from "../components/useMe.js";
+import { type RouterOutputs, trpc } from "../trpc.js";
+import { WorkerForm, type WorkerFormValues } from "./WorkerForm.js";
+
+type WorkerView = RouterOutputs["workers"]["list"][number];
+
+/** Breaker and health move on their own (failures, cool-downs, polling): the page asks again this often. */
+const REFRESH_MS = 3_000;
+
+const BREAKER_LABELS: Record<WorkerView["breaker"]["state"], string> = {
+  closed: "Closed",
+  open: "Open",
+  half_open: "Half-open",
+  tripped: "Tripped by hand",
+};
+
+const BREAKER_HELP: Record<WorkerView["breaker"]["state"], string> = {
+  closed: "Calls go through.",
+  open: "Too many recent failures: work goes to other capable workers until the cool-down ends.",
+  half_open: "Cool-down over: a few calls are let through to see whether the worker recovered.",
+  tripped: "An admin holds the breaker open until someone resets it; it stays so across restarts.",
+};
+
+const HEALTH_LABELS: Record<WorkerView["health"], string> = {
+  unknown: "Not checked yet",
+  ok: "Healthy",
+  degraded: "Degraded",
+  down: "Down",
+};
+
+export default function WorkersPage() {
+  const isAdmin = useHasRole("admin");
+  const workers = trpc.workers.list.useQuery(undefined, { refetchInterval: REFRESH_MS });
+  const [dialog, setDialog] = useState<{ kind: "register" } | { kind: "edit"; worker: WorkerView } | null>(null);
+
+  return (
+    <div className="page">
+      <div className="page-head">
+        <h1>Workers</h1>
+        {isAdmin ? (
+          <button type="button" className="btn btn-primary" onClick={() => setDialog({ kind: "register" })}>
+            Register worker
+          </button>
+        ) : null}
+      </div>
+      {workers.error ? <ErrorMessage title="Could not load the workers:" error={workers.error} /> : null}
+      {workers.isPending ? <p className="loading">Loading workers…</p> : null}
+      {workers.data && workers.data.length === 0 ? (
+        <div className="empty-state">
+          <p>No workers are registered, so no task can run.</p>
+          <p className="muted">
+            Register one here, list them in WORKERS, or let the server start the reference worker
+            (START_REFERENCE_WORKER=1).
+          </p>
+        </div>
+      ) : null}
+      <ul className="worker-list" aria-label="Workers">
+        {workers.data?.map((w) => (
+          <WorkerCard key={w.id} worker={w} isAdmin={isAdmin} onEdit={() => setDialog({ kind: "edit", worker: w })} />
+        ))}
+      </ul>
+      {dialog?.kind === "register" ? <RegisterDialog onClose={() => setDialog(null)} /> : null}
+      {dialog?.kind === "edit" ? <EditDialog worker={dialog.worker} onClose={() => setDialog(null)} /> : null}
+    </div>
+  );
+}
+
+function WorkerCard({ worker: w, isAdmin, onEdit }: { worker: WorkerView; isAdmin: boolean; onEdit: () => void }) {
+  const utils = trpc.useUtils();
+  const refresh = () => utils.workers.list.invalidate();
+  const trip = trpc.workers.trip.useMutation({ onSuccess: refresh });
+  const reset = trpc.workers.reset.useMutation({ onSuccess: refresh });
+  const update = trpc.workers.update.useMutation({ onSuccess: refresh });
+  const [confirmRemove, setConfirmRemove] = useState(false);
+  const error = trip.error ?? reset.error ?? update.error;
+  const full = w.inFlight >= w.maxConcurrency;
+
+  return (
+    <li className="worker-card" data-worker={w.name} aria-label={`Worker ${w.name}`}>
+      <div className="worker-head">
+        <h2 className="worker-name">{w.name}</h2>
+        {!w.enabled ? <span className="tag tag-bad">Disabled</span> : null}
+        <span className="tag">{w.source === "config" ? "from configuration" : "registered"}</span>
+        <code className="muted worker-url">{w.url}</code>
+      </div>
+      <dl className="worker-facts">
+        <div>
+          <dt>Capabilities</dt>
+          <dd>
+            {w.capabilities.map((c) => (
+              <code key={c} className="chip">
+                {c}
+              </code>
+            ))}
+          </dd>
+        </div>
+        <div>
+          <dt>In flight</dt>
+          <dd data-testid="in-flight" className={full ? "warn-text" : undefined}>
+            {w.inFlight} / {w.maxConcurrency}
+          </dd>
+        </div>
+        <div>
+          <dt>Circuit breaker</dt>
+          <dd>
+            <span className="breaker-badge" data-breaker={w.breaker.state} title={BREAKER_HELP[w.breaker.state]}>
+              {BREAKER_LABELS[w.breaker.state]}
+            </span>
+            {w.breaker.since ? (
+              <span className="muted small">
+                {" "}
+                since <Time value={w.breaker.since} short />
+              </span>
+            ) : null}
+          </dd>
+        </div>
+        <div>
+          <dt>Health</dt>
+          <dd>
+            <span className="health-badge" data-health={w.health}>
+              {HEALTH_LABELS[w.health]}
+            </span>
+            {w.healthCheckedAt ? (
+              <span className="muted small">
+                {" "}
+                checked <Time value={w.healthCheckedAt} short />
+              </span>
+            ) : null}
+          </dd>
+        </div>
+      </dl>
+      {w.lastError ? (
+        <p className="worker-error">
+          <strong>Last error</strong> {w.lastErrorAt ? <Time value={w.lastErrorAt} short /> : null}:{" "}
+          <span className="mono">{w.lastError}</span>
+        </p>
+      ) : null}
+      {isAdmin ? (
+        <div className="task-actions worker-actions">
+          {w.breaker.state === "tripped" || w.breaker.state === "open" || w.breaker.state === "half_open" ? (
+            <button
+              type="button"
+              className="btn btn-small"
+              disabled={reset.isPending}
+              onClick={() => reset.mutate({ id: w.id })}
+            >
+              Reset breaker<span className="visually-hidden"> of {w.name}</span>
+            </button>
+          ) : null}
+          {w.breaker.state !== "tripped" ? (
+            <button
+              type="button"
+              className="btn btn-small btn-danger"
+              disabled={trip.isPending}
+              onClick={() => trip.mutate({ id: w.id })}
+            >
+              Trip breaker<span className="visually-hidden"> of {w.name}</span>
+            </button>
+          ) : null}
+          <button
+            type="button"
+            className="btn btn-small"
+            disabled={update.isPending}
+            onClick={() => update.mutate({ id: w.id, patch: { enabled: !w.enabled } })}
+          >
+            {w.enabled ? "Disable" : "Enable"}
+            <span className="visually-hidden"> {w.name}</span>
+          </button>
+          <button type="button" className="btn btn-small" onClick={onEdit}>
+            Edit<span className="visually-hidden"> {w.name}</span>
+          </button>
+          <button type="button" className="btn btn-small btn-danger" onClick={() => setConfirmRemove(true)}>
+            Remove<span className="visually-hidden"> {w.name}</span>
+          </button>
+        </div>
+      ) : null}
+      {error ? (
+        <p className="inline-error" role="alert">
+          The server refused: {error.message}
+        </p>
+      ) : null}
+      {confirmRemove ? <RemoveDialog worker={w} onClose={() => setConfirmRemove(false)} /> : null}
+    </li>
+  );
+}
+
+function RegisterDialog({ onClose }: { onClose: () => void }) {
+  const utils = trpc.useUtils();
+  const register = trpc.workers.register.useMutation();
+  return (
+    <Dialog title="Register a worker" onClose={onClose}>
+      {(close) => (
+        <WorkerForm
+          pending={register.isPending}
+          serverError={register.error?.message ?? null}
+          onCancel={close}
+          onSubmit={({ clearToken: _ignored, ...values }: WorkerFormValues) =>
+            register.mutate(values, {
+              onSuccess: async () => {
+                await utils.workers.list.invalidate();
+                close();
+              },
+            })
+          }
+        />
+      )}
+    </Dialog>
+  );
+}
+
+function EditDialog({ worker, onClose }: { worker: WorkerView; onClose: () => void }) {
+  const utils = trpc.useUtils();
+  const update = trpc.workers.update.useMutation();
+  return (
+    <Dialog title={`Edit worker ${worker.name}`} onClose={onClose}>
+      {(close) => (
+        <WorkerForm
+          worker={worker}
+          pending={update.isPending}
+          serverError={update.error?.message ?? null}
+          onCancel={close}
+          onSubmit={({ token, clearToken, ...values }: WorkerFormValues) =>
+            update.mutate(
+              {
+                id: worker.id,
+                patch: { ...values, ...(clearToken ? { token: null } : token ? { token } : {}) },
+              },
+              {
+                onSuccess: async () => {
+                  await utils.workers.list.invalidate();
+                  close();
+                },
+              },
+            )
+          }
+        />
+      )}
+    </Dialog>
+  );
+}
+
+function RemoveDialog({ worker, onClose }: { worker: WorkerView; onClose: () => void }) {
+  const utils = trpc.useUtils();
+  const remove = trpc.workers.remove.useMutation();
+  return (
+    <Dialog title={`Remove worker ${worker.name}?`} onClose={onClose}>
+      {(close) => (
+        <>
+          <p>
+            Tasks that need its capabilities go to other workers, or wait if there is none. A worker that is running
+            attempts cannot be removed: disable it first and let them finish.
+            {worker.source === "config" ? " It comes from configuration, so the next start registers it again." : ""}
+          </p>
+          <p className="field-error" role={remove.error ? "alert" : undefined}>
+            {remove.error ? `The server refused: ${remove.error.message}` : ""}
+          </p>
+          <div className="dialog-buttons">
+            <button type="button" className="btn" onClick={close}>
+              Keep worker
+            </button>
+            <button
+              type="button"
+              className="btn btn-danger"
+              disabled={remove.isPending}
+              onClick={() =>
+                remove.mutate(
+                  { id: worker.id },
+                  {
+                    onSuccess: async () => {
+                      await utils.workers.list.invalidate();
+                      close();
+                    },
+                  },
+                )
+              }
+            >
+              Remove worker
+            </button>
+          </div>
+        </>
+      )}
+    </Dialog>
+  );
+}
