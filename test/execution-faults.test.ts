@@ -74,7 +74,7 @@ describe.each(DATABASES)("execution faults on %s", (kind) => {
   });
 
   it("always 503: the breaker opens, the task waits, a second worker takes over; the breaker half-opens and closes", async () => {
-    const { fake: bad, worker: badW } = await worker("cap-flaky", { then: "503", health: "503" });
+    const { fake: bad, worker: badW } = await worker("cap-flaky", { afterwards: "503", health: "503" });
     const created = await task("cap-flaky");
     const waiting = await waitFor(
       "the task to wait behind an open breaker",
@@ -96,7 +96,7 @@ describe.each(DATABASES)("execution faults on %s", (kind) => {
     expect(done.state).toBe("accepted");
     expect(done.attempts.map((a) => a.worker?.name)).toEqual([badW.name, "good-one"]);
 
-    bad.set({ then: "ok", health: "ok" });
+    bad.set({ afterwards: "ok", health: "ok" });
     await waitFor(
       "the breaker to close after probes",
       () => s.http.workers.get.query({ id: badW.id }),
@@ -115,7 +115,7 @@ describe.each(DATABASES)("execution faults on %s", (kind) => {
   });
 
   it("fails a worker that hangs past the try timeout, with the timeout named", async () => {
-    const { fake } = await worker("cap-hang", { then: "hang" });
+    const { fake } = await worker("cap-hang", { afterwards: "hang" });
     const t = await settled((await task("cap-hang", { riskTier: 3 })).id);
     expect(t.state).toBe("failed");
     expect(t.attempts[0]?.tries).toBe(2);
@@ -124,8 +124,8 @@ describe.each(DATABASES)("execution faults on %s", (kind) => {
   });
 
   it("fails on malformed JSON and on a schema-invalid result with a clear error, and keeps serving", async () => {
-    await worker("cap-malformed", { then: "malformed" });
-    await worker("cap-invalid", { then: "invalid" });
+    await worker("cap-malformed", { afterwards: "malformed" });
+    await worker("cap-invalid", { afterwards: "invalid" });
     const [a, b] = await Promise.all([task("cap-malformed"), task("cap-invalid")]);
     const malformed = await settled(a.id);
     expect(malformed.state).toBe("failed");
@@ -143,7 +143,7 @@ describe.each(DATABASES)("execution faults on %s", (kind) => {
     const once = await settled((await task("cap-die-once")).id);
     expect(once.state).toBe("accepted");
     expect(once.attempts[0]?.tries).toBe(2);
-    await worker("cap-die", { then: "destroy" });
+    await worker("cap-die", { afterwards: "destroy" });
     const always = await settled((await task("cap-die", { riskTier: 3 })).id);
     expect(always.state).toBe("failed");
     expect(always.attempts[0]?.error).toContain("Could not reach worker");

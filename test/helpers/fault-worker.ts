@@ -16,9 +16,9 @@ import type { ExecuteRequest, ExecuteResult } from "../../src/shared/worker-prot
 export type Behaviour = "ok" | "503" | "hang" | "destroy" | "malformed" | "invalid" | "fail";
 
 export interface FaultWorkerOptions {
-  /** Answers for the first requests, in order; after them every request gets `then`. */
+  /** Answers for the first requests, in order; after them every request gets `afterwards`. */
   script?: Behaviour[];
-  then?: Behaviour;
+  afterwards?: Behaviour;
   /** `ok` answers take this long (a running task), unless canceled. */
   durationMs?: number;
   /** Answer `ok` as an NDJSON stream with a log line and a progress line first. */
@@ -41,7 +41,7 @@ export interface FaultWorker {
   maxConcurrentPerTask: Map<string, number>;
   cancels: { taskId: string; attempt: number; reason: string }[];
   authHeaders: (string | undefined)[];
-  set(opts: Partial<Pick<FaultWorkerOptions, "then" | "health" | "durationMs" | "ignoreCancel">>): void;
+  set(opts: Partial<Pick<FaultWorkerOptions, "afterwards" | "health" | "durationMs" | "ignoreCancel">>): void;
   close(): Promise<void>;
 }
 
@@ -122,7 +122,7 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
     const request = JSON.parse(body) as ExecuteRequest;
     requests.push(request);
     authHeaders.push(req.headers.authorization);
-    const behaviour = state.script.shift() ?? state.then ?? "ok";
+    const behaviour = state.script.shift() ?? state.afterwards ?? "ok";
     switch (behaviour) {
       case "503":
         return void res.writeHead(503, { "retry-after": "0" }).end("overloaded");
