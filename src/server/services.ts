@@ -3,6 +3,7 @@ import type { AuthService } from "./auth/service.js";
 import { createTrustServices, type TrustServices } from "./auth/trust-services.js";
 import { Assistant } from "./chat/assistant.js";
 import { ChatService } from "./chat/service.js";
+import { LiveBus } from "./cluster/live-bus.js";
 import { type Config, loadConfig } from "./config.js";
 import type { Database } from "./db/database.js";
 import { TaskEventHub } from "./events/task-event-hub.js";
@@ -22,6 +23,8 @@ import { WorkerService } from "./workers/service.js";
 export interface Services {
   db: Database;
   hub: TaskEventHub;
+  /** LISTEN/NOTIFY between the processes sharing the database. */
+  bus: LiveBus;
   tasks: TaskService;
   views: ViewService;
   system: SystemService;
@@ -44,11 +47,19 @@ export interface Services {
   stop(): Promise<void>;
 }
 
+/** How often hubs look for other processes' rows even without a notification. */
+const SAFETY_POLL_MS = 5_000;
+
 export async function createServices(db: Database, log: Logger, config: Config = loadConfig({})): Promise<Services> {
   const trust = await createTrustServices(db, config, log);
-  // On a Postgres server other processes may write too; poll for their events as well.
-  const hub = new TaskEventHub(db, log, db.kind === "postgres" ? 1000 : 0);
+  // On a Postgres server other processes may write too: their commits arrive through the bus
+  // (NOTIFY from triggers), with a slow poll as the safety net should a notification be lost.
+  const multiProcess = db.kind === "postgres";
+  const bus = new LiveBus(db, log);
+  await bus.start();
+  const hub = new TaskEventHub(db, log, multiProcess ? SAFETY_POLL_MS : 0);
   await hub.start();
+  if (multiProcess) hub.follow(bus);
   const events = new EventWriter(db, hub, log);
 
   let workers: WorkerService | undefined;
@@ -110,11 +121,17 @@ export async function createServices(db: Database, log: Logger, config: Config =
       breakerOf: async (id) => breakers.state(id),
       workerTimeoutMs: config.CHAT_WORKER_TIMEOUT_MS,
     }),
-    { messagesPerMinute: config.CHAT_MESSAGES_PER_MINUTE, pollMs: db.kind === "postgres" ? 1000 : 0 },
+    bus,
+    {
+      messagesPerMinute: config.CHAT_MESSAGES_PER_MINUTE,
+      pollMs: multiProcess ? SAFETY_POLL_MS : 0,
+      followBus: multiProcess,
+    },
   );
   return {
     db,
     hub,
+    bus,
     tasks,
     views: new ViewService(db),
     system: new SystemService(db, workerService),
@@ -136,6 +153,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
       await metrics.stop();
       await chat.stop();
       hub.stop();
+      await bus.stop();
     },
   };
 }

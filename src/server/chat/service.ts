@@ -11,19 +11,29 @@ import {
   type TypingEvent,
 } from "../../shared/chat.js";
 import type { Actor } from "../../shared/roles.js";
+import type { LiveBus, TypingNotice } from "../cluster/live-bus.js";
 import type { Database } from "../db/database.js";
 import { DomainError, notFound } from "../errors.js";
 import { BoundedQueue } from "../lib/async-queue.js";
 import type { Logger } from "../logger.js";
 import { type Assistant, noChatWorkerText } from "./assistant.js";
 import { parseMessage } from "./commands.js";
-import { insertMessage, messageSource, toMessageDto, toSessionDto, updateMessage } from "./store.js";
+import {
+  insertMessage,
+  insertOperatorMessage,
+  messageSource,
+  toMessageDto,
+  toSessionDto,
+  updateMessage,
+} from "./store.js";
 import { TailHub } from "./tail-hub.js";
 
 export interface ChatSettings {
   messagesPerMinute: number;
-  /** Poll for other processes' messages while anyone listens (Postgres server); 0: never. */
+  /** Safety poll for other processes' messages while anyone listens, should a notification be lost; 0: never. */
   pollMs: number;
+  /** Take other processes' messages from the bus (a Postgres server, where several processes may run). */
+  followBus: boolean;
   /** How often a streaming answer is written while it arrives. */
   streamFlushMs?: number;
 }
@@ -41,8 +51,6 @@ const CONVERSATION = 30;
  */
 export class ChatService {
   readonly hub: TailHub<ChatMessageDto, { sessionId: string }>;
-  private readonly sent = new Map<string, number[]>();
-  private readonly typingListeners = new Set<(e: TypingEvent) => void>();
   private readonly lastTyping = new Map<string, number>();
   private readonly replies = new Set<Promise<void>>();
   private readonly ctrl = new AbortController();
@@ -51,16 +59,19 @@ export class ChatService {
     private readonly db: Database,
     private readonly log: Logger,
     private readonly assistant: Assistant,
+    /** Carries typing notices between processes (and other processes' new messages). */
+    private readonly bus: LiveBus,
     private readonly settings: ChatSettings,
   ) {
     this.hub = new TailHub(messageSource(db), log, "chat hub", settings.pollMs);
+    if (settings.followBus) this.hub.follow(bus, "chat");
   }
 
   /** Stops answering: aborts chat worker calls in flight and waits for their messages to be written. */
   async stop(): Promise<void> {
     this.ctrl.abort();
     await Promise.allSettled([...this.replies]);
-    this.hub.stop();
+    this.hub.close();
   }
 
   async listSessions(opts: { includeEnded?: boolean } = {}): Promise<ChatSessionDto[]> {
@@ -147,23 +158,32 @@ export class ChatService {
         `Session "${session.title}" was ended${session.endedBy ? ` by ${session.endedBy}` : ""}; start a new session to go on.`,
       );
     }
-    this.takeRateSlot(actor);
-    let row: Awaited<ReturnType<typeof insertMessage>>;
+    let row: Awaited<ReturnType<typeof insertOperatorMessage>>;
     try {
-      row = await insertMessage(this.db, {
-        id: randomUUID(),
-        sessionId: input.sessionId,
-        role: "operator",
-        author: actor.id,
-        authorName: actor.name,
-        content: input.content,
-        clientId: input.clientId,
-      });
+      row = await insertOperatorMessage(
+        this.db,
+        {
+          id: randomUUID(),
+          sessionId: input.sessionId,
+          role: "operator",
+          author: actor.id,
+          authorName: actor.name,
+          content: input.content,
+          clientId: input.clientId,
+        },
+        this.settings.messagesPerMinute,
+      );
     } catch (err) {
       // Two sends with one clientId raced: the other stored it.
       const raced = await this.findSent(actor, input);
       if (raced) return { message: raced, duplicate: true };
       throw err;
+    }
+    if ("limited" in row) {
+      throw new TRPCError({
+        code: "TOO_MANY_REQUESTS",
+        message: `You sent ${this.settings.messagesPerMinute} messages in the last minute, the limit; try again in ${row.retryAfterSec} s.`,
+      });
     }
     this.hub.notify();
     const message = toMessageDto(row);
@@ -178,22 +198,6 @@ export class ChatService {
       },
     });
     return row ? toMessageDto(row) : null;
-  }
-
-  /** Sliding one-minute window per user (this process). */
-  private takeRateSlot(actor: Actor): void {
-    const now = Date.now();
-    const recent = (this.sent.get(actor.id) ?? []).filter((t) => now - t < 60_000);
-    if (recent.length >= this.settings.messagesPerMinute) {
-      const waitSec = Math.ceil((60_000 - (now - (recent[0] as number))) / 1000);
-      this.sent.set(actor.id, recent);
-      throw new TRPCError({
-        code: "TOO_MANY_REQUESTS",
-        message: `You sent ${this.settings.messagesPerMinute} messages in the last minute, the limit; try again in ${waitSec} s.`,
-      });
-    }
-    recent.push(now);
-    this.sent.set(actor.id, recent);
   }
 
   private track(p: Promise<void>): void {
@@ -310,7 +314,10 @@ export class ChatService {
     });
   }
 
-  /** Tells the session's other subscribers that `actor` is typing (at most twice a second per user). */
+  /**
+   * Tells the session's other subscribers, on every process, that `actor` is typing (at most twice
+   * a second per user and process). Typing is ephemeral: a NOTIFY carries it whole, nothing is stored.
+   */
   async typing(actor: Actor, sessionId: string): Promise<void> {
     const session = await this.getSession(sessionId);
     if (session.endedAt) throw new DomainError("PRECONDITION_FAILED", "The session has ended.");
@@ -318,26 +325,27 @@ export class ChatService {
     const now = Date.now();
     if (now - (this.lastTyping.get(key) ?? 0) < 500) return;
     this.lastTyping.set(key, now);
-    const e: TypingEvent = { sessionId, userId: actor.id, name: actor.name, at: new Date(now) };
-    for (const l of this.typingListeners) l(e);
+    if (this.lastTyping.size > 10_000) {
+      for (const [k, at] of this.lastTyping) if (now - at >= 500) this.lastTyping.delete(k);
+    }
+    await this.bus.publishTyping({ sessionId, userId: actor.id, name: actor.name.slice(0, 200), at: now });
   }
 
   /** Typing in a session by others than `self`; a slow reader loses old typing events, never memory. */
   async *onTyping(opts: { sessionId: string; self: string; signal?: AbortSignal }): AsyncGenerator<TypingEvent> {
     await this.getSession(opts.sessionId);
-    const queue = new BoundedQueue<TypingEvent>(TYPING_BUFFER);
-    const listener = (e: TypingEvent) => {
-      if (e.sessionId === opts.sessionId && e.userId !== opts.self) queue.push(e);
-    };
-    this.typingListeners.add(listener);
+    const queue = new BoundedQueue<TypingNotice>(TYPING_BUFFER);
+    const off = this.bus.onTyping((t) => {
+      if (t.sessionId === opts.sessionId && t.userId !== opts.self) queue.push(t);
+    });
     try {
       while (!opts.signal?.aborted) {
         const batch = await queue.drain(opts.signal);
         queue.overflowed = false;
-        for (const e of batch) yield e;
+        for (const t of batch) yield { sessionId: t.sessionId, userId: t.userId, name: t.name, at: new Date(t.at) };
       }
     } finally {
-      this.typingListeners.delete(listener);
+      off();
     }
   }
 }

@@ -52,22 +52,55 @@ export interface NewMessage {
 export async function insertMessage(db: Database, m: NewMessage): Promise<ChatMessage> {
   return db.prisma.$transaction(async (tx) => {
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(${CHAT_LOG_LOCK_KEY}::bigint)`;
-    const row = await tx.chatMessage.create({
-      data: {
-        id: m.id,
-        sessionId: m.sessionId,
-        role: m.role,
-        author: m.author,
-        authorName: m.authorName,
-        content: m.content,
-        clientId: m.clientId ?? null,
-        status: m.status ?? "complete",
-        links: (m.links ?? []) as unknown as Prisma.InputJsonValue,
-      },
-    });
-    await tx.chatSession.update({ where: { id: m.sessionId }, data: { updatedAt: new Date() } });
-    return row;
+    return insertLocked(tx, m);
   });
+}
+
+export interface RateLimited {
+  limited: true;
+  /** Seconds until the oldest message of the last minute leaves the window. */
+  retryAfterSec: number;
+}
+
+/**
+ * Inserts an operator's message unless its author sent `perMinute` messages in the last minute.
+ * The count is taken under the chat lock, which every process's chat writes take: the limit holds
+ * across processes, and two sends racing cannot both take the last slot.
+ */
+export async function insertOperatorMessage(
+  db: Database,
+  m: NewMessage,
+  perMinute: number,
+): Promise<ChatMessage | RateLimited> {
+  return db.prisma.$transaction(async (tx) => {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${CHAT_LOG_LOCK_KEY}::bigint)`;
+    const [recent] = await tx.$queryRaw<{ n: number; oldest: Date | null }[]>`
+      SELECT count(*)::int AS n, min(created_at) AS oldest FROM chat_messages
+       WHERE author = ${m.author} AND role = 'operator' AND created_at > now() - interval '1 minute'`;
+    if (recent && recent.n >= perMinute) {
+      const oldest = recent.oldest?.getTime() ?? Date.now();
+      return { limited: true, retryAfterSec: Math.max(1, Math.ceil((oldest + 60_000 - Date.now()) / 1000)) };
+    }
+    return insertLocked(tx, m);
+  });
+}
+
+async function insertLocked(tx: Prisma.TransactionClient, m: NewMessage): Promise<ChatMessage> {
+  const row = await tx.chatMessage.create({
+    data: {
+      id: m.id,
+      sessionId: m.sessionId,
+      role: m.role,
+      author: m.author,
+      authorName: m.authorName,
+      content: m.content,
+      clientId: m.clientId ?? null,
+      status: m.status ?? "complete",
+      links: (m.links ?? []) as unknown as Prisma.InputJsonValue,
+    },
+  });
+  await tx.chatSession.update({ where: { id: m.sessionId }, data: { updatedAt: new Date() } });
+  return row;
 }
 
 /** Rewrites a message (an answer streaming in) with a new version, so subscribers see the change. */

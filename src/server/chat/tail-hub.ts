@@ -1,3 +1,4 @@
+import type { LiveBus, RowsKind } from "../cluster/live-bus.js";
 import { BoundedQueue } from "../lib/async-queue.js";
 import type { Logger } from "../logger.js";
 
@@ -25,8 +26,11 @@ export class TailHub<T, F> {
   private readonly listeners = new Set<(row: T) => void>();
   private pulling: Promise<void> | null = null;
   private again = false;
+  /** The highest position other processes announced while a pull was running. */
+  private announced = 0n;
   private timer: NodeJS.Timeout | null = null;
   private started: Promise<void> | null = null;
+  private unfollow: (() => void)[] = [];
 
   constructor(
     private readonly source: TailSource<T, F>,
@@ -50,6 +54,31 @@ export class TailHub<T, F> {
     this.timer = null;
   }
 
+  /** Takes rows committed by other processes from the bus, and reads what was missed after a reconnection. */
+  follow(bus: LiveBus, kind: RowsKind): void {
+    this.unfollow.push(
+      bus.onRows(kind, (position) => this.notifyUpTo(position)),
+      bus.onConnect(() => this.notify()),
+    );
+  }
+
+  /** Stops polling and following the bus. */
+  close(): void {
+    this.stop();
+    for (const u of this.unfollow) u();
+    this.unfollow = [];
+  }
+
+  /** Rows up to `position` were committed: read them unless they were delivered already or a running pull covers them. */
+  notifyUpTo(position: bigint): void {
+    if (!this.started || position <= this.last) return;
+    if (this.pulling) {
+      if (position > this.announced) this.announced = position;
+      return;
+    }
+    this.notify();
+  }
+
   get subscriberCount(): number {
     return this.listeners.size;
   }
@@ -65,7 +94,7 @@ export class TailHub<T, F> {
       .catch((err: unknown) => this.log.error({ err }, `${this.name}: reading new rows failed`))
       .finally(() => {
         this.pulling = null;
-        if (this.again) {
+        if (this.again || this.announced > this.last) {
           this.again = false;
           this.notify();
         }

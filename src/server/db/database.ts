@@ -5,6 +5,7 @@ import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
+import { type ListenHandlers, PgListener } from "../lib/pg-listener.js";
 import { PrismaClient } from "./generated/client.js";
 
 export type DatabaseKind = "pglite" | "postgres";
@@ -19,9 +20,16 @@ export interface SqlRunner {
 
 export interface Database extends SqlRunner {
   kind: DatabaseKind;
+  /** The schema the tables live in ("public" on PGlite). */
+  schema: string;
   prisma: PrismaClient;
   /** Runs `fn` on one connection, for session-scoped state such as advisory locks. */
   session<T>(fn: (conn: SqlRunner) => Promise<T>): Promise<T>;
+  /**
+   * LISTENs on `channel` (on a Postgres server over one dedicated connection per process, which
+   * reconnects by itself and calls `onConnect` each time). Resolves to a function that stops listening.
+   */
+  listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -56,10 +64,18 @@ async function openPglite(dataDir?: string): Promise<Database> {
   };
   return {
     kind: "pglite",
+    schema: "public",
     prisma,
     ...runner,
     // PGlite has a single connection.
     session: (fn) => fn(runner),
+    async listen(channel, handlers) {
+      const unlisten = await client.listen(channel, (payload) => handlers.onNotify(payload));
+      handlers.onConnect?.();
+      return async () => {
+        if (!client.closed) await unlisten();
+      };
+    },
     async close() {
       await prisma.$disconnect();
       await client.close();
@@ -79,8 +95,16 @@ async function openPostgres(url: string, schema: string): Promise<Database> {
   });
   await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
+  const listener = new PgListener({
+    connectionString: url,
+    onError: (err, retryInMs) =>
+      process.emitWarning(
+        `The LISTEN connection to Postgres failed (${err instanceof Error ? err.message : String(err)}); retrying in ${retryInMs} ms. Live events from other processes arrive by polling meanwhile.`,
+      ),
+  });
   return {
     kind: "postgres",
+    schema,
     prisma,
     async exec(sql) {
       await pool.query(sql);
@@ -103,7 +127,9 @@ async function openPostgres(url: string, schema: string): Promise<Database> {
         conn.release();
       }
     },
+    listen: (channel, handlers) => listener.listen(channel, handlers),
     async close() {
+      await listener.close();
       await prisma.$disconnect();
       await pool.end();
     },

@@ -1,5 +1,6 @@
 import type { TaskEventDto } from "../../shared/task-events.js";
 import type { TaskState } from "../../shared/task-state.js";
+import type { LiveBus } from "../cluster/live-bus.js";
 import type { Database } from "../db/database.js";
 import type { TaskEvent } from "../db/generated/client.js";
 import { BoundedQueue } from "../lib/async-queue.js";
@@ -36,13 +37,18 @@ export interface SubscribeOptions {
  * `seq` order. The hub tails the table: told that something was committed (`notify`), it reads
  * every event after the last one it delivered and hands them out. A subscriber first replays from
  * the table, then switches to the hub's stream, de-duplicating by `seq`: no gap, no duplicate.
+ * Several processes: each one's hub is told of the others' commits through the LiveBus (NOTIFY sent
+ * by a trigger on commit) and reads the rows itself, so all of the above holds on every process.
  */
 export class TaskEventHub {
   private lastSeq = 0n;
   private readonly listeners = new Set<(e: TaskEventDto) => void>();
   private pulling: Promise<void> | null = null;
   private again = false;
+  /** The highest position other processes announced while a pull was running. */
+  private announced = 0n;
   private timer: NodeJS.Timeout | null = null;
+  private unfollow: (() => void)[] = [];
 
   constructor(
     private readonly db: Database,
@@ -60,6 +66,32 @@ export class TaskEventHub {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    for (const u of this.unfollow) u();
+    this.unfollow = [];
+  }
+
+  /**
+   * Takes events committed by other processes from the bus; after a reconnection of the LISTEN
+   * connection it reads whatever was committed meanwhile.
+   */
+  follow(bus: LiveBus): void {
+    this.unfollow.push(
+      bus.onRows("task_events", (seq) => this.notifyUpTo(seq)),
+      bus.onConnect(() => this.notify()),
+    );
+  }
+
+  /**
+   * Events up to `seq` were committed. Already delivered (this process wrote them and pulled)
+   * means nothing to read; during a pull, it is read again only if that pull stopped short of `seq`.
+   */
+  notifyUpTo(seq: bigint): void {
+    if (seq <= this.lastSeq) return;
+    if (this.pulling) {
+      if (seq > this.announced) this.announced = seq;
+      return;
+    }
+    this.notify();
   }
 
   get subscriberCount(): number {
@@ -76,7 +108,7 @@ export class TaskEventHub {
       .catch((err: unknown) => this.log.error({ err }, "task event hub: reading new events failed"))
       .finally(() => {
         this.pulling = null;
-        if (this.again) {
+        if (this.again || this.announced > this.lastSeq) {
           this.again = false;
           this.notify();
         }
