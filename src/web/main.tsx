@@ -17,6 +17,8 @@ const AuditPage = lazy(() => import("./audit/AuditPage.js"));
 const UsersPage = lazy(() => import("./admin/UsersPage.js"));
 const TokensPage = lazy(() => import("./account/TokensPage.js"));
 const PasswordPage = lazy(() => import("./account/PasswordPage.js"));
+const MetricsPage = lazy(() => import("./metrics/MetricsPage.js"));
+const ChatPage = lazy(() => import("./chat/ChatPage.js"));
 
 const router = createBrowserRouter([
   {
@@ -37,6 +39,10 @@ const router = createBrowserRouter([
       { path: "tasks/:id", element: <TaskDetailPage /> },
       { path: "workers", element: <WorkersPage /> },
       { path: "audit", element: <AuditPage /> },
+      // Not "/metrics": the server answers that path with the Prometheus exposition.
+      { path: "live-metrics", element: <MetricsPage /> },
+      { path: "chat", element: <ChatPage /> },
+      { path: "chat/:sessionId", element: <ChatPage /> },
       { path: "admin", element: <Navigate to="/admin/users" replace /> },
       { path: "admin/users", element: <UsersPage /> },
       { path: "account/tokens", element: <TokensPage /> },

@@ -11,6 +11,8 @@ import { UserMenu } from "./UserMenu.js";
 const NAV_ITEMS: readonly { to: string; label: string; role?: Role }[] = [
   { to: "/tasks", label: "Tasks" },
   { to: "/workers", label: "Workers" },
+  { to: "/live-metrics", label: "Metrics" },
+  { to: "/chat", label: "Chat" },
   { to: "/audit", label: "Audit" },
   { to: "/admin/users", label: "Admin", role: "admin" },
 ];
