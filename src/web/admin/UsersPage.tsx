@@ -222,10 +222,11 @@ function CreateUser() {
           <select id="uc-role" value={role} onChange={(e) => setRole(e.target.value as Role)} {...aria("role")}>
             {ROLES.map((r) => (
               <option key={r} value={r}>
-                {r} — {ROLE_HELP[r]}
+                {r}
               </option>
             ))}
           </select>
+          <p className="hint">{ROLE_HELP[role]}</p>
           {err("role")}
         </div>
         <div className="field">
@@ -242,7 +243,9 @@ function CreateUser() {
           {err("password")}
         </div>
       </div>
-      <p className="hint">Give the initial password to the person in person; they can change it under Account.</p>
+      <p className="hint">
+        Give the initial password to the person in person; they change it under Password, at the top right.
+      </p>
       <p className="field-error" role={create.error ? "alert" : undefined}>
         {create.error ? `The server refused: ${create.error.message}` : ""}
       </p>
