@@ -172,3 +172,33 @@ test("bulk by selection: select all on the page, cancel; a second cancel skips e
   await expect(page.getByTestId("bulk-outcome")).toContainText("Retry: 2 done, 0 skipped");
   await expect(taskRow(page, "sel A")).toContainText("Queued");
 });
+
+test("the log follows new lines until the reader scrolls up, and follows again on request", async ({
+  page,
+  server,
+}) => {
+  const task = await createTask(server, {
+    title: "Chatty",
+    capability: "script",
+    input: { script: "for i in $(seq 1 150); do echo line $i; sleep 0.1; done" },
+  });
+  await page.goto(`/tasks/${task.id}?tab=logs`);
+  const box = page.getByRole("log", { name: "Worker output" });
+  const lines = box.locator('[data-stream="stdout"]');
+  await expect.poll(() => lines.count(), { timeout: 30_000 }).toBeGreaterThan(40);
+  const distanceFromBottom = () => box.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+  await expect.poll(distanceFromBottom).toBeLessThan(30);
+  await expect(page.getByTestId("log-follow")).toHaveText("Following new lines");
+
+  await box.evaluate((el) => {
+    el.scrollTop = 0;
+  });
+  await expect(page.getByRole("button", { name: "Follow new lines" })).toBeVisible();
+  const seen = await lines.count();
+  await expect.poll(() => lines.count(), { timeout: 30_000 }).toBeGreaterThan(seen + 5);
+  expect(await box.evaluate((el) => el.scrollTop)).toBe(0);
+
+  await page.getByRole("button", { name: "Follow new lines" }).click();
+  await expect.poll(distanceFromBottom).toBeLessThan(30);
+  await expect(page.getByTestId("log-follow")).toBeVisible();
+});
