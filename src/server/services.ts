@@ -1,4 +1,5 @@
 import type { AuditService } from "./audit/service.js";
+import { Trail } from "./audit/trail.js";
 import type { AuthService } from "./auth/service.js";
 import { createTrustServices, type TrustServices } from "./auth/trust-services.js";
 import { Assistant } from "./chat/assistant.js";
@@ -93,23 +94,36 @@ export async function createServices(db: Database, log: Logger, config: Config =
       healthTimeoutMs: config.WORKER_HEALTH_TIMEOUT_MS,
     },
     breakers,
+    trust.secretBox,
   );
-  workers = new WorkerService(db, breakers, client, config.WORKER_ALLOWED_HOSTS, log);
-  const execution = new ExecutionEngine(db, hub, log, workers, breakers, client, events, {
-    leaseMs: config.LEASE_MS,
-    dispatchIntervalMs: config.DISPATCH_INTERVAL_MS,
-    recoveryIntervalMs: config.RECOVERY_INTERVAL_MS,
-    healthIntervalMs: config.WORKER_HEALTH_INTERVAL_MS,
-    maxAutoRedispatch: config.MAX_AUTO_REDISPATCH,
-    retryPolicy: config.retryPolicy,
-  });
+  // Every change writes its audit entry (and every decision its provenance record) in its own transaction.
+  const trail = new Trail(trust.audit, trust.provenance);
+  workers = new WorkerService(db, breakers, client, config.WORKER_ALLOWED_HOSTS, log, trust.secretBox, trust.audit);
+  const execution = new ExecutionEngine(
+    db,
+    hub,
+    log,
+    workers,
+    breakers,
+    client,
+    events,
+    {
+      leaseMs: config.LEASE_MS,
+      dispatchIntervalMs: config.DISPATCH_INTERVAL_MS,
+      recoveryIntervalMs: config.RECOVERY_INTERVAL_MS,
+      healthIntervalMs: config.WORKER_HEALTH_INTERVAL_MS,
+      maxAutoRedispatch: config.MAX_AUTO_REDISPATCH,
+      retryPolicy: config.retryPolicy,
+    },
+    trail,
+  );
   const workerService = workers;
   const metrics = new MetricsService(db, hub, workerService, log, {
     intervalMs: config.METRICS_INTERVAL_MS,
     windowMs: config.METRICS_WINDOW_MS,
     retentionDays: config.METRICS_RETENTION_DAYS,
   });
-  const tasks = new TaskService(db, hub, execution);
+  const tasks = new TaskService(db, hub, execution, trail);
   const chat = new ChatService(
     db,
     log,
@@ -133,7 +147,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
     hub,
     bus,
     tasks,
-    views: new ViewService(db),
+    views: new ViewService(db, trust.audit),
     system: new SystemService(db, workerService),
     workers: workerService,
     execution,
@@ -144,6 +158,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
     metrics,
     chat,
     async start(extra = []) {
+      await workerService.sealPlainTokens();
       await workerService.upsertConfigWorkers([...parseConfigWorkers(config.WORKERS), ...extra]);
       if (config.EXECUTION_ENABLED) await execution.start();
       await metrics.start();

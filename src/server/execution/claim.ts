@@ -1,7 +1,11 @@
 import type { TaskSpec } from "../../shared/task-spec.js";
 import type { Critique } from "../../shared/worker-protocol.js";
+import { auditInsertSql } from "../audit/service.js";
+import { SYSTEM_ACTORS, type Trail } from "../audit/trail.js";
 import type { Database } from "../db/database.js";
 import { EVENT_LOG_LOCK_KEY } from "../events/append.js";
+import { provenanceInsertSql } from "../provenance/service.js";
+import { taskDispatched } from "../tasks/decisions.js";
 
 export interface ClaimedAttempt {
   attemptId: string;
@@ -25,10 +29,12 @@ interface ClaimRow {
  * Claims up to `limit` queued tasks for one worker in one transaction: highest priority first, then
  * longest queued, only capabilities the worker has, never more than its free slots, skipping rows
  * another process is claiming (SKIP LOCKED). Each claimed task moves to `running` with a new
- * attempt that holds this process's lease.
+ * attempt that holds this process's lease. Each dispatch is audited and put on the provenance chain
+ * in the same transaction, written with the task events in one statement.
  */
 export async function claimForWorker(
   db: Database,
+  trail: Trail,
   worker: { id: string; name: string; capabilities: string[] },
   limit: number,
   owner: string,
@@ -75,10 +81,28 @@ export async function claimForWorker(
       leaseMs,
     );
     if (claimed.length) {
-      // One statement for the events too; the event-log lock is taken after the row locks above,
-      // as every other writer does, so lock order is the same everywhere.
+      // Lock order as everywhere: row locks (above), then the provenance chain's, then the event log's.
+      const prepared = await trail.prepare(
+        tx,
+        claimed.map((r) => ({
+          actor: SYSTEM_ACTORS.dispatcher,
+          action: "task.dispatch",
+          resource: { type: "task", id: r.task_id },
+          before: { state: "queued" },
+          after: { state: "running", attempt: Number(r.number), worker: worker.name, workerId: worker.id },
+        })),
+        claimed.map((r) =>
+          taskDispatched(
+            r.task_id,
+            { id: r.attempt_id, number: Number(r.number) },
+            { id: worker.id, name: worker.name },
+          ),
+        ),
+      );
+      // The trail and the events in one statement; the event-log lock is the last one taken.
       await tx.$executeRawUnsafe(
-        `WITH lock AS (SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint))
+        `WITH audit AS (${auditInsertSql("$4")}), chain AS (${provenanceInsertSql("$5")}),
+         lock AS (SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint))
          INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
          SELECT x.task_id, 'state_changed', 'queued', 'running', 'system',
                 jsonb_build_object('name', 'dispatch', 'attempt', x.number, 'worker', $2::text, 'workerId', $3::text)
@@ -93,6 +117,8 @@ export async function claimForWorker(
         ),
         worker.name,
         worker.id,
+        prepared.auditJson,
+        prepared.provenanceJson,
       );
     }
     return claimed;

@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { TaskSpec } from "../../shared/task-spec.js";
 import { PROTOCOL_VERSION } from "../../shared/worker-protocol.js";
+import type { NewAuditEntry } from "../audit/service.js";
+import { SYSTEM_ACTORS, type Trail } from "../audit/trail.js";
 import type { TierPolicy } from "../config.js";
 import { judgeAttempt } from "../council/council.js";
 import type { Database } from "../db/database.js";
@@ -9,6 +11,8 @@ import type { Worker } from "../db/generated/client.js";
 import { appendTaskEvents, type NewTaskEvent } from "../events/append.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
 import type { Logger } from "../logger.js";
+import type { NewProvenanceRecord } from "../provenance/service.js";
+import { taskCancel, taskResult } from "../tasks/decisions.js";
 import type { BreakerRegistry } from "../workers/breakers.js";
 import { toTarget, type WorkerService } from "../workers/service.js";
 import { type ClaimedAttempt, claimForWorker } from "./claim.js";
@@ -36,6 +40,15 @@ interface Running {
 }
 
 const WAITING_REASON_EVERY_MS = 250;
+
+type Tx = Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0];
+
+/** What a transaction that ends attempts writes last: its trail, then its task events. */
+interface Endings {
+  events: NewTaskEvent[];
+  audit: NewAuditEntry[];
+  provenance: NewProvenanceRecord[];
+}
 
 const tierOf = (riskTier: number): 1 | 2 | 3 => (riskTier === 1 || riskTier === 3 ? riskTier : 2);
 
@@ -73,6 +86,7 @@ export class ExecutionEngine {
     private readonly client: WorkerClient,
     private readonly events: EventWriter,
     private readonly settings: EngineSettings,
+    private readonly trail: Trail,
   ) {
     this.finisher = new Finisher(
       db,
@@ -84,6 +98,7 @@ export class ExecutionEngine {
         attemptsFor: (tier) => this.policyFor(tier).attempts,
       },
       () => this.wake(),
+      trail,
     );
   }
 
@@ -190,7 +205,7 @@ export class ExecutionEngine {
       .sort((a, b) => b.free - a.free);
     for (const { w, free } of available) {
       if (this.stopping) return;
-      const claimed = await claimForWorker(this.db, w, free, this.owner, this.settings.leaseMs);
+      const claimed = await claimForWorker(this.db, this.trail, w, free, this.owner, this.settings.leaseMs);
       if (claimed.length) this.hub.notify();
       for (const c of claimed) this.launch(c, w);
     }
@@ -311,6 +326,7 @@ export class ExecutionEngine {
           countsAsFailure: true,
           summary: outcome.result.summary,
           result: outcome.result,
+          reportedByWorker: true,
         };
       } else {
         let judgement = null;
@@ -398,6 +414,7 @@ export class ExecutionEngine {
       take: 500,
     });
     const cancels = new Map<string, { confirmed: boolean; detail: string }>();
+    const expiredWorker = new Map(expired.map((a) => [a.id, a.worker?.name ?? null]));
     await Promise.all(
       expired.map(async (a) => {
         if (!a.worker) return;
@@ -434,7 +451,8 @@ export class ExecutionEngine {
             FOR UPDATE OF a, t SKIP LOCKED`,
           JSON.stringify(expired.map((a) => a.id)),
         );
-        const events: NewTaskEvent[] = [];
+        const out: Endings = { events: [], audit: [], provenance: [] };
+        const { events } = out;
         const tasks: Parameters<typeof writeTasks>[1] = [];
         for (const r of rows) {
           const cancel = cancels.get(r.attempt_id);
@@ -444,6 +462,15 @@ export class ExecutionEngine {
             data: { state: "lost", finishedAt: new Date(), error, leaseOwner: null, leaseExpiresAt: null },
           });
           events.push({ taskId: r.task_id, type: "attempt_lost", actor: "system", data: { attempt: r.number, error } });
+          out.provenance.push(
+            taskResult(
+              r.task_id,
+              { id: r.attempt_id, number: r.number },
+              expiredWorker.get(r.attempt_id) ?? null,
+              null,
+              error,
+            ),
+          );
           if (r.task_state === "running") {
             const failures = r.failures + 1;
             const allowed = this.policyFor(r.risk_tier).attempts;
@@ -468,11 +495,19 @@ export class ExecutionEngine {
               actor: "system",
               data: { name: requeue ? "requeue" : "fail", attempt: r.number, reason, recovered: true },
             });
+            out.audit.push({
+              actor: SYSTEM_ACTORS.recovery,
+              action: requeue ? "task.requeue" : "task.fail",
+              resource: { type: "task", id: r.task_id },
+              before: { state: "running", attempt: r.number, leaseOwner: r.lease_owner },
+              after: { state: requeue ? "queued" : "failed", reason, recovered: true },
+            });
           } else if (r.task_state === "canceling") {
-            await this.finishCancelTx(tx, r.task_id, cancel?.confirmed ?? false, cancel?.detail ?? "no worker", events);
+            await this.finishCancelTx(tx, r.task_id, cancel?.confirmed ?? false, cancel?.detail ?? "no worker", out);
           }
         }
         await writeTasks(tx, tasks);
+        await this.trail.write(tx, out.audit, out.provenance);
         await appendTaskEvents(tx, events);
         return rows.length;
       });
@@ -499,32 +534,41 @@ export class ExecutionEngine {
     for (const t of stuck) {
       await this.db.prisma
         .$transaction(async (tx) => {
-          const events: NewTaskEvent[] = [];
-          await this.finishCancelTx(tx, t.id, false, "the process handling the cancel stopped", events);
-          await appendTaskEvents(tx, events);
+          const out: Endings = { events: [], audit: [], provenance: [] };
+          await this.finishCancelTx(tx, t.id, false, "the process handling the cancel stopped", out);
+          await this.trail.write(tx, out.audit, out.provenance);
+          await appendTaskEvents(tx, out.events);
         })
         .catch((err: unknown) => this.log.warn({ err, taskId: t.id }, "finishing a stuck cancel failed"));
     }
     return stuck.length;
   }
 
+  /** Ends a cancel: `canceling` → `canceled`, audited, and on the provenance chain with who, why and confirmed. */
   private async finishCancelTx(
-    tx: Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0],
+    tx: Tx,
     taskId: string,
     confirmed: boolean,
     detail: string,
-    events: NewTaskEvent[],
+    out: Endings,
   ): Promise<boolean> {
-    const { count } = await tx.task.updateMany({
-      where: { id: taskId, state: "canceling" },
-      data: {
-        state: "canceled",
-        cancelConfirmed: confirmed,
-        updatedAt: new Date(),
-      },
+    const [task] = await tx.$queryRawUnsafe<{ by: string | null; reason: string | null }[]>(
+      `UPDATE tasks SET state = 'canceled', cancel_confirmed = $2, updated_at = now()
+        WHERE id = $1::uuid AND state = 'canceling'
+        RETURNING cancel_requested_by AS by, cancel_reason AS reason`,
+      taskId,
+      confirmed,
+    );
+    if (!task) return false;
+    out.audit.push({
+      actor: SYSTEM_ACTORS.engine,
+      action: "task.cancel_done",
+      resource: { type: "task", id: taskId },
+      before: { state: "canceling" },
+      after: { state: "canceled", confirmed, detail, requestedBy: task.by, reason: task.reason },
     });
-    if (count === 0) return false;
-    events.push({
+    out.provenance.push(taskCancel(taskId, { by: task.by, reason: task.reason, confirmed, detail }));
+    out.events.push({
       taskId,
       type: "state_changed",
       fromState: "canceling",
@@ -558,9 +602,9 @@ export class ExecutionEngine {
       await local?.done;
     }
     await this.db.prisma.$transaction(async (tx) => {
-      const events: NewTaskEvent[] = [];
+      const out: Endings = { events: [], audit: [], provenance: [] };
       if (attempt) {
-        await tx.attempt.updateMany({
+        const { count } = await tx.attempt.updateMany({
           where: { id: attempt.id, state: "running" },
           data: {
             state: "canceled",
@@ -570,9 +614,15 @@ export class ExecutionEngine {
             leaseExpiresAt: null,
           },
         });
+        // Only if the cancel ended the attempt: an attempt that finished meanwhile has its result record.
+        if (count) {
+          const ref = { id: attempt.id, number: attempt.number };
+          out.provenance.push(taskResult(taskId, ref, attempt.worker?.name ?? null, null, `Canceled: ${reason}`));
+        }
       }
-      await this.finishCancelTx(tx, taskId, outcome.confirmed, outcome.detail, events);
-      await appendTaskEvents(tx, events);
+      await this.finishCancelTx(tx, taskId, outcome.confirmed, outcome.detail, out);
+      await this.trail.write(tx, out.audit, out.provenance);
+      await appendTaskEvents(tx, out.events);
     });
     this.hub.notify();
     this.wake();

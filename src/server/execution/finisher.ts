@@ -1,12 +1,16 @@
 import type { TaskState } from "../../shared/task-state.js";
 import type { Judgement } from "../../shared/verdict.js";
 import type { Critique, ExecuteResult } from "../../shared/worker-protocol.js";
+import { auditInsertSql, type NewAuditEntry } from "../audit/service.js";
+import { type PreparedTrail, SYSTEM_ACTORS, type Trail, workerActor } from "../audit/trail.js";
 import { critiqueFrom } from "../council/council.js";
 import { parseUnifiedDiff } from "../council/diff.js";
 import type { Database } from "../db/database.js";
 import { EVENT_LOG_LOCK_KEY, type NewTaskEvent, type Tx } from "../events/append.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
 import type { Logger } from "../logger.js";
+import { type NewProvenanceRecord, provenanceInsertSql } from "../provenance/service.js";
+import { taskResult, taskVerdict } from "../tasks/decisions.js";
 
 /** The end of one attempt, as its run saw it. */
 export type AttemptEnd =
@@ -34,6 +38,8 @@ export type AttemptEnd =
       countsAsFailure: boolean;
       summary?: string;
       result?: ExecuteResult;
+      /** The worker said the task failed (its own word), rather than the call failing. */
+      reportedByWorker?: boolean;
     };
 
 export interface FinishSettings {
@@ -70,6 +76,15 @@ interface TaskWrite {
   failures: number;
   requeued: boolean;
   next_critique: Critique | null;
+}
+
+interface Planned {
+  attempts: AttemptWrite[];
+  tasks: TaskWrite[];
+  artifacts: ArtifactWrite[];
+  events: NewTaskEvent[];
+  audit: NewAuditEntry[];
+  provenance: NewProvenanceRecord[];
 }
 
 interface ArtifactWrite {
@@ -119,6 +134,7 @@ export class Finisher {
     private readonly log: Logger,
     private readonly settings: FinishSettings,
     private readonly onWritten: () => void,
+    private readonly trail: Trail,
   ) {}
 
   /** Resolves true when written, false when fenced off (the attempt was no longer ours to finish). */
@@ -180,30 +196,29 @@ export class Finisher {
         this.settings.owner,
       );
       const byAttempt = new Map(locked.map((r) => [r.attempt_id, r]));
-      const attempts: AttemptWrite[] = [];
-      const tasks: TaskWrite[] = [];
-      const artifacts: ArtifactWrite[] = [];
-      const events: NewTaskEvent[] = [];
+      const out: Planned = { attempts: [], tasks: [], artifacts: [], events: [], audit: [], provenance: [] };
       const written = new Set<string>();
       for (const end of ends) {
         const row = byAttempt.get(end.attemptId);
         // Fenced: the lease is gone or the task is being canceled; whoever took over finishes it.
         if (row?.task_state !== "running") continue;
         written.add(end.attemptId);
-        this.plan(end, row, { attempts, tasks, artifacts, events });
+        this.plan(end, row, out);
       }
-      if (attempts.length) await writeEnds(tx, attempts, tasks, artifacts, events);
+      if (out.attempts.length) {
+        // After the row locks, before the event log's lock (taken last, inside writeEnds).
+        const trail = await this.trail.prepare(tx, out.audit, out.provenance);
+        await writeEnds(tx, out, trail);
+      }
       return written;
     });
   }
 
-  private plan(
-    end: AttemptEnd,
-    row: LockedRow,
-    out: { attempts: AttemptWrite[]; tasks: TaskWrite[]; artifacts: ArtifactWrite[]; events: NewTaskEvent[] },
-  ): void {
+  private plan(end: AttemptEnd, row: LockedRow, out: Planned): void {
     const actor = "system";
     const base = { attempt: end.number, worker: end.workerName, tries: end.tries };
+    const resource = { type: "task", id: end.taskId };
+    const attemptRef = { id: end.attemptId, number: end.number };
     if (end.kind === "failed" || end.councilError || !end.judgement) {
       const error = end.kind === "failed" ? end.error : `The council could not judge this attempt: ${end.councilError}`;
       const counts = end.kind === "failed" ? end.countsAsFailure : true;
@@ -242,6 +257,15 @@ export class Finisher {
         actor,
         data: { ...base, reason: clean(reason, 2000), error: clean(error, 2000), name: requeue ? "requeue" : "fail" },
       });
+      out.audit.push({
+        // The worker's own report of failure is its act; a call that failed or a council that broke is ours.
+        actor: end.kind === "failed" && end.reportedByWorker ? workerActor(end.workerName) : SYSTEM_ACTORS.engine,
+        action: requeue ? "task.requeue" : "task.fail",
+        resource,
+        before: { state: "running", attempt: end.number },
+        after: { state: requeue ? "queued" : "failed", ...base, reason: clean(reason, 500) },
+      });
+      out.provenance.push(taskResult(end.taskId, attemptRef, end.workerName, end.result ?? null, clean(error, 500)));
       return;
     }
 
@@ -288,6 +312,26 @@ export class Finisher {
         data: { ...base, name: "verdict", verdict: judgement.verdict, reason: clean(judgement.rationale, 2000) },
       },
     );
+    out.audit.push(
+      {
+        actor: workerActor(end.workerName),
+        action: "task.complete",
+        resource,
+        before: { state: "running", attempt: end.number },
+        after: { state: "judging", ...base, artifacts: result.artifacts.length },
+      },
+      {
+        actor: SYSTEM_ACTORS.council,
+        action: "task.verdict",
+        resource,
+        before: { state: "judging", attempt: end.number },
+        after: { state: verdictState, attempt: end.number, verdict: judgement.verdict },
+      },
+    );
+    out.provenance.push(
+      taskResult(end.taskId, attemptRef, end.workerName, result),
+      taskVerdict(end.taskId, end.number, judgement),
+    );
     let state: TaskState = verdictState;
     let critique: Critique | null = null;
     if (redispatch) {
@@ -309,6 +353,18 @@ export class Finisher {
           reason: `Automatic re-dispatch ${row.redispatches + 1} of ${this.settings.maxAutoRedispatch} with the council's critique.`,
         },
       });
+      out.audit.push({
+        actor: SYSTEM_ACTORS.council,
+        action: "task.retry",
+        resource,
+        before: { state: "changes_requested", attempt: end.number },
+        after: {
+          state: "queued",
+          automatic: true,
+          redispatch: row.redispatches + 1,
+          findings: critique.findings.length,
+        },
+      });
     }
     out.tasks.push({
       id: end.taskId,
@@ -326,13 +382,8 @@ export class Finisher {
  * Every write of a batch in one statement: attempts, tasks, artifacts, then the events under the
  * event-log lock (taken after the row locks, like every other writer), in the order they were planned.
  */
-async function writeEnds(
-  tx: Tx,
-  attempts: AttemptWrite[],
-  tasks: TaskWrite[],
-  artifacts: ArtifactWrite[],
-  events: NewTaskEvent[],
-): Promise<void> {
+async function writeEnds(tx: Tx, planned: Planned, trail: PreparedTrail): Promise<void> {
+  const { attempts, tasks, artifacts, events } = planned;
   await tx.$executeRawUnsafe(
     `WITH a AS (
        UPDATE attempts a SET state = x.state::"AttemptState", finished_at = now(), tries = x.tries,
@@ -353,6 +404,8 @@ async function writeEnds(
        SELECT gen_random_uuid(), x.attempt_id, x.path, x.operation, x.content, x.diff, x.lines_added, x.lines_removed
          FROM jsonb_to_recordset($3::jsonb) AS x(attempt_id uuid, path text, operation text, content text,
               diff text, lines_added int, lines_removed int)
+     ), audit AS (${auditInsertSql("$5")}
+     ), chain AS (${provenanceInsertSql("$6")}
      ), lock AS (
        SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint)
      )
@@ -374,6 +427,8 @@ async function writeEnds(
         data: e.data ?? {},
       })),
     ),
+    trail.auditJson,
+    trail.provenanceJson,
   );
 }
 

@@ -16,8 +16,10 @@ import {
 } from "../../shared/worker-protocol.js";
 import type { TierPolicy } from "../config.js";
 import { DomainError } from "../errors.js";
+import type { SecretBox } from "../keystore/secrets.js";
 import { assertAllowedWorkerUrl, workerEndpoint } from "../workers/allowlist.js";
 import type { BreakerRegistry } from "../workers/breakers.js";
+import { openWorkerToken } from "../workers/token.js";
 import { fullJitterDelay, parseRetryAfter, sleep } from "./backoff.js";
 import { WorkerCallError } from "./errors.js";
 
@@ -25,7 +27,7 @@ export interface WorkerTarget {
   id: string;
   name: string;
   url: string;
-  /** The bearer token in clear, or null. */
+  /** The bearer token as stored (sealed; one stored in clear by an older version is taken as is), or null. */
   token: string | null;
 }
 
@@ -88,10 +90,27 @@ function classify(err: unknown, workerName: string, signal: AbortSignal): Worker
  * checked against the protocol schema.
  */
 export class WorkerClient {
+  /** Opened tokens by their sealed form, so each worker's token is decrypted once rather than per call. */
+  private readonly opened = new Map<string, string>();
+
   constructor(
     private readonly settings: ClientSettings,
     private readonly breakers: BreakerRegistry,
+    private readonly box: SecretBox,
   ) {}
+
+  /** The Authorization header for a worker: the only place its token is opened. */
+  private auth(worker: WorkerTarget): Record<string, string> {
+    if (!worker.token) return {};
+    let token = this.opened.get(worker.token);
+    if (token === undefined) {
+      token = openWorkerToken(this.box, worker.token) as string;
+      // Bounded: a worker's token changes rarely, but every change leaves a stale entry behind.
+      if (this.opened.size >= 1000) this.opened.clear();
+      this.opened.set(worker.token, token);
+    }
+    return { authorization: `Bearer ${token}` };
+  }
 
   async execute(call: ExecuteCall): Promise<ExecuteOutcome> {
     const { worker, policy, signal, deadline } = call;
@@ -190,7 +209,7 @@ export class WorkerClient {
           "content-type": "application/json",
           accept: `${NDJSON_CONTENT_TYPE}, application/json`,
           [IDEMPOTENCY_HEADER]: idempotencyKey(request.taskId, request.attempt),
-          ...(worker.token ? { authorization: `Bearer ${worker.token}` } : {}),
+          ...this.auth(worker),
         },
         body: JSON.stringify(request),
         signal: ctrl.signal,
@@ -221,7 +240,7 @@ export class WorkerClient {
         method: "POST",
         headers: {
           "content-type": "application/json",
-          ...(worker.token ? { authorization: `Bearer ${worker.token}` } : {}),
+          ...this.auth(worker),
         },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(this.settings.cancelTimeoutMs),
@@ -254,7 +273,7 @@ export class WorkerClient {
     let res: Response;
     try {
       res = await fetch(workerEndpoint(base, "health"), {
-        headers: worker.token ? { authorization: `Bearer ${worker.token}` } : {},
+        headers: this.auth(worker),
         signal: AbortSignal.timeout(this.settings.healthTimeoutMs),
       });
     } catch (err) {

@@ -54,6 +54,34 @@ export function toProvenanceDto(r: ProvenanceRecord) {
 }
 export type ProvenanceDto = ReturnType<typeof toProvenanceDto>;
 
+/** Sealed records as the one JSON parameter `provenanceInsertSql` reads. */
+export function provenanceRowsJson(records: ChainRecord[]): string {
+  return JSON.stringify(
+    records.map((r) => ({
+      seq: r.seq.toString(),
+      kind: r.kind,
+      task_id: r.taskId,
+      payload: r.payload,
+      payload_digest: r.payloadDigest,
+      prev_hash: r.prevHash,
+      hash: r.hash,
+      signature: r.signature,
+      key_id: r.keyId,
+      created_at: r.createdAt.toISOString(),
+    })),
+  );
+}
+
+/** One INSERT for sealed records passed as a JSON array in `param`; usable as a CTE of a larger statement. */
+export function provenanceInsertSql(param: string): string {
+  return `INSERT INTO provenance_records (seq, kind, task_id, payload, payload_digest, prev_hash, hash, signature,
+            key_id, created_at)
+     SELECT x.seq, x.kind, x.task_id, x.payload, x.payload_digest, x.prev_hash, x.hash, x.signature, x.key_id,
+            x.created_at
+       FROM jsonb_to_recordset(${param}::jsonb) AS x(seq bigint, kind text, task_id text, payload jsonb,
+            payload_digest text, prev_hash text, hash text, signature text, key_id text, created_at timestamptz)`;
+}
+
 export class ProvenanceService {
   readonly publicKeyPem: string;
   readonly keyId: string;
@@ -71,25 +99,52 @@ export class ProvenanceService {
    * The chain lock is held until that commit; append provenance before task events (which must come last).
    */
   async append(tx: Tx, input: NewProvenanceRecord): Promise<ProvenanceDto> {
-    if (!input.kind || input.kind.length > 64) throw new Error("A provenance kind is 1–64 characters.");
+    return (await this.appendMany(tx, [input]))[0] as ProvenanceDto;
+  }
+
+  /** Several records in one INSERT, linked in order; the same lock and rules as `append`. */
+  async appendMany(tx: Tx, inputs: NewProvenanceRecord[]): Promise<ProvenanceDto[]> {
+    const sealed = await this.seal(tx, inputs);
+    if (sealed.length) await tx.$executeRawUnsafe(provenanceInsertSql("$1"), provenanceRowsJson(sealed));
+    return sealed.map((r) => toProvenanceDto({ ...r, payload: r.payload as Prisma.JsonValue }));
+  }
+
+  /**
+   * Takes the chain lock, reads the head and computes each record's link, hash and signature in
+   * process, without writing: the caller inserts them (`provenanceInsertSql`) in this transaction,
+   * before its task events. Hashing here rather than row by row in SQL is what lets a batch be one INSERT.
+   */
+  async seal(tx: Tx, inputs: NewProvenanceRecord[]): Promise<ChainRecord[]> {
+    if (inputs.length === 0) return [];
+    for (const input of inputs) {
+      if (!input.kind || input.kind.length > 64) throw new Error("A provenance kind is 1–64 characters.");
+    }
     // Normalised through canonical JSON, so what is stored (JSONB) hashes the same when read back.
-    const payload = JSON.parse(canonicalJson(input.payload)) as Prisma.InputJsonValue;
-    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${PROVENANCE_LOCK_KEY}::bigint)`;
-    const head = await tx.provenanceRecord.findFirst({ orderBy: { seq: "desc" }, select: { seq: true, hash: true } });
-    const base = {
-      seq: (head?.seq ?? 0n) + 1n,
-      kind: input.kind,
-      taskId: input.taskId ?? null,
-      payloadDigest: payloadDigest(payload),
-      prevHash: head?.hash ?? GENESIS_HASH,
-      keyId: this.signing.keyId,
-      createdAt: new Date(),
-    };
-    const hash = recordHash(base);
-    const row = await tx.provenanceRecord.create({
-      data: { ...base, payload, hash, signature: signHash(hash, this.signing.privateKey) },
+    const payloads = inputs.map((i) => JSON.parse(canonicalJson(i.payload)) as Prisma.InputJsonValue);
+    // A separate statement from the head read below: that one's snapshot must be taken after the lock is held.
+    await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${PROVENANCE_LOCK_KEY}::bigint)`);
+    const [head] = await tx.$queryRawUnsafe<{ head_seq: string; hash: string }[]>(
+      `SELECT seq::text AS head_seq, hash FROM provenance_records ORDER BY seq DESC LIMIT 1`,
+    );
+    let seq = head ? BigInt(head.head_seq) : 0n;
+    let prevHash = head?.hash ?? GENESIS_HASH;
+    const createdAt = new Date();
+    return inputs.map((input, i) => {
+      seq += 1n;
+      const payload = payloads[i];
+      const base = {
+        seq,
+        kind: input.kind,
+        taskId: input.taskId ?? null,
+        payloadDigest: payloadDigest(payload),
+        prevHash,
+        keyId: this.signing.keyId,
+        createdAt,
+      };
+      const hash = recordHash(base);
+      prevHash = hash;
+      return { ...base, payload, hash, signature: signHash(hash, this.signing.privateKey) };
     });
-    return toProvenanceDto(row);
   }
 
   /** For a decision that has no other write to share a transaction with. */

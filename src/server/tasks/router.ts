@@ -2,6 +2,7 @@ import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { taskFilterSchema, taskListInputSchema } from "../../shared/task-list.js";
 import { taskSpecSchema } from "../../shared/task-spec.js";
+import { clientInfo } from "../auth/request.js";
 import { operatorProcedure, router, viewerProcedure } from "../trpc.js";
 import { BULK_LIMIT } from "./service.js";
 
@@ -23,7 +24,9 @@ const eventId = z.string().regex(/^\d{1,19}$/, "lastEventId must be an event seq
 export const tasksRouter = router({
   create: operatorProcedure
     .input(taskSpecSchema)
-    .mutation(({ ctx, input }) => ctx.services.tasks.create(ctx.actor, input)),
+    .mutation(({ ctx, input }) =>
+      ctx.services.tasks.create(ctx.actor, input, clientInfo(ctx.clientAddress, ctx.request)),
+    ),
 
   list: viewerProcedure
     .input(taskListInputSchema)
@@ -41,19 +44,32 @@ export const tasksRouter = router({
 
   cancel: operatorProcedure
     .input(z.object({ id: taskId, reason }))
-    .mutation(({ ctx, input }) => ctx.services.tasks.cancel(ctx.actor, input.id, input.reason)),
+    .mutation(({ ctx, input }) =>
+      ctx.services.tasks.cancel(ctx.actor, input.id, input.reason, clientInfo(ctx.clientAddress, ctx.request)),
+    ),
 
   retry: operatorProcedure
     .input(z.object({ id: taskId }))
-    .mutation(({ ctx, input }) => ctx.services.tasks.retry(ctx.actor, input.id)),
+    .mutation(({ ctx, input }) =>
+      ctx.services.tasks.retry(ctx.actor, input.id, clientInfo(ctx.clientAddress, ctx.request)),
+    ),
 
   cancelMany: operatorProcedure
     .input(z.object({ selection, reason }))
-    .mutation(({ ctx, input }) => ctx.services.tasks.cancelMany(ctx.actor, input.selection, input.reason)),
+    .mutation(({ ctx, input }) =>
+      ctx.services.tasks.cancelMany(
+        ctx.actor,
+        input.selection,
+        input.reason,
+        clientInfo(ctx.clientAddress, ctx.request),
+      ),
+    ),
 
   retryMany: operatorProcedure
     .input(z.object({ selection }))
-    .mutation(({ ctx, input }) => ctx.services.tasks.retryMany(ctx.actor, input.selection)),
+    .mutation(({ ctx, input }) =>
+      ctx.services.tasks.retryMany(ctx.actor, input.selection, clientInfo(ctx.clientAddress, ctx.request)),
+    ),
 
   /** Every task event (or one task's) after `lastEventId`, then live; each `tracked` by its seq. */
   onEvent: viewerProcedure

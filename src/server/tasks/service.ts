@@ -10,13 +10,17 @@ import {
 } from "../../shared/task-state.js";
 import type { Judgement } from "../../shared/verdict.js";
 import type { CheckResult, Critique } from "../../shared/worker-protocol.js";
+import type { ClientInfo, NewAuditEntry } from "../audit/service.js";
+import type { Trail } from "../audit/trail.js";
 import { critiqueFrom } from "../council/council.js";
 import type { Database } from "../db/database.js";
 import { Prisma, type Task } from "../db/generated/client.js";
 import { DomainError, notFound } from "../errors.js";
 import { appendTaskEvents, type NewTaskEvent, type Tx } from "../events/append.js";
 import { type TaskEventHub, toEventDto } from "../events/task-event-hub.js";
+import type { NewProvenanceRecord } from "../provenance/service.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
+import { taskCancel, taskCreated, taskRetry } from "./decisions.js";
 
 const summarySelect = {
   id: true,
@@ -167,6 +171,15 @@ export interface TransitionRequest {
   actorId: string;
   reason?: string;
   data?: Record<string, Prisma.InputJsonValue>;
+  /** The audit action, e.g. `task.cancel`; `task.transition` when absent. */
+  action?: string;
+}
+
+/** Who asked for a transition (for the audit trail) and what decisions it puts on the provenance chain. */
+export interface TransitionTrail {
+  actor?: Pick<Actor, "kind" | "id">;
+  client?: ClientInfo;
+  provenance?: (task: Task) => NewProvenanceRecord[];
 }
 
 export class TaskService {
@@ -174,10 +187,22 @@ export class TaskService {
     private readonly db: Database,
     private readonly hub: TaskEventHub,
     private readonly execution?: ExecutionHooks,
+    private readonly trailWriter?: Trail,
   ) {}
 
-  async create(actor: Actor, spec: TaskSpec) {
+  /** Reading needs no trail; every change does, so a service built without one refuses to change anything. */
+  private get trail(): Trail {
+    if (!this.trailWriter) {
+      throw new Error(
+        "This TaskService was built without an audit trail, so it cannot change tasks; use createServices.",
+      );
+    }
+    return this.trailWriter;
+  }
+
+  async create(actor: Actor, spec: TaskSpec, client?: ClientInfo) {
     const id = randomUUID();
+    const trail = this.trail;
     const task = await this.db.prisma.$transaction(async (tx) => {
       const created = await tx.task.create({
         data: {
@@ -193,6 +218,7 @@ export class TaskService {
           createdBy: actor.id,
         },
       });
+      await trail.write(tx, [createdEntry(actor, id, spec, client)], [taskCreated(id, spec, actor)]);
       await appendTaskEvents(tx, [
         { taskId: id, type: "created", toState: "queued", actor: actor.id, data: { title: spec.title } },
       ]);
@@ -204,7 +230,8 @@ export class TaskService {
   }
 
   /** Creates many tasks in one transaction (three statements whatever the count). */
-  async createMany(actor: Actor, specs: TaskSpec[]): Promise<string[]> {
+  async createMany(actor: Actor, specs: TaskSpec[], client?: ClientInfo): Promise<string[]> {
+    const trail = this.trail;
     const rows = specs.map((spec) => ({
       id: randomUUID(),
       title: spec.title,
@@ -219,6 +246,11 @@ export class TaskService {
     }));
     await this.db.prisma.$transaction(async (tx) => {
       await tx.task.createMany({ data: rows });
+      await trail.write(
+        tx,
+        rows.map((r, i) => createdEntry(actor, r.id, specs[i] as TaskSpec, client)),
+        rows.map((r, i) => taskCreated(r.id, specs[i] as TaskSpec, actor)),
+      );
       await appendTaskEvents(
         tx,
         rows.map((r) => ({
@@ -283,12 +315,19 @@ export class TaskService {
    * Moves a task along the state machine, checked against the state it is in when the update
    * commits, and appends the events in the same transaction.
    */
-  async transition(id: string, steps: TransitionRequest[], set: Prisma.TaskUpdateManyMutationInput = {}) {
+  async transition(
+    id: string,
+    steps: TransitionRequest[],
+    set: Prisma.TaskUpdateManyMutationInput = {},
+    who: TransitionTrail = {},
+  ) {
+    const trail = this.trail;
     const task = await this.db.prisma.$transaction(async (tx) => {
       const current = await tx.task.findUnique({ where: { id }, select: { state: true } });
       if (!current) throw notFound("Task", id);
       let state = current.state as TaskState;
       const events: NewTaskEvent[] = [];
+      const audit: NewAuditEntry[] = [];
       for (const step of steps) {
         try {
           assertTransition(state, step.to, step.by);
@@ -304,10 +343,20 @@ export class TaskService {
           actor: step.actorId,
           data: { ...step.data, ...(step.reason ? { reason: step.reason } : {}) },
         });
+        const bySystem = step.by === "system";
+        audit.push({
+          actor: bySystem ? { kind: "system", id: step.actorId } : (who.actor ?? { kind: "user", id: step.actorId }),
+          action: step.action ?? "task.transition",
+          resource: { type: "task", id },
+          before: { state },
+          after: { state: step.to, ...step.data, ...(step.reason ? { reason: step.reason } : {}) },
+          ...(bySystem ? {} : { client: who.client }),
+        });
         state = step.to;
       }
       const last = steps.at(-1);
       const updated = await updateState(tx, id, current.state as TaskState, state, last?.reason, set);
+      await trail.write(tx, audit, who.provenance?.(updated) ?? []);
       await appendTaskEvents(tx, events);
       return updated;
     });
@@ -320,17 +369,32 @@ export class TaskService {
    * running, so that is confirmed at once; a running one has its request aborted and its worker told
    * through `/cancel`, and is confirmed only if the worker answers in time.
    */
-  async cancel(actor: Actor, id: string, reason: string) {
+  async cancel(actor: Actor, id: string, reason: string, client?: ClientInfo) {
     const by = actorTransitionRole(actor);
     const task = await this.db.prisma.task.findUnique({ where: { id }, select: { state: true } });
     if (!task) throw notFound("Task", id);
     const requested = { cancelRequestedBy: actor.id, cancelRequestedAt: new Date(), cancelReason: reason };
-    const steps: TransitionRequest[] = [{ to: "canceling", by, actorId: actor.id, reason }];
+    const steps: TransitionRequest[] = [{ to: "canceling", by, actorId: actor.id, reason, action: "task.cancel" }];
+    const who = { actor, ...(client ? { client } : {}) };
     if (task.state !== "running") {
-      steps.push({ to: "canceled", by: "system", actorId: "system", reason, data: { confirmed: true } });
-      return this.transition(id, steps, { ...requested, cancelConfirmed: true });
+      const detail = "nothing was running";
+      steps.push({
+        to: "canceled",
+        by: "system",
+        actorId: "system",
+        reason,
+        data: { confirmed: true, detail },
+        action: "task.cancel_done",
+      });
+      return this.transition(
+        id,
+        steps,
+        { ...requested, cancelConfirmed: true },
+        { ...who, provenance: () => [taskCancel(id, { by: actor.id, reason, confirmed: true, detail })] },
+      );
     }
-    await this.transition(id, steps, { ...requested, cancelConfirmed: null });
+    // The cancel's provenance record is written when it ends, confirmed or not (execution's cancelRunning).
+    await this.transition(id, steps, { ...requested, cancelConfirmed: null }, who);
     if (this.execution) {
       await this.execution.cancelRunning(id, reason);
     }
@@ -341,7 +405,7 @@ export class TaskService {
    * Puts a finished task back in the queue for a new attempt, carrying the critique of the last
    * verdict that asked for changes (or rejected) when there is one.
    */
-  async retry(actor: Actor, id: string) {
+  async retry(actor: Actor, id: string, client?: ClientInfo) {
     const last = await this.db.prisma.attempt.findFirst({
       where: { taskId: id, judgement: { not: Prisma.AnyNull } },
       orderBy: { number: "desc" },
@@ -357,6 +421,7 @@ export class TaskService {
           by: actorTransitionRole(actor),
           actorId: actor.id,
           data: critique ? { critiqueFrom: critique.fromAttempt } : {},
+          action: "task.retry",
         },
       ],
       {
@@ -369,6 +434,11 @@ export class TaskService {
         cancelRequestedAt: null,
         cancelReason: null,
         cancelConfirmed: null,
+      },
+      {
+        actor,
+        ...(client ? { client } : {}),
+        provenance: () => [taskRetry(id, actor, critique?.fromAttempt ?? null)],
       },
     );
     this.execution?.wake();
@@ -388,14 +458,20 @@ export class TaskService {
     return rows.map((r) => r.id);
   }
 
-  async cancelMany(actor: Actor, sel: { ids?: string[]; filter?: ParsedTaskFilter }, reason: string) {
+  /** Each task is canceled in its own transaction, so each gets its own audit entry and provenance record. */
+  async cancelMany(
+    actor: Actor,
+    sel: { ids?: string[]; filter?: ParsedTaskFilter },
+    reason: string,
+    client?: ClientInfo,
+  ) {
     const ids = await this.resolveSelection(sel);
-    return this.bulk(ids, (id) => this.cancel(actor, id, reason));
+    return this.bulk(ids, (id) => this.cancel(actor, id, reason, client));
   }
 
-  async retryMany(actor: Actor, sel: { ids?: string[]; filter?: ParsedTaskFilter }) {
+  async retryMany(actor: Actor, sel: { ids?: string[]; filter?: ParsedTaskFilter }, client?: ClientInfo) {
     const ids = await this.resolveSelection(sel);
-    return this.bulk(ids, (id) => this.retry(actor, id));
+    return this.bulk(ids, (id) => this.retry(actor, id, client));
   }
 
   /** Runs an action on each task, a few at a time, and reports what happened to each. */
@@ -439,6 +515,23 @@ async function updateState(
     throw new DomainError("CONFLICT", `Task ${id} changed state while this request ran; reload it and try again.`);
   }
   return tx.task.findUniqueOrThrow({ where: { id } });
+}
+
+function createdEntry(actor: Actor, id: string, spec: TaskSpec, client: ClientInfo | undefined): NewAuditEntry {
+  return {
+    actor,
+    action: "task.create",
+    resource: { type: "task", id },
+    after: {
+      state: "queued",
+      title: spec.title,
+      mode: spec.mode,
+      priority: spec.priority,
+      riskTier: spec.riskTier,
+      capability: spec.capability,
+    },
+    ...(client ? { client } : {}),
+  };
 }
 
 function actorTransitionRole(actor: Actor): TransitionActor {

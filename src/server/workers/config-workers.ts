@@ -15,7 +15,8 @@ export const workerInputSchema = z.object({
     .min(1, "Give the worker at least one capability")
     .max(50),
   maxConcurrency: z.number().int().min(1, "Max concurrency must be at least 1").max(1000).default(1),
-  token: z.string().min(1).max(500).optional(),
+  // Sealed, a token of 300 characters fills the 500-character column.
+  token: z.string().min(1).max(300, "Worker token must be at most 300 characters").optional(),
 });
 export type WorkerInput = z.output<typeof workerInputSchema>;
 

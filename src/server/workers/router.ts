@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { callerOf as caller } from "../audit/trail.js";
 import { adminProcedure, router, viewerProcedure } from "../trpc.js";
 import { workerInputSchema } from "./config-workers.js";
 
@@ -9,31 +10,33 @@ export const workersRouter = router({
 
   get: viewerProcedure.input(z.object({ id: workerId })).query(({ ctx, input }) => ctx.services.workers.get(input.id)),
 
-  register: adminProcedure.input(workerInputSchema).mutation(({ ctx, input }) => ctx.services.workers.register(input)),
+  register: adminProcedure
+    .input(workerInputSchema)
+    .mutation(({ ctx, input }) => ctx.services.workers.register(caller(ctx), input)),
 
   update: adminProcedure
     .input(
       z.object({
         id: workerId,
-        patch: workerInputSchema
-          .omit({ token: true })
-          .partial()
-          .extend({ token: z.string().min(1).max(500).nullable().optional(), enabled: z.boolean().optional() }),
+        patch: workerInputSchema.omit({ token: true }).partial().extend({
+          token: workerInputSchema.shape.token.unwrap().nullable().optional(),
+          enabled: z.boolean().optional(),
+        }),
       }),
     )
-    .mutation(({ ctx, input }) => ctx.services.workers.update(input.id, input.patch)),
+    .mutation(({ ctx, input }) => ctx.services.workers.update(caller(ctx), input.id, input.patch)),
 
   remove: adminProcedure
     .input(z.object({ id: workerId }))
-    .mutation(({ ctx, input }) => ctx.services.workers.remove(input.id)),
+    .mutation(({ ctx, input }) => ctx.services.workers.remove(caller(ctx), input.id)),
 
   /** Holds the worker's circuit breaker open (persisted) until `reset`. */
   trip: adminProcedure
     .input(z.object({ id: workerId }))
-    .mutation(({ ctx, input }) => ctx.services.workers.trip(input.id)),
+    .mutation(({ ctx, input }) => ctx.services.workers.trip(caller(ctx), input.id)),
 
   /** Closes the worker's circuit breaker, whatever opened it. */
   reset: adminProcedure
     .input(z.object({ id: workerId }))
-    .mutation(({ ctx, input }) => ctx.services.workers.reset(input.id)),
+    .mutation(({ ctx, input }) => ctx.services.workers.reset(caller(ctx), input.id)),
 });

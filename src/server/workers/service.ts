@@ -1,9 +1,12 @@
 import { randomUUID } from "node:crypto";
+import type { AuditService } from "../audit/service.js";
+import { type Caller, SYSTEM_ACTORS } from "../audit/trail.js";
 import type { Database } from "../db/database.js";
 import type { Prisma, Worker } from "../db/generated/client.js";
 import { DomainError, notFound } from "../errors.js";
 import { WorkerCallError } from "../execution/errors.js";
 import type { WorkerClient, WorkerTarget } from "../execution/worker-client.js";
+import { isSealed, type SecretBox } from "../keystore/secrets.js";
 import type { Logger } from "../logger.js";
 import { assertAllowedWorkerUrl } from "./allowlist.js";
 import type { BreakerRegistry } from "./breakers.js";
@@ -16,11 +19,32 @@ export type WorkerUpdate = Partial<Omit<WorkerInput, "token">> & {
   enabled?: boolean;
 };
 
+/**
+ * Where and how to call a worker. The token stays in its stored (sealed) form: the WorkerClient opens
+ * it only to write the Authorization header, so a clear token exists nowhere else in the process.
+ */
 export function toTarget(w: Pick<Worker, "id" | "name" | "url" | "token">): WorkerTarget {
-  return { id: w.id, name: w.name, url: w.url, token: openWorkerToken(w.token) };
+  return { id: w.id, name: w.name, url: w.url, token: w.token };
 }
 
-/** Registered workers: CRUD, admin breaker control (persisted), health polling. Tokens never leave. */
+/** What the audit trail keeps of a worker: everything but its token, of which only whether there is one. */
+function auditView(w: Worker) {
+  return {
+    name: w.name,
+    url: w.url,
+    capabilities: w.capabilities,
+    maxConcurrency: w.maxConcurrency,
+    enabled: w.enabled,
+    tripped: w.tripped,
+    source: w.source,
+    hasToken: w.token !== null,
+  };
+}
+
+/**
+ * Registered workers: CRUD, admin breaker control (persisted), health polling. Tokens are sealed at
+ * rest (SecretBox), opened only to call the worker, and never leave otherwise.
+ */
 export class WorkerService {
   constructor(
     private readonly db: Database,
@@ -28,7 +52,13 @@ export class WorkerService {
     private readonly client: WorkerClient,
     private readonly allowedHosts: readonly string[],
     private readonly log: Logger,
+    private readonly box: SecretBox,
+    private readonly audit: AuditService,
   ) {}
+
+  private openToken(stored: string | null): string | null {
+    return openWorkerToken(this.box, stored);
+  }
 
   private view(w: Worker, inFlight: number) {
     const breaker = this.breakers.snapshot(w.id);
@@ -77,97 +107,191 @@ export class WorkerService {
     return this.view(w, inFlight);
   }
 
-  async register(input: WorkerInput, source: "api" | "config" = "api") {
+  async register(caller: Caller, input: WorkerInput) {
     assertAllowedWorkerUrl(input.url, this.allowedHosts);
-    const existing = await this.db.prisma.worker.findUnique({ where: { name: input.name }, select: { id: true } });
-    if (existing) {
-      throw new DomainError("CONFLICT", `A worker named ${input.name} exists already; update it or pick another name.`);
-    }
-    const w = await this.db.prisma.worker.create({
-      data: {
-        id: randomUUID(),
-        name: input.name,
-        url: input.url,
-        capabilities: input.capabilities,
-        maxConcurrency: input.maxConcurrency,
-        token: sealWorkerToken(input.token),
-        source,
-      },
+    const w = await this.db.prisma.$transaction(async (tx) => {
+      const existing = await tx.worker.findUnique({ where: { name: input.name }, select: { id: true } });
+      if (existing) {
+        throw new DomainError(
+          "CONFLICT",
+          `A worker named ${input.name} exists already; update it or pick another name.`,
+        );
+      }
+      const created = await tx.worker.create({
+        data: {
+          id: randomUUID(),
+          name: input.name,
+          url: input.url,
+          capabilities: input.capabilities,
+          maxConcurrency: input.maxConcurrency,
+          token: sealWorkerToken(this.box, input.token),
+          source: "api",
+        },
+      });
+      await this.audit.record(tx, {
+        actor: caller.actor,
+        action: "worker.register",
+        resource: { type: "worker", id: created.id },
+        after: auditView(created),
+        ...(caller.client ? { client: caller.client } : {}),
+      });
+      return created;
     });
     void this.checkHealth(w);
     return this.view(w, 0);
   }
 
-  async update(id: string, patch: WorkerUpdate) {
-    const current = await this.db.prisma.worker.findUnique({ where: { id } });
-    if (!current) throw notFound("Worker", id);
+  async update(caller: Caller, id: string, patch: WorkerUpdate) {
     if (patch.url !== undefined) assertAllowedWorkerUrl(patch.url, this.allowedHosts);
-    if (patch.name !== undefined && patch.name !== current.name) {
-      const clash = await this.db.prisma.worker.findUnique({ where: { name: patch.name }, select: { id: true } });
-      if (clash) throw new DomainError("CONFLICT", `A worker named ${patch.name} exists already.`);
-    }
-    const data: Prisma.WorkerUpdateInput = { updatedAt: new Date() };
-    if (patch.name !== undefined) data.name = patch.name;
-    if (patch.url !== undefined) data.url = patch.url;
-    if (patch.capabilities !== undefined) data.capabilities = patch.capabilities;
-    if (patch.maxConcurrency !== undefined) data.maxConcurrency = patch.maxConcurrency;
-    if (patch.enabled !== undefined) data.enabled = patch.enabled;
-    if (patch.token !== undefined) data.token = sealWorkerToken(patch.token);
-    await this.db.prisma.worker.update({ where: { id }, data });
+    await this.db.prisma.$transaction(async (tx) => {
+      const current = await tx.worker.findUnique({ where: { id } });
+      if (!current) throw notFound("Worker", id);
+      if (patch.name !== undefined && patch.name !== current.name) {
+        const clash = await tx.worker.findUnique({ where: { name: patch.name }, select: { id: true } });
+        if (clash) throw new DomainError("CONFLICT", `A worker named ${patch.name} exists already.`);
+      }
+      const data: Prisma.WorkerUpdateInput = { updatedAt: new Date() };
+      if (patch.name !== undefined) data.name = patch.name;
+      if (patch.url !== undefined) data.url = patch.url;
+      if (patch.capabilities !== undefined) data.capabilities = patch.capabilities;
+      if (patch.maxConcurrency !== undefined) data.maxConcurrency = patch.maxConcurrency;
+      if (patch.enabled !== undefined) data.enabled = patch.enabled;
+      if (patch.token !== undefined) data.token = sealWorkerToken(this.box, patch.token);
+      const updated = await tx.worker.update({ where: { id }, data });
+      await this.audit.record(tx, {
+        actor: caller.actor,
+        action: "worker.update",
+        resource: { type: "worker", id },
+        before: auditView(current),
+        // Whether the token changed is worth keeping; the token is not.
+        after: { ...auditView(updated), ...(patch.token !== undefined ? { tokenChanged: true } : {}) },
+        ...(caller.client ? { client: caller.client } : {}),
+      });
+    });
     return this.get(id);
   }
 
-  async remove(id: string) {
-    const w = await this.db.prisma.worker.findUnique({ where: { id } });
-    if (!w) throw notFound("Worker", id);
-    const running = await this.db.prisma.attempt.count({ where: { workerId: id, state: "running" } });
-    if (running > 0) {
-      throw new DomainError(
-        "CONFLICT",
-        `Worker ${w.name} is running ${running} attempt(s); disable it (update enabled: false), let them finish, then remove it.`,
-      );
-    }
-    await this.db.prisma.worker.delete({ where: { id } });
+  async remove(caller: Caller, id: string) {
+    await this.db.prisma.$transaction(async (tx) => {
+      const w = await tx.worker.findUnique({ where: { id } });
+      if (!w) throw notFound("Worker", id);
+      const running = await tx.attempt.count({ where: { workerId: id, state: "running" } });
+      if (running > 0) {
+        throw new DomainError(
+          "CONFLICT",
+          `Worker ${w.name} is running ${running} attempt(s); disable it (update enabled: false), let them finish, then remove it.`,
+        );
+      }
+      await tx.worker.delete({ where: { id } });
+      await this.audit.record(tx, {
+        actor: caller.actor,
+        action: "worker.remove",
+        resource: { type: "worker", id },
+        before: auditView(w),
+        ...(caller.client ? { client: caller.client } : {}),
+      });
+    });
     this.breakers.remove(id);
     return { id, removed: true as const };
   }
 
   /** Holds the breaker open until reset, also across restarts. */
-  async trip(id: string) {
-    const w = await this.db.prisma.worker
-      .update({ where: { id }, data: { tripped: true, updatedAt: new Date() } })
-      .catch(() => null);
-    if (!w) throw notFound("Worker", id);
+  async trip(caller: Caller, id: string) {
+    const w = await this.setTripped(caller, id, true);
     this.breakers.trip(w.id, w.name);
     return this.get(id);
   }
 
-  async reset(id: string) {
-    const w = await this.db.prisma.worker
-      .update({ where: { id }, data: { tripped: false, updatedAt: new Date() } })
-      .catch(() => null);
-    if (!w) throw notFound("Worker", id);
+  async reset(caller: Caller, id: string) {
+    const w = await this.setTripped(caller, id, false);
     this.breakers.reset(w.id, w.name);
     return this.get(id);
   }
 
-  /** Workers from configuration: created, or brought in line with the configuration by name. */
+  private setTripped(caller: Caller, id: string, tripped: boolean): Promise<Worker> {
+    return this.db.prisma.$transaction(async (tx) => {
+      const current = await tx.worker.findUnique({ where: { id } });
+      if (!current) throw notFound("Worker", id);
+      const w = await tx.worker.update({ where: { id }, data: { tripped, updatedAt: new Date() } });
+      await this.audit.record(tx, {
+        actor: caller.actor,
+        action: tripped ? "worker.trip" : "worker.reset",
+        resource: { type: "worker", id },
+        before: { tripped: current.tripped, breaker: this.breakers.state(id) },
+        after: { tripped },
+        ...(caller.client ? { client: caller.client } : {}),
+      });
+      return w;
+    });
+  }
+
+  /**
+   * Workers from configuration: created, or brought in line with the configuration by name. Only a
+   * real difference is written (and audited), so a restart with the same configuration changes nothing.
+   */
   async upsertConfigWorkers(workers: WorkerInput[]): Promise<void> {
     for (const input of workers) {
       assertAllowedWorkerUrl(input.url, this.allowedHosts);
-      const data = {
-        url: input.url,
-        capabilities: input.capabilities,
-        maxConcurrency: input.maxConcurrency,
-        token: sealWorkerToken(input.token),
-        source: "config",
-      };
-      await this.db.prisma.worker.upsert({
-        where: { name: input.name },
-        create: { id: randomUUID(), name: input.name, ...data },
-        update: { ...data, updatedAt: new Date() },
+      await this.db.prisma.$transaction(async (tx) => {
+        const current = await tx.worker.findUnique({ where: { name: input.name } });
+        const token = input.token ?? null;
+        if (
+          current &&
+          current.url === input.url &&
+          current.maxConcurrency === input.maxConcurrency &&
+          current.source === "config" &&
+          current.capabilities.join("\n") === input.capabilities.join("\n") &&
+          this.openToken(current.token) === token &&
+          (current.token === null || isSealed(current.token))
+        ) {
+          return;
+        }
+        const data = {
+          url: input.url,
+          capabilities: input.capabilities,
+          maxConcurrency: input.maxConcurrency,
+          token: sealWorkerToken(this.box, token),
+          source: "config",
+        };
+        const w = current
+          ? await tx.worker.update({ where: { id: current.id }, data: { ...data, updatedAt: new Date() } })
+          : await tx.worker.create({ data: { id: randomUUID(), name: input.name, ...data } });
+        await this.audit.record(tx, {
+          actor: SYSTEM_ACTORS.config,
+          action: current ? "worker.update" : "worker.register",
+          resource: { type: "worker", id: w.id },
+          before: current ? auditView(current) : null,
+          after: auditView(w),
+        });
       });
     }
+  }
+
+  /**
+   * Seals tokens stored in clear by a version from before tokens were sealed. Idempotent; run at
+   * start, before anything reads them.
+   */
+  async sealPlainTokens(): Promise<number> {
+    const rows = await this.db.prisma.worker.findMany({
+      where: { token: { not: null } },
+      select: { id: true, token: true },
+    });
+    let sealed = 0;
+    for (const r of rows) {
+      if (!r.token || isSealed(r.token)) continue;
+      await this.db.prisma.$transaction(async (tx) => {
+        await tx.worker.update({ where: { id: r.id }, data: { token: sealWorkerToken(this.box, r.token) } });
+        await this.audit.record(tx, {
+          actor: SYSTEM_ACTORS.config,
+          action: "worker.seal_token",
+          resource: { type: "worker", id: r.id },
+          after: { tokenSealed: true },
+        });
+      });
+      sealed++;
+    }
+    if (sealed) this.log.info({ workers: sealed }, "sealed worker tokens that were stored in clear");
+    return sealed;
   }
 
   /** Breakers an admin tripped stay tripped after a restart. */

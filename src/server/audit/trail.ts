@@ -1,0 +1,80 @@
+import type { Actor } from "../../shared/roles.js";
+import { clientInfo, type RequestContext } from "../auth/request.js";
+import type { Prisma } from "../db/generated/client.js";
+import {
+  type NewProvenanceRecord,
+  type ProvenanceService,
+  provenanceInsertSql,
+  provenanceRowsJson,
+} from "../provenance/service.js";
+import { type AuditService, auditInsertSql, auditRowsJson, type ClientInfo, type NewAuditEntry } from "./service.js";
+
+type Tx = Prisma.TransactionClient;
+
+/** Who asked for a change and from where: the actor plus the request's client address and user agent. */
+export interface Caller {
+  actor: Actor;
+  client?: ClientInfo;
+}
+
+/** The caller of a tRPC procedure: its actor, client address and user agent. */
+export const callerOf = (ctx: { actor: Actor; clientAddress: string | null; request?: RequestContext }): Caller => ({
+  actor: ctx.actor,
+  client: clientInfo(ctx.clientAddress, ctx.request),
+});
+
+export type AuditActor = NewAuditEntry["actor"];
+
+/** The agency's own actors, for state changes no person asked for. */
+export const SYSTEM_ACTORS = {
+  /** Claims queued tasks for workers. */
+  dispatcher: { kind: "system", id: "dispatcher" },
+  /** Judges completed attempts. */
+  council: { kind: "system", id: "council" },
+  /** Ends attempts that failed without a worker's word (timeouts, breakers, shutdown). */
+  engine: { kind: "system", id: "engine" },
+  /** Takes over attempts whose lease expired and cancels a dead process left half done. */
+  recovery: { kind: "system", id: "recovery" },
+  /** Workers declared in configuration. */
+  config: { kind: "system", id: "config" },
+} as const satisfies Record<string, AuditActor>;
+
+export const workerActor = (workerName: string): AuditActor => ({ kind: "worker", id: workerName });
+
+/** SQL and parameters for folding a change's trail into a statement the change runs anyway. */
+export interface PreparedTrail {
+  auditJson: string;
+  provenanceJson: string;
+}
+
+/**
+ * The audit trail and the provenance chain written together, inside the transaction of the change
+ * they describe. Call before `appendTaskEvents`: the chain's lock must be taken before the event log's.
+ */
+export class Trail {
+  constructor(
+    readonly audit: AuditService,
+    readonly provenance: ProvenanceService,
+  ) {}
+
+  /** Both in one INSERT statement (plus the chain lock and head read when there are provenance records). */
+  async write(tx: Tx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[] = []): Promise<void> {
+    if (!audit.length && !provenance.length) return;
+    const p = await this.prepare(tx, audit, provenance);
+    await tx.$executeRawUnsafe(
+      `WITH audit AS (${auditInsertSql("$1")}) ${provenanceInsertSql("$2")}`,
+      p.auditJson,
+      p.provenanceJson,
+    );
+  }
+
+  /**
+   * Seals the provenance records (takes the chain lock, reads the head, hashes and signs in process)
+   * and returns the JSON parameters for `auditInsertSql` and `provenanceInsertSql`, so a batch can
+   * fold both inserts into one statement it runs anyway.
+   */
+  async prepare(tx: Tx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[]): Promise<PreparedTrail> {
+    const sealed = await this.provenance.seal(tx, provenance);
+    return { auditJson: auditRowsJson(audit), provenanceJson: provenanceRowsJson(sealed) };
+  }
+}
