@@ -97,6 +97,7 @@ async function openPostgres(url: string, schema: string): Promise<Database> {
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
   const listener = new PgListener({
     connectionString: url,
+    applicationName: `agency listen ${schema}`.slice(0, 63),
     onError: (err, retryInMs) =>
       process.emitWarning(
         `The LISTEN connection to Postgres failed (${err instanceof Error ? err.message : String(err)}); retrying in ${retryInMs} ms. Live events from other processes arrive by polling meanwhile.`,

@@ -8,6 +8,8 @@ export interface ListenHandlers {
 
 export interface PgListenerOptions {
   connectionString: string;
+  /** Shown in pg_stat_activity, so an operator can tell the LISTEN connections apart. */
+  applicationName?: string;
   /** Reports a lost or failed connection; the listener keeps reconnecting on its own. */
   onError(err: unknown, retryInMs: number): void;
   minBackoffMs?: number;
@@ -64,7 +66,11 @@ export class PgListener {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client({ connectionString: this.opts.connectionString, keepAlive: true });
+    const client = new pg.Client({
+      connectionString: this.opts.connectionString,
+      keepAlive: true,
+      application_name: this.opts.applicationName,
+    });
     client.on("error", (err) => this.lost(client, err));
     client.on("end", () => this.lost(client, new Error("the LISTEN connection ended")));
     client.on("notification", (msg) => {
