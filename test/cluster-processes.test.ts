@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import type { ChatMessageDto, TypingEvent } from "../src/shared/chat.js";
 import type { TaskEventDto } from "../src/shared/task-events.js";
 import { TERMINAL_STATES } from "../src/shared/task-state.js";
@@ -193,6 +194,40 @@ describe.skipIf(!POSTGRES_URL)("several server processes on one Postgres databas
     await expect(send(c)).rejects.toMatchObject({ data: { code: "TOO_MANY_REQUESTS" } });
   });
 
+  it("ends a token revoked through A on B: HTTP at once, and B closes the WebSocket opened with it", async () => {
+    const password = randomBytes(18).toString("base64url");
+    await a.api.users.create.mutate({ username: "third", role: "operator", password });
+    const token = await tokenThroughSession(c, b, "third", password);
+    // A raw WebSocket on B, as the tRPC client speaks it, with one subscription running.
+    const ws = new WebSocket(`ws://127.0.0.1:${b.port}/trpc?connectionParams=1`);
+    const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
+    const started = new Promise<void>((resolve, reject) => {
+      ws.on("message", (raw) => {
+        const msg = JSON.parse(String(raw)) as { id?: number; result?: { type?: string }; error?: unknown };
+        if (msg.id === 1 && msg.result?.type === "started") resolve();
+        if (msg.id === 1 && msg.error) reject(new Error(JSON.stringify(msg.error)));
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", () => resolve());
+      ws.once("error", reject);
+    });
+    ws.send(JSON.stringify({ method: "connectionParams", data: { token } }));
+    ws.send(JSON.stringify({ id: 1, method: "subscription", params: { path: "tasks.onEvent", input: { json: {} } } }));
+    await started;
+    expect(await httpClient(b.url, token).auth.me.query()).toMatchObject({ user: { username: "third" } });
+
+    const listed = await a.api.tokens.list.query({ all: true });
+    const target = listed.find((t) => t.username === "third" && !t.revokedAt);
+    if (!target) throw new Error(`no token of user third among ${JSON.stringify(listed).slice(0, 500)}`);
+    await a.api.tokens.revoke.mutate({ id: target.id });
+
+    await expect(httpClient(b.url, token).tasks.list.query({})).rejects.toMatchObject({
+      data: { code: "UNAUTHORIZED" },
+    });
+    expect(await closed).toBe(4401);
+  });
+
   it("recovers the attempts of a process killed with SIGKILL on the others, each run once", async () => {
     worker.set({ durationMs: 1500 });
     const ids: string[] = [];
@@ -217,7 +252,10 @@ describe.skipIf(!POSTGRES_URL)("several server processes on one Postgres databas
     const survivor = cluster.nodes.find((n) => n !== victim) as ClusterNode;
 
     const tasks = await settle(survivor.api, ids, 90_000);
-    expect(tasks.map((t) => t.state)).toEqual(ids.map(() => "accepted"));
+    const notAccepted = tasks.filter((t) => t.state !== "accepted");
+    expect(notAccepted.map((t) => ({ state: t.state, attempts: t.attempts.map((x) => [x.state, x.error]) }))).toEqual(
+      [],
+    );
     const lost = tasks.flatMap((t) => t.attempts.filter((x) => x.state === "lost"));
     expect(lost.length).toBeGreaterThan(0);
     expect(lost.every((x) => (x.error ?? "").includes("expired"))).toBe(true);

@@ -4,6 +4,7 @@ import type { AuthService } from "./auth/service.js";
 import { createTrustServices, type TrustServices } from "./auth/trust-services.js";
 import { Assistant } from "./chat/assistant.js";
 import { ChatService } from "./chat/service.js";
+import { relayCredentialChanges } from "./cluster/credentials-relay.js";
 import { LiveBus } from "./cluster/live-bus.js";
 import { type Config, loadConfig } from "./config.js";
 import type { Database } from "./db/database.js";
@@ -61,6 +62,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
   const hub = new TaskEventHub(db, log, multiProcess ? SAFETY_POLL_MS : 0);
   await hub.start();
   if (multiProcess) hub.follow(bus);
+  const stopRelay = multiProcess ? relayCredentialChanges(bus, trust.auth.changes, log) : () => undefined;
   const events = new EventWriter(db, hub, log);
 
   let workers: WorkerService | undefined;
@@ -168,6 +170,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
       await metrics.stop();
       await chat.stop();
       hub.stop();
+      stopRelay();
       await bus.stop();
     },
   };

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { Database } from "../db/database.js";
 import type { Logger } from "../logger.js";
@@ -15,7 +16,12 @@ const typingSchema = z.object({
   name: z.string().max(200),
   at: z.number().int(),
 });
-const messageSchema = z.intersection(z.object({ s: z.string() }), z.union([rowsSchema, typingSchema]));
+/** A session ended, a token was revoked or a user changed somewhere: open sockets re-check their credentials. */
+const credentialsSchema = z.object({ k: z.literal("credentials"), origin: z.string().max(64) });
+const messageSchema = z.intersection(
+  z.object({ s: z.string() }),
+  z.union([rowsSchema, typingSchema, credentialsSchema]),
+);
 
 export type RowsKind = z.infer<typeof rowsSchema>["k"];
 export type TypingNotice = Omit<z.infer<typeof typingSchema>, "k">;
@@ -29,6 +35,9 @@ export class LiveBus {
   private readonly rowListeners = new Map<RowsKind, Set<(position: bigint) => void>>();
   private readonly typingListeners = new Set<(t: TypingNotice) => void>();
   private readonly connectListeners = new Set<() => void>();
+  private readonly credentialsListeners = new Set<() => void>();
+  /** Tells this process's own notices from the others'. */
+  private readonly origin = randomUUID();
   private unlisten: (() => Promise<void>) | null = null;
 
   constructor(
@@ -74,6 +83,18 @@ export class LiveBus {
     return () => this.typingListeners.delete(fn);
   }
 
+  /** Credentials changed in another process (this process's own changes are not echoed back). */
+  onCredentialsChanged(fn: () => void): () => void {
+    this.credentialsListeners.add(fn);
+    return () => this.credentialsListeners.delete(fn);
+  }
+
+  /** Tells the other processes that credentials changed here. */
+  async publishCredentialsChanged(): Promise<void> {
+    const payload = JSON.stringify({ s: this.db.schema, k: "credentials", origin: this.origin });
+    await this.db.query("SELECT pg_notify($1, $2)", [LIVE_CHANNEL, payload]);
+  }
+
   /** Sends a typing notice to every process, this one included. */
   async publishTyping(t: TypingNotice): Promise<void> {
     const payload = JSON.stringify({ s: this.db.schema, k: "typing", ...t });
@@ -95,6 +116,11 @@ export class LiveBus {
     }
     const msg = parsed.data;
     if (msg.s !== this.db.schema) return;
+    if (msg.k === "credentials") {
+      if (msg.origin === this.origin) return;
+      for (const l of this.credentialsListeners) l();
+      return;
+    }
     if (msg.k === "typing") {
       const { s: _s, k: _k, ...notice } = msg;
       for (const l of this.typingListeners) l(notice);
