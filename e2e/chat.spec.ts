@@ -83,7 +83,11 @@ test("two operators in one session see each other's messages and typing as they 
   }
 });
 
-test("/task submits a task whose chip opens it, and the task is in the task list", async ({ page, server }) => {
+test("/task submits a task whose chip opens it, and the task is in the task list; a viewer only reads", async ({
+  page,
+  browser,
+  server,
+}) => {
   const session = await server.api.chat.sessions.create.mutate({ title: "Docs" });
   await page.goto(`/chat/${session.id}`);
   await expectChatLive(page);
@@ -103,6 +107,21 @@ test("/task submits a task whose chip opens it, and the task is in the task list
   await expect(taskRow(page, "Write the docs")).toHaveCount(1);
   const listed = await server.api.tasks.list.query({ filter: { text: "Write the docs" } });
   expect(listed.items.map((t) => `/tasks/${t.id}`)).toEqual([href]);
+
+  await server.api.users.create.mutate({ username: "vera", password: "vera-viewer-password", role: "viewer" });
+  const veraContext = await browser.newContext({ baseURL: server.url });
+  try {
+    await signInAs(veraContext, server, "vera", "vera-viewer-password");
+    const vera = await veraContext.newPage();
+    await vera.goto(`/chat/${session.id}`);
+    await expect(message(vera, "Submitted").getByRole("link", { name: "Write the docs" })).toHaveCount(1);
+    await expect(vera.getByText("writing needs the operator role")).toBeVisible();
+    await expect(composer(vera)).toHaveCount(0);
+    await expect(vera.getByRole("button", { name: "New session" })).toHaveCount(0);
+    await expect(vera.getByRole("button", { name: "Rename" })).toHaveCount(0);
+  } finally {
+    await veraContext.close();
+  }
 });
 
 test("a message sent while the server is down is marked not sent; retry stores it once", async ({ page, server }) => {

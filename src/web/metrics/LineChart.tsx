@@ -12,6 +12,11 @@ export interface ChartSeries {
 
 const HEIGHT = 220;
 
+function showLatest(u: uPlot): void {
+  const n = u.data[0]?.length ?? 0;
+  if (u.cursor.idx == null && n > 0) u.setLegend({ idx: n - 1 });
+}
+
 /**
  * A uPlot line chart that lives as long as the component: created on mount, fed new columns with
  * `setData`, resized with its container, destroyed on unmount. The x range is the selected time range
@@ -54,6 +59,8 @@ export function LineChart({
       height: HEIGHT,
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
+      // Away from the cursor the legend shows the newest figures rather than dashes.
+      hooks: { setCursor: [(chart) => showLatest(chart)] },
       scales: {
         x: { time: true, range: () => xRange.current },
         y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
@@ -103,7 +110,10 @@ export function LineChart({
   }, []);
 
   useEffect(() => {
-    plot.current?.setData(data);
+    const u = plot.current;
+    if (!u) return;
+    u.setData(data);
+    showLatest(u);
   }, [data]);
 
   return (

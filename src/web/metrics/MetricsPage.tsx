@@ -34,7 +34,7 @@ const CHARTS: readonly ChartDef[] = [
   {
     key: "latency",
     title: "Latency percentiles",
-    unit: "ms",
+    unit: "duration",
     format: (v) => formatMs(v),
     series: [
       { label: "Execution p50", color: COLORS.green, value: (s) => s.execP50 },

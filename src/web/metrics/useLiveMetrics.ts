@@ -30,9 +30,12 @@ export function useLiveMetrics(range: MetricRange) {
     const t = setInterval(() => setAnchor(Date.now()), HISTORY_REFRESH_MS);
     return () => clearInterval(t);
   }, []);
-  // A new range asks for its history at once.
-  // biome-ignore lint/correctness/useExhaustiveDependencies: re-anchors when the range changes.
-  useEffect(() => setAnchor(Date.now()), [range.key]);
+  // A new range asks for its history at once (state adjusted during render: no extra request on mount).
+  const [anchoredRange, setAnchoredRange] = useState(range.key);
+  if (anchoredRange !== range.key) {
+    setAnchoredRange(range.key);
+    setAnchor(Date.now());
+  }
 
   const history = trpc.metrics.history.useQuery(
     { from: new Date(anchor - range.ms), to: new Date(anchor), step: range.step },
