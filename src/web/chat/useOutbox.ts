@@ -42,8 +42,7 @@ export function useOutbox(sessionId: string, messages: readonly ChatMessageDto[]
     (clientId: string, content: string) => {
       client.chat.send.mutate({ sessionId, content, clientId }).then(
         (r) => onSentRef.current(r.message),
-        (err: unknown) =>
-          put(clientId, { status: "failed", error: err instanceof Error ? err.message : "the request failed" }),
+        (err: unknown) => put(clientId, { status: "failed", error: failureText(err) }),
       );
     },
     [client, sessionId, put],
@@ -74,4 +73,12 @@ export function useOutbox(sessionId: string, messages: readonly ChatMessageDto[]
   const outgoing = useMemo(() => entries.filter((e) => !stored.has(e.clientId)), [entries, stored]);
 
   return { outgoing, submit, retry, discard };
+}
+
+/** The server's reason when it answered; otherwise say that it could not be reached, which a retry may fix. */
+function failureText(err: unknown): string {
+  const answered =
+    typeof err === "object" && err !== null && "data" in err && Boolean((err as { data?: unknown }).data);
+  const message = err instanceof Error ? err.message : String(err);
+  return answered ? message : `Could not reach the server (${message}); retry once the connection is back.`;
 }
