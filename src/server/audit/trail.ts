@@ -57,6 +57,14 @@ export class Trail {
     readonly provenance: ProvenanceService,
   ) {}
 
+  /**
+   * A transaction for changes that write to the chain: see `ProvenanceService.transaction` (appends
+   * without the lock round trips; `fn` may run again if another process appended first).
+   */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.provenance.transaction(fn);
+  }
+
   /** Both in one INSERT statement (plus the chain lock and head read when there are provenance records). */
   async write(tx: Tx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[] = []): Promise<void> {
     if (!audit.length && !provenance.length) return;

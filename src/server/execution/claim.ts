@@ -2,7 +2,6 @@ import type { TaskSpec } from "../../shared/task-spec.js";
 import type { Critique } from "../../shared/worker-protocol.js";
 import { auditInsertSql } from "../audit/service.js";
 import { SYSTEM_ACTORS, type Trail } from "../audit/trail.js";
-import type { Database } from "../db/database.js";
 import { EVENT_LOG_LOCK_KEY } from "../events/append.js";
 import { provenanceInsertSql } from "../provenance/service.js";
 import { taskDispatched } from "../tasks/decisions.js";
@@ -33,14 +32,13 @@ interface ClaimRow {
  * in the same transaction, written with the task events in one statement.
  */
 export async function claimForWorker(
-  db: Database,
   trail: Trail,
   worker: { id: string; name: string; capabilities: string[] },
   limit: number,
   owner: string,
   leaseMs: number,
 ): Promise<ClaimedAttempt[]> {
-  const rows = await db.prisma.$transaction(async (tx) => {
+  const rows = await trail.transaction(async (tx) => {
     // Serializes claims for this worker across processes, so the free-slot count below (read in a
     // fresh snapshot after the lock) cannot be overrun by a concurrent claim.
     const locked = await tx.$queryRawUnsafe<{ id: string }[]>(
@@ -99,10 +97,10 @@ export async function claimForWorker(
           ),
         ),
       );
-      // The trail and the events in one statement; the event-log lock is the last one taken.
+      // The trail and the events in one statement; the event-log lock is the last one taken (after the chain's insert).
       await tx.$executeRawUnsafe(
         `WITH audit AS (${auditInsertSql("$4")}), chain AS (${provenanceInsertSql("$5")}),
-         lock AS (SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint))
+         lock AS (SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint) FROM (SELECT count(*) FROM chain) c)
          INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
          SELECT x.task_id, 'state_changed', 'queued', 'running', 'system',
                 jsonb_build_object('name', 'dispatch', 'attempt', x.number, 'worker', $2::text, 'workerId', $3::text)

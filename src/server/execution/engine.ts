@@ -89,7 +89,6 @@ export class ExecutionEngine {
     private readonly trail: Trail,
   ) {
     this.finisher = new Finisher(
-      db,
       hub,
       log,
       {
@@ -205,7 +204,7 @@ export class ExecutionEngine {
       .sort((a, b) => b.free - a.free);
     for (const { w, free } of available) {
       if (this.stopping) return;
-      const claimed = await claimForWorker(this.db, this.trail, w, free, this.owner, this.settings.leaseMs);
+      const claimed = await claimForWorker(this.trail, w, free, this.owner, this.settings.leaseMs);
       if (claimed.length) this.hub.notify();
       for (const c of claimed) this.launch(c, w);
     }
@@ -430,7 +429,7 @@ export class ExecutionEngine {
     );
     let recovered = 0;
     if (expired.length) {
-      recovered = await this.db.prisma.$transaction(async (tx) => {
+      recovered = await this.trail.transaction(async (tx) => {
         const rows = await tx.$queryRawUnsafe<
           {
             attempt_id: string;
@@ -532,8 +531,8 @@ export class ExecutionEngine {
       take: 500,
     });
     for (const t of stuck) {
-      await this.db.prisma
-        .$transaction(async (tx) => {
+      await this.trail
+        .transaction(async (tx) => {
           const out: Endings = { events: [], audit: [], provenance: [] };
           await this.finishCancelTx(tx, t.id, false, "the process handling the cancel stopped", out);
           await this.trail.write(tx, out.audit, out.provenance);
@@ -601,7 +600,7 @@ export class ExecutionEngine {
       }
       await local?.done;
     }
-    await this.db.prisma.$transaction(async (tx) => {
+    await this.trail.transaction(async (tx) => {
       const out: Endings = { events: [], audit: [], provenance: [] };
       if (attempt) {
         const { count } = await tx.attempt.updateMany({

@@ -5,7 +5,6 @@ import { auditInsertSql, type NewAuditEntry } from "../audit/service.js";
 import { type PreparedTrail, SYSTEM_ACTORS, type Trail, workerActor } from "../audit/trail.js";
 import { critiqueFrom } from "../council/council.js";
 import { parseUnifiedDiff } from "../council/diff.js";
-import type { Database } from "../db/database.js";
 import { EVENT_LOG_LOCK_KEY, type NewTaskEvent, type Tx } from "../events/append.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
 import type { Logger } from "../logger.js";
@@ -129,7 +128,6 @@ export class Finisher {
   private busy = false;
 
   constructor(
-    private readonly db: Database,
     private readonly hub: TaskEventHub,
     private readonly log: Logger,
     private readonly settings: FinishSettings,
@@ -185,7 +183,7 @@ export class Finisher {
   }
 
   private writeBatch(ends: AttemptEnd[]): Promise<Set<string>> {
-    return this.db.prisma.$transaction(async (tx) => {
+    return this.trail.transaction(async (tx) => {
       const locked = await tx.$queryRawUnsafe<LockedRow[]>(
         `SELECT a.id AS attempt_id, a.task_id, t.state AS task_state, t.redispatches, t.failures, t.risk_tier
            FROM attempts a JOIN tasks t ON t.id = a.task_id
@@ -407,7 +405,7 @@ async function writeEnds(tx: Tx, planned: Planned, trail: PreparedTrail): Promis
      ), audit AS (${auditInsertSql("$5")}
      ), chain AS (${provenanceInsertSql("$6")}
      ), lock AS (
-       SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint)
+       SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint) FROM (SELECT count(*) FROM chain) c
      )
      INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
      SELECT (e.v->>'task_id')::uuid, e.v->>'type', (e.v->>'from_state')::"TaskState",

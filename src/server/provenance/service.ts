@@ -79,12 +79,45 @@ export function provenanceInsertSql(param: string): string {
      SELECT x.seq, x.kind, x.task_id, x.payload, x.payload_digest, x.prev_hash, x.hash, x.signature, x.key_id,
             x.created_at
        FROM jsonb_to_recordset(${param}::jsonb) AS x(seq bigint, kind text, task_id text, payload jsonb,
-            payload_digest text, prev_hash text, hash text, signature text, key_id text, created_at timestamptz)`;
+            payload_digest text, prev_hash text, hash text, signature text, key_id text, created_at timestamptz)
+     RETURNING seq`;
+}
+
+interface ChainHead {
+  seq: bigint;
+  hash: string;
+}
+
+/** A transaction run by `ProvenanceService.transaction`: the head its appends reached, and its turn. */
+interface ChainedTx {
+  nextHead: ChainHead | null;
+  release: (() => void) | null;
+}
+
+const MAX_CHAIN_RUNS = 5;
+
+/** Another process appended first: our record's sequence number (or hash) is taken. */
+export function isChainConflict(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  const walk = (e: unknown): boolean => {
+    if (!e || typeof e !== "object" || seen.has(e)) return false;
+    seen.add(e);
+    const o = e as { code?: unknown; message?: unknown; constraint?: unknown; cause?: unknown; meta?: unknown };
+    const text = `${String(o.message ?? "")} ${String(o.constraint ?? "")}`;
+    if (o.code === "23505" && /provenance_records_(pkey|hash_key)/.test(text)) return true;
+    const meta = o.meta as { driverAdapterError?: unknown } | undefined;
+    return walk(o.cause) || walk(meta?.driverAdapterError);
+  };
+  return walk(err);
 }
 
 export class ProvenanceService {
   readonly publicKeyPem: string;
   readonly keyId: string;
+  /** The head this process last committed; null when unknown (read under the chain lock instead). */
+  private head: ChainHead | null = null;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly chained = new WeakMap<Tx, ChainedTx>();
 
   constructor(
     private readonly db: Database,
@@ -110,9 +143,39 @@ export class ProvenanceService {
   }
 
   /**
-   * Takes the chain lock, reads the head and computes each record's link, hash and signature in
-   * process, without writing: the caller inserts them (`provenanceInsertSql`) in this transaction,
-   * before its task events. Hashing here rather than row by row in SQL is what lets a batch be one INSERT.
+   * Runs `fn` in a transaction whose appends link to the head this process last committed, without
+   * the chain lock and head read round trips (the hot path: claims and attempt ends).
+   *
+   * Appenders in this process take turns from their first append until their commit, so they never
+   * share a parent. Another process appending meanwhile makes our first record's sequence number
+   * collide with its record (the primary key refuses it, so the chain never forks): the transaction
+   * is then run again, reading the head under the chain lock. `fn` must therefore be safe to re-run.
+   */
+  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    for (let run = 1; ; run++) {
+      const ctx: ChainedTx = { nextHead: null, release: null };
+      try {
+        const result = await this.db.prisma.$transaction(async (tx) => {
+          this.chained.set(tx, ctx);
+          return fn(tx);
+        });
+        if (ctx.nextHead) this.head = ctx.nextHead;
+        return result;
+      } catch (err) {
+        if (!isChainConflict(err)) throw err;
+        this.head = null;
+        if (run >= MAX_CHAIN_RUNS) throw err;
+      } finally {
+        ctx.release?.();
+      }
+    }
+  }
+
+  /**
+   * Computes each record's link, hash and signature in process, without writing: the caller inserts
+   * them (`provenanceInsertSql`) in this transaction, before its task events. Hashing here rather
+   * than row by row in SQL is what lets a batch be one INSERT. Outside `transaction`, or when this
+   * process does not know the head, it takes the chain lock and reads the head first.
    */
   async seal(tx: Tx, inputs: NewProvenanceRecord[]): Promise<ChainRecord[]> {
     if (inputs.length === 0) return [];
@@ -121,13 +184,18 @@ export class ProvenanceService {
     }
     // Normalised through canonical JSON, so what is stored (JSONB) hashes the same when read back.
     const payloads = inputs.map((i) => JSON.parse(canonicalJson(i.payload)) as Prisma.InputJsonValue);
-    // A separate statement from the head read below: that one's snapshot must be taken after the lock is held.
-    await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${PROVENANCE_LOCK_KEY}::bigint)`);
-    const [head] = await tx.$queryRawUnsafe<{ head_seq: string; hash: string }[]>(
-      `SELECT seq::text AS head_seq, hash FROM provenance_records ORDER BY seq DESC LIMIT 1`,
-    );
-    let seq = head ? BigInt(head.head_seq) : 0n;
-    let prevHash = head?.hash ?? GENESIS_HASH;
+    const ctx = this.chained.get(tx);
+    let head: ChainHead;
+    if (ctx) {
+      ctx.release ??= await this.turn();
+      head = ctx.nextHead ?? this.head ?? (await this.readHead(tx));
+    } else {
+      // Someone appends outside `transaction` (a script, a test): what this process knew of the head may be stale.
+      this.head = null;
+      head = await this.readHead(tx);
+    }
+    let seq = head.seq;
+    let prevHash = head.hash;
     const createdAt = new Date();
     return inputs.map((input, i) => {
       seq += 1n;
@@ -143,8 +211,29 @@ export class ProvenanceService {
       };
       const hash = recordHash(base);
       prevHash = hash;
+      if (ctx) ctx.nextHead = { seq, hash };
       return { ...base, payload, hash, signature: signHash(hash, this.signing.privateKey) };
     });
+  }
+
+  /** The chain lock, then the head: a separate statement, so its snapshot is taken once the lock is held. */
+  private async readHead(tx: Tx): Promise<ChainHead> {
+    await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${PROVENANCE_LOCK_KEY}::bigint)`);
+    const [head] = await tx.$queryRawUnsafe<{ head_seq: string; hash: string }[]>(
+      `SELECT seq::text AS head_seq, hash FROM provenance_records ORDER BY seq DESC LIMIT 1`,
+    );
+    return head ? { seq: BigInt(head.head_seq), hash: head.hash } : { seq: 0n, hash: GENESIS_HASH };
+  }
+
+  /** Waits for this process's other appenders to commit; resolves to the function that ends our turn. */
+  private turn(): Promise<() => void> {
+    let release: () => void = () => {};
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const before = this.queue;
+    this.queue = before.then(() => mine);
+    return before.then(() => release);
   }
 
   /** For a decision that has no other write to share a transaction with. */

@@ -10,15 +10,15 @@ import {
 } from "../../shared/task-state.js";
 import type { Judgement } from "../../shared/verdict.js";
 import type { CheckResult, Critique } from "../../shared/worker-protocol.js";
-import type { ClientInfo, NewAuditEntry } from "../audit/service.js";
+import { auditInsertSql, type ClientInfo, type NewAuditEntry } from "../audit/service.js";
 import type { Trail } from "../audit/trail.js";
 import { critiqueFrom } from "../council/council.js";
 import type { Database } from "../db/database.js";
 import { Prisma, type Task } from "../db/generated/client.js";
 import { DomainError, notFound } from "../errors.js";
-import { appendTaskEvents, type NewTaskEvent, type Tx } from "../events/append.js";
+import { appendTaskEvents, EVENT_LOG_LOCK_KEY, type NewTaskEvent, type Tx } from "../events/append.js";
 import { type TaskEventHub, toEventDto } from "../events/task-event-hub.js";
-import type { NewProvenanceRecord } from "../provenance/service.js";
+import { type NewProvenanceRecord, provenanceInsertSql } from "../provenance/service.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 import { taskCancel, taskCreated, taskRetry } from "./decisions.js";
 
@@ -203,7 +203,7 @@ export class TaskService {
   async create(actor: Actor, spec: TaskSpec, client?: ClientInfo) {
     const id = randomUUID();
     const trail = this.trail;
-    const task = await this.db.prisma.$transaction(async (tx) => {
+    const task = await trail.transaction(async (tx) => {
       const created = await tx.task.create({
         data: {
           id,
@@ -229,37 +229,56 @@ export class TaskService {
     return toDetail(task);
   }
 
-  /** Creates many tasks in one transaction (three statements whatever the count). */
+  /**
+   * Creates many tasks in one transaction and one statement whatever the count: the tasks, their
+   * audit entries, their provenance records and their creation events.
+   */
   async createMany(actor: Actor, specs: TaskSpec[], client?: ClientInfo): Promise<string[]> {
     const trail = this.trail;
+    if (specs.length === 0) return [];
     const rows = specs.map((spec) => ({
       id: randomUUID(),
       title: spec.title,
       description: spec.description,
       priority: spec.priority,
-      priorityRank: priorityRank(spec.priority),
-      riskTier: spec.riskTier,
+      priority_rank: priorityRank(spec.priority),
+      risk_tier: spec.riskTier,
       mode: spec.mode,
       capability: spec.capability,
-      spec: spec as unknown as Prisma.InputJsonValue,
-      createdBy: actor.id,
+      spec,
     }));
-    await this.db.prisma.$transaction(async (tx) => {
-      await tx.task.createMany({ data: rows });
-      await trail.write(
+    await trail.transaction(async (tx) => {
+      const prepared = await trail.prepare(
         tx,
-        rows.map((r, i) => createdEntry(actor, r.id, specs[i] as TaskSpec, client)),
-        rows.map((r, i) => taskCreated(r.id, specs[i] as TaskSpec, actor)),
+        rows.map((r) => createdEntry(actor, r.id, r.spec, client)),
+        rows.map((r) => taskCreated(r.id, r.spec, actor)),
       );
-      await appendTaskEvents(
-        tx,
-        rows.map((r) => ({
-          taskId: r.id,
-          type: "created",
-          toState: "queued",
-          actor: actor.id,
-          data: { title: r.title },
-        })),
+      // Events reference their tasks; the foreign key is checked at the end of the statement, when both exist.
+      // The event-log lock comes last, after the chain's insert, as in every other writer.
+      await tx.$executeRawUnsafe(
+        `WITH t AS (
+           INSERT INTO tasks (id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, created_by)
+           SELECT x.id, x.title, x.description, x.priority::"TaskPriority", x.priority_rank, x.risk_tier,
+                  x.mode::"TaskMode", x.capability, x.spec, $4
+             FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id uuid, title text, description text, priority text,
+                  priority_rank int, risk_tier int, mode text, capability text, spec jsonb))
+                  WITH ORDINALITY AS x(id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, n)
+            ORDER BY x.n
+           RETURNING id
+         ), audit AS (${auditInsertSql("$2")}
+         ), chain AS (${provenanceInsertSql("$3")}
+         ), lock AS (
+           SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint)
+             FROM (SELECT count(*) FROM chain) c, (SELECT count(*) FROM t) tt
+         )
+         INSERT INTO task_events (task_id, type, to_state, actor, data)
+         SELECT x.id, 'created', 'queued', $4, jsonb_build_object('title', x.title)
+           FROM lock, ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id uuid, title text)) WITH ORDINALITY AS x(id, title, n)
+          ORDER BY x.n`,
+        JSON.stringify(rows),
+        prepared.auditJson,
+        prepared.provenanceJson,
+        actor.id,
       );
     });
     this.hub.notify();
@@ -322,7 +341,7 @@ export class TaskService {
     who: TransitionTrail = {},
   ) {
     const trail = this.trail;
-    const task = await this.db.prisma.$transaction(async (tx) => {
+    const task = await trail.transaction(async (tx) => {
       const current = await tx.task.findUnique({ where: { id }, select: { state: true } });
       if (!current) throw notFound("Task", id);
       let state = current.state as TaskState;
