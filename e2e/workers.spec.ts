@@ -19,11 +19,18 @@ test("the workers page shows the reference worker; an admin trips its breaker an
   const [tripped] = await server.api.workers.list.query();
   expect(tripped?.breaker.state).toBe("tripped");
   await expect(card.getByRole("button", { name: "Trip breaker of reference" })).toHaveCount(0);
+  // With its only worker tripped the agency can run nothing: the header's health badge says so.
+  const badge = page.locator(".status-pill").first();
+  await badge.click();
+  await expect(badge).toContainText("Degraded");
+  await expect(badge).toContainText("Workers: 0 of 1 usable (reference: breaker tripped)");
 
   await card.getByRole("button", { name: "Reset breaker of reference" }).click();
   await expect(card.locator(".breaker-badge")).toHaveText("Closed");
   const [reset] = await server.api.workers.list.query();
   expect(reset?.breaker.state).toBe("closed");
+  await badge.click();
+  await expect(badge).toContainText("Healthy");
 });
 
 test("register checks the form, shows the server's refusal, then registers, edits, disables and removes a worker", async ({

@@ -3,7 +3,10 @@ import { trpc } from "../trpc.js";
 
 const REFRESH_MS = 10_000;
 
-/** Green when the server and its database answer, amber when the database does not, red when the server does not. */
+/**
+ * Green when the server, its database and at least one enabled worker are healthy; amber when every enabled
+ * worker is unusable (breaker open or health down); red when the database is not ready or the server does not answer.
+ */
 export function HealthBadge() {
   const health = trpc.system.health.useQuery(undefined, {
     refetchInterval: REFRESH_MS,
@@ -25,9 +28,23 @@ export function HealthBadge() {
     details = ["Asking the server for its health…"];
   } else {
     const h = health.data;
-    tone = h.status === "ok" ? "ok" : "warn";
-    label = h.status === "ok" ? "Healthy" : "Degraded";
+    const enabled = h.workers.filter((w) => w.enabled);
+    const usable = enabled.filter((w) => w.breaker.state === "closed" && w.health !== "down");
+    tone = !h.database.ok ? "bad" : h.status === "ok" ? "ok" : "warn";
+    label = !h.database.ok ? "Database down" : h.status === "ok" ? "Healthy" : "Degraded";
     details = [
+      enabled.length === 0
+        ? "No worker is enabled"
+        : `Workers: ${usable.length} of ${enabled.length} usable` +
+          (usable.length < enabled.length
+            ? ` (${enabled
+                .filter((w) => !usable.includes(w))
+                .map(
+                  (w) =>
+                    `${w.name}: ${w.breaker.state === "closed" ? `health ${w.health}` : `breaker ${w.breaker.state}`}`,
+                )
+                .join(", ")})`
+            : ""),
       `Version ${h.version}, up ${formatDuration(h.uptimeSec)}, Node ${h.node}`,
       `Database: ${h.database.kind}, ${h.database.ok ? "ok" : "not ready"}` +
         (h.database.latencyMs != null ? `, ${h.database.latencyMs} ms round trip` : ""),
