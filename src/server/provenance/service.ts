@@ -91,10 +91,13 @@ interface ChainHead {
 /** A transaction run by `ProvenanceService.transaction`: the head its appends reached, and its turn. */
 interface ChainedTx {
   nextHead: ChainHead | null;
-  release: (() => void) | null;
+  /** Resolves, once this transaction's turn has come, to the function that ends it. */
+  turn: Promise<() => void> | null;
 }
 
 const MAX_CHAIN_RUNS = 5;
+const CHAINED_MAX_WAIT_MS = 5_000;
+const CHAINED_TIMEOUT_MS = 15_000;
 
 /** Another process appended first: our record's sequence number (or hash) is taken. */
 export function isChainConflict(err: unknown): boolean {
@@ -102,11 +105,20 @@ export function isChainConflict(err: unknown): boolean {
   const walk = (e: unknown): boolean => {
     if (!e || typeof e !== "object" || seen.has(e)) return false;
     seen.add(e);
-    const o = e as { code?: unknown; message?: unknown; constraint?: unknown; cause?: unknown; meta?: unknown };
-    const text = `${String(o.message ?? "")} ${String(o.constraint ?? "")}`;
-    if (o.code === "23505" && /provenance_records_(pkey|hash_key)/.test(text)) return true;
-    const meta = o.meta as { driverAdapterError?: unknown } | undefined;
-    return walk(o.cause) || walk(meta?.driverAdapterError);
+    // PGlite's adapter keeps Postgres's code and message; the pg adapter renames them original*.
+    const o = e as {
+      code?: unknown;
+      originalCode?: unknown;
+      message?: unknown;
+      originalMessage?: unknown;
+      constraint?: unknown;
+      cause?: unknown;
+      meta?: { driverAdapterError?: unknown };
+    };
+    const code = o.originalCode ?? o.code;
+    const text = `${String(o.originalMessage ?? "")} ${String(o.message ?? "")} ${typeof o.constraint === "string" ? o.constraint : ""}`;
+    if (code === "23505" && /provenance_records_(pkey|hash_key)/.test(text)) return true;
+    return walk(o.cause) || walk(o.meta?.driverAdapterError);
   };
   return walk(err);
 }
@@ -153,12 +165,16 @@ export class ProvenanceService {
    */
   async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     for (let run = 1; ; run++) {
-      const ctx: ChainedTx = { nextHead: null, release: null };
+      const ctx: ChainedTx = { nextHead: null, turn: null };
       try {
-        const result = await this.db.prisma.$transaction(async (tx) => {
-          this.chained.set(tx, ctx);
-          return fn(tx);
-        });
+        const result = await this.db.prisma.$transaction(
+          async (tx) => {
+            this.chained.set(tx, ctx);
+            return fn(tx);
+          },
+          // Waiting for this process's other appenders counts against the transaction's time: allow for a queue.
+          { maxWait: CHAINED_MAX_WAIT_MS, timeout: CHAINED_TIMEOUT_MS },
+        );
         if (ctx.nextHead) this.head = ctx.nextHead;
         return result;
       } catch (err) {
@@ -166,7 +182,8 @@ export class ProvenanceService {
         this.head = null;
         if (run >= MAX_CHAIN_RUNS) throw err;
       } finally {
-        ctx.release?.();
+        // Also when the transaction ended (a timeout) while still waiting for its turn: pass it on once it comes.
+        void ctx.turn?.then((release) => release());
       }
     }
   }
@@ -187,7 +204,8 @@ export class ProvenanceService {
     const ctx = this.chained.get(tx);
     let head: ChainHead;
     if (ctx) {
-      ctx.release ??= await this.turn();
+      ctx.turn ??= this.turn();
+      await ctx.turn;
       head = ctx.nextHead ?? this.head ?? (await this.readHead(tx));
     } else {
       // Someone appends outside `transaction` (a script, a test): what this process knew of the head may be stale.
