@@ -4,6 +4,8 @@ import { AuditService } from "../src/server/audit/service.js";
 import { Trail } from "../src/server/audit/trail.js";
 import { openDatabase } from "../src/server/db/database.js";
 import { loadSigningKey, SecretBox, SecretStore } from "../src/server/keystore/secrets.js";
+import { canonicalJson, sha256Hex } from "../src/server/provenance/canonical.js";
+import { recordHash } from "../src/server/provenance/chain.js";
 import { isChainConflict, ProvenanceService } from "../src/server/provenance/service.js";
 import { DATABASES, freshDatabase, POSTGRES_URL, type TestDatabase } from "./helpers/databases.js";
 
@@ -95,6 +97,24 @@ describe.each(DATABASES)("chained trail transactions on %s", (kind) => {
     ).toBe(true);
     expect(isChainConflict(new Error("deadlock detected"))).toBe(false);
     expect(isChainConflict(null)).toBe(false);
+  });
+});
+
+describe("record hash", () => {
+  it("is the SHA-256 of the canonical JSON of the record's fields, whatever they hold", () => {
+    for (const taskId of [null, "t-1", 'quote " and \\ backslash', "ünïcødé ✓"]) {
+      const r = {
+        seq: 12345678901234n,
+        kind: "task.verdict",
+        taskId,
+        payloadDigest: "a".repeat(64),
+        prevHash: "b".repeat(64),
+        keyId: "c".repeat(32),
+        createdAt: new Date("2026-11-25T12:34:56.789Z"),
+      };
+      const canonical = canonicalJson({ ...r, seq: r.seq.toString(), createdAt: r.createdAt.toISOString() });
+      expect(recordHash(r)).toBe(sha256Hex(canonical));
+    }
   });
 });
 

@@ -20,18 +20,17 @@ export interface ChainRecord {
 
 export const payloadDigest = (payload: unknown): string => sha256Hex(canonicalJson(payload));
 
-/** SHA-256 over the canonical encoding of every field except the hash and signature themselves. */
+/**
+ * SHA-256 over the canonical encoding of every field except the hash and signature themselves:
+ * `canonicalJson({ seq, kind, taskId, payloadDigest, prevHash, keyId, createdAt })`, written out
+ * with its keys in canonical (sorted) order because it runs for every record of every batch.
+ */
 export function recordHash(r: Omit<ChainRecord, "hash" | "signature" | "payload">): string {
+  const s = JSON.stringify;
   return sha256Hex(
-    canonicalJson({
-      seq: r.seq.toString(),
-      kind: r.kind,
-      taskId: r.taskId,
-      payloadDigest: r.payloadDigest,
-      prevHash: r.prevHash,
-      keyId: r.keyId,
-      createdAt: r.createdAt.toISOString(),
-    }),
+    `{"createdAt":${s(r.createdAt.toISOString())},"keyId":${s(r.keyId)},"kind":${s(r.kind)},` +
+      `"payloadDigest":${s(r.payloadDigest)},"prevHash":${s(r.prevHash)},"seq":${s(r.seq.toString())},` +
+      `"taskId":${r.taskId === null ? "null" : s(r.taskId)}}`,
   );
 }
 

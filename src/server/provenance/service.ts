@@ -2,12 +2,11 @@ import { createPublicKey, type KeyObject } from "node:crypto";
 import type { Database } from "../db/database.js";
 import type { Prisma, ProvenanceRecord } from "../db/generated/client.js";
 import { publicKeyId, type SigningKey } from "../keystore/secrets.js";
-import { canonicalJson } from "./canonical.js";
+import { canonicalJson, sha256Hex } from "./canonical.js";
 import {
   type ChainRecord,
   type ChainReport,
   GENESIS_HASH,
-  payloadDigest,
   recordHash,
   signHash,
   toExportLine,
@@ -199,8 +198,9 @@ export class ProvenanceService {
     for (const input of inputs) {
       if (!input.kind || input.kind.length > 64) throw new Error("A provenance kind is 1–64 characters.");
     }
-    // Normalised through canonical JSON, so what is stored (JSONB) hashes the same when read back.
-    const payloads = inputs.map((i) => JSON.parse(canonicalJson(i.payload)) as Prisma.InputJsonValue);
+    // Normalised through canonical JSON, so what is stored (JSONB) hashes the same when read back. The
+    // canonical form of the normalised value is the same text, so its digest is taken from it directly.
+    const canonical = inputs.map((i) => canonicalJson(i.payload));
     const ctx = this.chained.get(tx);
     let head: ChainHead;
     if (ctx) {
@@ -217,12 +217,13 @@ export class ProvenanceService {
     const createdAt = new Date();
     return inputs.map((input, i) => {
       seq += 1n;
-      const payload = payloads[i];
+      const text = canonical[i] as string;
+      const payload = JSON.parse(text) as Prisma.InputJsonValue;
       const base = {
         seq,
         kind: input.kind,
         taskId: input.taskId ?? null,
-        payloadDigest: payloadDigest(payload),
+        payloadDigest: sha256Hex(text),
         prevHash,
         keyId: this.signing.keyId,
         createdAt,
