@@ -41,6 +41,20 @@ interface Running {
 
 const WAITING_REASON_EVERY_MS = 250;
 
+/** What dispatching needs of a worker. */
+type DispatchWorker = Pick<Worker, "id" | "name" | "url" | "token" | "capabilities" | "maxConcurrency" | "tripped">;
+
+interface DispatchWorkerRow {
+  id: string;
+  name: string;
+  url: string;
+  token: string | null;
+  capabilities: string[] | null;
+  max_concurrency: number;
+  tripped: boolean;
+  busy: number;
+}
+
 type Tx = Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0];
 
 /** What a transaction that ends attempts writes last: its trail, then its task events. */
@@ -190,13 +204,23 @@ export class ExecutionEngine {
   }
 
   private async dispatchPass(): Promise<void> {
-    const workers = await this.db.prisma.worker.findMany({ where: { enabled: true } });
-    const counts = await this.db.prisma.attempt.groupBy({
-      by: ["workerId"],
-      where: { state: "running" },
-      _count: { _all: true },
-    });
-    const busy = new Map(counts.map((c) => [c.workerId ?? "", c._count._all]));
+    // One plain query per pass (it runs after every claim and every finished batch): the enabled
+    // workers with their running attempts.
+    const rows = await this.db.query<DispatchWorkerRow>(
+      `SELECT w.id, w.name, w.url, w.token, w.capabilities, w.max_concurrency, w.tripped,
+              (SELECT count(*) FROM attempts a WHERE a.worker_id = w.id AND a.state = 'running')::int AS busy
+         FROM workers w WHERE w.enabled`,
+    );
+    const workers: DispatchWorker[] = rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      url: r.url,
+      token: r.token,
+      capabilities: r.capabilities ?? [],
+      maxConcurrency: Number(r.max_concurrency),
+      tripped: r.tripped,
+    }));
+    const busy = new Map(rows.map((r) => [r.id, Number(r.busy)]));
     const available = workers
       .filter((w) => !w.tripped && this.breakers.state(w.id) === "closed")
       .map((w) => ({ w, free: w.maxConcurrency - (busy.get(w.id) ?? 0) }))
@@ -216,7 +240,7 @@ export class ExecutionEngine {
   }
 
   /** Says on each queued task why it waits, when no worker could take it; clears it when one can. */
-  private async updateWaitingReasons(workers: Worker[]): Promise<void> {
+  private async updateWaitingReasons(workers: DispatchWorker[]): Promise<void> {
     const caps = await this.db.prisma.task.groupBy({ by: ["capability"], where: { state: "queued" } });
     for (const { capability } of caps) {
       const capable = workers.filter((w) => w.capabilities.includes(capability));
@@ -241,7 +265,7 @@ export class ExecutionEngine {
     }
   }
 
-  private launch(c: ClaimedAttempt, w: Worker): void {
+  private launch(c: ClaimedAttempt, w: DispatchWorker): void {
     const ctrl = new AbortController();
     const entry: Running = {
       attemptId: c.attemptId,
@@ -260,7 +284,7 @@ export class ExecutionEngine {
       });
   }
 
-  private async run(c: ClaimedAttempt, w: Worker, ctrl: AbortController): Promise<void> {
+  private async run(c: ClaimedAttempt, w: DispatchWorker, ctrl: AbortController): Promise<void> {
     const spec: TaskSpec = c.spec;
     const policy = this.policyFor(c.riskTier);
     const deadlineMs = spec.budget.maxDurationSec ? spec.budget.maxDurationSec * 1000 : policy.deadlineMs;
