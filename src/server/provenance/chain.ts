@@ -37,6 +37,15 @@ export function recordHash(r: Omit<ChainRecord, "hash" | "signature" | "payload"
 export const signHash = (hash: string, key: KeyObject): string =>
   sign(null, Buffer.from(hash, "hex"), key).toString("base64");
 
+/** The same signature, computed on libuv's thread pool: a batch's signatures leave the event loop free. */
+export const signHashAsync = (hash: string, key: KeyObject): Promise<string> =>
+  new Promise((resolve, reject) => {
+    sign(null, Buffer.from(hash, "hex"), key, (err, signature) => {
+      if (err) reject(err);
+      else resolve(signature.toString("base64"));
+    });
+  });
+
 export type ChainProblem = "missing" | "sequence" | "link" | "payload" | "hash" | "key" | "signature";
 
 export interface ChainReport {

@@ -8,7 +8,7 @@ import {
   type ChainReport,
   GENESIS_HASH,
   recordHash,
-  signHash,
+  signHashAsync,
   toExportLine,
   verifyChain,
 } from "./chain.js";
@@ -215,10 +215,9 @@ export class ProvenanceService {
     let seq = head.seq;
     let prevHash = head.hash;
     const createdAt = new Date();
-    return inputs.map((input, i) => {
+    const unsigned = inputs.map((input, i) => {
       seq += 1n;
       const text = canonical[i] as string;
-      const payload = JSON.parse(text) as Prisma.InputJsonValue;
       const base = {
         seq,
         kind: input.kind,
@@ -230,9 +229,11 @@ export class ProvenanceService {
       };
       const hash = recordHash(base);
       prevHash = hash;
-      if (ctx) ctx.nextHead = { seq, hash };
-      return { ...base, payload, hash, signature: signHash(hash, this.signing.privateKey) };
+      return { ...base, payload: JSON.parse(text) as Prisma.InputJsonValue, hash };
     });
+    if (ctx) ctx.nextHead = { seq, hash: prevHash };
+    const signatures = await Promise.all(unsigned.map((r) => signHashAsync(r.hash, this.signing.privateKey)));
+    return unsigned.map((r, i) => ({ ...r, signature: signatures[i] as string }));
   }
 
   /** The chain lock, then the head: a separate statement, so its snapshot is taken once the lock is held. */
