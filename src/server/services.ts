@@ -1,3 +1,4 @@
+import type { WorkerInput } from "../shared/workers.js";
 import type { AuditService } from "./audit/service.js";
 import { Trail } from "./audit/trail.js";
 import type { AuthService } from "./auth/service.js";
@@ -19,7 +20,7 @@ import { SystemService } from "./system/service.js";
 import { TaskService } from "./tasks/service.js";
 import { ViewService } from "./views/service.js";
 import { type BreakerChange, BreakerRegistry } from "./workers/breakers.js";
-import { parseConfigWorkers, type WorkerInput } from "./workers/config-workers.js";
+import { parseConfigWorkers } from "./workers/config-workers.js";
 import { WorkerService } from "./workers/service.js";
 
 export interface Services {

@@ -3,8 +3,8 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import type { WorkerInput } from "../../shared/workers.js";
 import type { Logger } from "../logger.js";
-import type { WorkerInput } from "../workers/config-workers.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 

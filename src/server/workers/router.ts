@@ -1,7 +1,7 @@
 import { z } from "zod";
+import { workerInputSchema } from "../../shared/workers.js";
 import { callerOf as caller } from "../audit/trail.js";
 import { adminProcedure, router, viewerProcedure } from "../trpc.js";
-import { workerInputSchema } from "./config-workers.js";
 
 const workerId = z.uuid({ error: "Worker id must be a UUID" });
 

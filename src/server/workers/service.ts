@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { WorkerInput } from "../../shared/workers.js";
 import type { AuditService } from "../audit/service.js";
 import { type Caller, SYSTEM_ACTORS } from "../audit/trail.js";
 import type { Database } from "../db/database.js";
@@ -10,7 +11,6 @@ import { isSealed, type SecretBox } from "../keystore/secrets.js";
 import type { Logger } from "../logger.js";
 import { assertAllowedWorkerUrl } from "./allowlist.js";
 import type { BreakerRegistry } from "./breakers.js";
-import type { WorkerInput } from "./config-workers.js";
 import { openWorkerToken, sealWorkerToken } from "./token.js";
 
 export type WorkerUpdate = Partial<Omit<WorkerInput, "token">> & {

@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from "react";
-import { workerInputSchema } from "../../server/workers/config-workers.js";
+import { workerInputSchema } from "../../shared/workers.js";
 import type { RouterOutputs } from "../trpc.js";
 
 type WorkerView = RouterOutputs["workers"]["list"][number];
