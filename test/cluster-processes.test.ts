@@ -194,6 +194,19 @@ describe.skipIf(!POSTGRES_URL)("several server processes on one Postgres databas
     await expect(send(c)).rejects.toMatchObject({ data: { code: "TOO_MANY_REQUESTS" } });
   });
 
+  it("a breaker tripped on A and reset on B is closed again on A and C, and work reaches the worker again", async () => {
+    const [counter] = await a.api.workers.list.query();
+    if (!counter) throw new Error("the cluster has no worker");
+    await a.api.workers.trip.mutate({ id: counter.id });
+    expect((await c.api.workers.get.query({ id: counter.id })).breaker.state).toBe("tripped");
+    await b.api.workers.reset.mutate({ id: counter.id });
+    expect((await a.api.workers.get.query({ id: counter.id })).breaker.state).toBe("closed");
+    expect((await c.api.workers.get.query({ id: counter.id })).breaker.state).toBe("closed");
+    const created = await a.api.tasks.create.mutate({ title: "after a reset elsewhere", capability: "script" });
+    const [done] = await settle(a.api, [created.id]);
+    expect(done?.attempts.map((x) => x.worker?.id)).toContain(counter.id);
+  });
+
   it("ends a token revoked through A on B: HTTP at once, and B closes the WebSocket opened with it", async () => {
     const password = randomBytes(18).toString("base64url");
     await a.api.users.create.mutate({ username: "third", role: "operator", password });

@@ -220,6 +220,7 @@ export class ExecutionEngine {
       maxConcurrency: Number(r.max_concurrency),
       tripped: r.tripped,
     }));
+    for (const w of workers) this.breakers.sync(w.id, w.name, w.tripped);
     const busy = new Map(rows.map((r) => [r.id, Number(r.busy)]));
     const available = workers
       .filter((w) => !w.tripped && this.breakers.state(w.id) === "closed")

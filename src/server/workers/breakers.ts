@@ -220,6 +220,16 @@ export class BreakerRegistry {
     if (!e.isolation) e.isolation = e.policy.isolate();
   }
 
+  /**
+   * Brings the breaker in line with the persisted trip flag: another process sharing the database may
+   * have tripped or reset it. Automatic open and half-open states stay this process's own.
+   */
+  sync(workerId: string, workerName: string, tripped: boolean): void {
+    const state = this.state(workerId);
+    if (tripped && state !== "tripped") this.trip(workerId, workerName);
+    else if (!tripped && state === "tripped") this.reset(workerId, workerName);
+  }
+
   /** Closes the breaker whatever its state, forgetting past failures. */
   reset(workerId: string, workerName: string): void {
     const old = this.entry(workerId, workerName);

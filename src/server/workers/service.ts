@@ -61,6 +61,7 @@ export class WorkerService {
   }
 
   private view(w: Worker, inFlight: number) {
+    this.breakers.sync(w.id, w.name, w.tripped);
     const breaker = this.breakers.snapshot(w.id);
     return {
       id: w.id,
@@ -72,7 +73,7 @@ export class WorkerService {
       source: w.source as "api" | "config",
       hasToken: w.token !== null,
       inFlight,
-      breaker: { state: w.tripped ? ("tripped" as const) : breaker.state, since: breaker.since },
+      breaker,
       tripped: w.tripped,
       health: w.health as "unknown" | "ok" | "degraded" | "down",
       healthCheckedAt: w.healthCheckedAt,
