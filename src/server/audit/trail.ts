@@ -6,6 +6,7 @@ import {
   type ProvenanceService,
   provenanceInsertSql,
   provenanceRowsJson,
+  type SqlTx,
 } from "../provenance/service.js";
 import { type AuditService, auditInsertSql, auditRowsJson, type ClientInfo, type NewAuditEntry } from "./service.js";
 
@@ -65,6 +66,11 @@ export class Trail {
     return this.provenance.transaction(fn);
   }
 
+  /** `transaction` for raw-SQL-only work (see `ProvenanceService.rawTransaction`). */
+  rawTransaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
+    return this.provenance.rawTransaction(fn);
+  }
+
   /** Both in one INSERT statement (plus the chain lock and head read when there are provenance records). */
   async write(tx: Tx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[] = []): Promise<void> {
     if (!audit.length && !provenance.length) return;
@@ -81,7 +87,7 @@ export class Trail {
    * and returns the JSON parameters for `auditInsertSql` and `provenanceInsertSql`, so a batch can
    * fold both inserts into one statement it runs anyway.
    */
-  async prepare(tx: Tx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[]): Promise<PreparedTrail> {
+  async prepare(tx: SqlTx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[]): Promise<PreparedTrail> {
     const sealed = await this.provenance.seal(tx, provenance);
     return { auditJson: auditRowsJson(audit), provenanceJson: provenanceRowsJson(sealed) };
   }

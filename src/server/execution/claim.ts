@@ -38,7 +38,7 @@ export async function claimForWorker(
   owner: string,
   leaseMs: number,
 ): Promise<ClaimedAttempt[]> {
-  const rows = await trail.transaction(async (tx) => {
+  const rows = await trail.rawTransaction(async (tx) => {
     // Serializes claims for this worker across processes, so the free-slot count below (read in a
     // fresh snapshot after the lock) cannot be overrun by a concurrent claim.
     const locked = await tx.$queryRawUnsafe<{ id: string }[]>(

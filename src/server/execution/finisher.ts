@@ -8,7 +8,7 @@ import { parseUnifiedDiff } from "../council/diff.js";
 import { EVENT_LOG_LOCK_KEY, type NewTaskEvent, type Tx } from "../events/append.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
 import type { Logger } from "../logger.js";
-import { type NewProvenanceRecord, provenanceInsertSql } from "../provenance/service.js";
+import { type NewProvenanceRecord, provenanceInsertSql, type SqlTx } from "../provenance/service.js";
 import { taskResult, taskVerdict } from "../tasks/decisions.js";
 
 /** The end of one attempt, as its run saw it. */
@@ -183,7 +183,7 @@ export class Finisher {
   }
 
   private writeBatch(ends: AttemptEnd[]): Promise<Set<string>> {
-    return this.trail.transaction(async (tx) => {
+    return this.trail.rawTransaction(async (tx) => {
       const locked = await tx.$queryRawUnsafe<LockedRow[]>(
         `SELECT a.id AS attempt_id, a.task_id, t.state AS task_state, t.redispatches, t.failures, t.risk_tier
            FROM attempts a JOIN tasks t ON t.id = a.task_id
@@ -380,7 +380,7 @@ export class Finisher {
  * Every write of a batch in one statement: attempts, tasks, artifacts, then the events under the
  * event-log lock (taken after the row locks, like every other writer), in the order they were planned.
  */
-async function writeEnds(tx: Tx, planned: Planned, trail: PreparedTrail): Promise<void> {
+async function writeEnds(tx: SqlTx, planned: Planned, trail: PreparedTrail): Promise<void> {
   const { attempts, tasks, artifacts, events } = planned;
   await tx.$executeRawUnsafe(
     `WITH a AS (

@@ -15,6 +15,16 @@ import {
 
 type Tx = Prisma.TransactionClient;
 
+/**
+ * The raw-SQL part of a transaction: what the hot path (claims, attempt ends) uses. A Prisma
+ * transaction client is one; on a Postgres server `rawTransaction` runs one on a pool connection
+ * directly, without the ORM's per-statement work on large JSON parameters.
+ */
+export interface SqlTx {
+  $executeRawUnsafe(query: string, ...values: unknown[]): Promise<unknown>;
+  $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): Promise<T>;
+}
+
 /** One lock for the chain: whoever holds it reads the head and appends, so two appends never share a parent. */
 const PROVENANCE_LOCK_KEY = 72_707_371;
 const PAGE = 500;
@@ -128,7 +138,7 @@ export class ProvenanceService {
   /** The head this process last committed; null when unknown (read under the chain lock instead). */
   private head: ChainHead | null = null;
   private queue: Promise<void> = Promise.resolve();
-  private readonly chained = new WeakMap<Tx, ChainedTx>();
+  private readonly chained = new WeakMap<SqlTx, ChainedTx>();
 
   constructor(
     private readonly db: Database,
@@ -188,12 +198,50 @@ export class ProvenanceService {
   }
 
   /**
+   * `transaction` for work that is raw SQL only: on a Postgres server it runs on a pool connection
+   * (BEGIN … COMMIT) rather than through the ORM; on PGlite, whose one connection the ORM
+   * serialises, it is `transaction`.
+   */
+  async rawTransaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
+    if (this.db.kind !== "postgres") return this.transaction(fn);
+    for (let run = 1; ; run++) {
+      const ctx: ChainedTx = { nextHead: null, turn: null };
+      try {
+        const result = await this.db.session(async (conn) => {
+          const tx: SqlTx = {
+            $executeRawUnsafe: (query, ...values) => conn.query(query, values),
+            $queryRawUnsafe: <R>(query: string, ...values: unknown[]) => conn.query(query, values) as Promise<R>,
+          };
+          this.chained.set(tx, ctx);
+          await conn.exec("BEGIN");
+          try {
+            const out = await fn(tx);
+            await conn.exec("COMMIT");
+            return out;
+          } catch (err) {
+            await conn.exec("ROLLBACK").catch(() => undefined);
+            throw err;
+          }
+        });
+        if (ctx.nextHead) this.head = ctx.nextHead;
+        return result;
+      } catch (err) {
+        if (!isChainConflict(err)) throw err;
+        this.head = null;
+        if (run >= MAX_CHAIN_RUNS) throw err;
+      } finally {
+        void ctx.turn?.then((release) => release());
+      }
+    }
+  }
+
+  /**
    * Computes each record's link, hash and signature in process, without writing: the caller inserts
    * them (`provenanceInsertSql`) in this transaction, before its task events. Hashing here rather
    * than row by row in SQL is what lets a batch be one INSERT. Outside `transaction`, or when this
    * process does not know the head, it takes the chain lock and reads the head first.
    */
-  async seal(tx: Tx, inputs: NewProvenanceRecord[]): Promise<ChainRecord[]> {
+  async seal(tx: SqlTx, inputs: NewProvenanceRecord[]): Promise<ChainRecord[]> {
     if (inputs.length === 0) return [];
     for (const input of inputs) {
       if (!input.kind || input.kind.length > 64) throw new Error("A provenance kind is 1–64 characters.");
@@ -237,7 +285,7 @@ export class ProvenanceService {
   }
 
   /** The chain lock, then the head: a separate statement, so its snapshot is taken once the lock is held. */
-  private async readHead(tx: Tx): Promise<ChainHead> {
+  private async readHead(tx: SqlTx): Promise<ChainHead> {
     await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${PROVENANCE_LOCK_KEY}::bigint)`);
     const [head] = await tx.$queryRawUnsafe<{ head_seq: string; hash: string }[]>(
       `SELECT seq::text AS head_seq, hash FROM provenance_records ORDER BY seq DESC LIMIT 1`,

@@ -247,7 +247,7 @@ export class TaskService {
       capability: spec.capability,
       spec,
     }));
-    await trail.transaction(async (tx) => {
+    await trail.rawTransaction(async (tx) => {
       const prepared = await trail.prepare(
         tx,
         rows.map((r) => createdEntry(actor, r.id, r.spec, client)),
