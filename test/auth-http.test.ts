@@ -21,6 +21,7 @@ const NEEDS: Record<string, Need> = {
   "tasks.count": "viewer",
   "tasks.cancel": "operator",
   "tasks.retry": "operator",
+  "tasks.override": "admin",
   "tasks.cancelMany": "operator",
   "tasks.retryMany": "operator",
   "tasks.onEvent": "viewer",

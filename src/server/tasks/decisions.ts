@@ -1,5 +1,6 @@
 import type { Actor } from "../../shared/roles.js";
 import type { TaskSpec } from "../../shared/task-spec.js";
+import type { TaskState } from "../../shared/task-state.js";
 import type { Judgement } from "../../shared/verdict.js";
 import type { ExecuteResult } from "../../shared/worker-protocol.js";
 import { canonicalJson, sha256Hex } from "../provenance/canonical.js";
@@ -92,4 +93,17 @@ export function taskRetry(
   critiqueFrom: number | null,
 ): NewProvenanceRecord {
   return { kind: "task.retry", taskId, payload: { by: { kind: by.kind, id: by.id }, critiqueFrom } };
+}
+
+/** An admin's replacement of the council's verdict, as stored on the judgement and put on the chain. */
+export interface VerdictOverride {
+  by: string;
+  at: string;
+  from: TaskState;
+  to: TaskState;
+  justification: string;
+}
+
+export function taskOverride(taskId: string, override: VerdictOverride): NewProvenanceRecord {
+  return { kind: "task.override", taskId, payload: { ...override } };
 }

@@ -2,8 +2,9 @@ import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { taskFilterSchema, taskListInputSchema } from "../../shared/task-list.js";
 import { taskSpecSchema } from "../../shared/task-spec.js";
+import { verdictSchema } from "../../shared/verdict.js";
 import { clientInfo } from "../auth/request.js";
-import { operatorProcedure, router, viewerProcedure } from "../trpc.js";
+import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc.js";
 import { BULK_LIMIT } from "./service.js";
 
 const taskId = z.uuid({ error: "Task id must be a UUID" });
@@ -19,6 +20,11 @@ const selection = z
     filter: taskFilterSchema.optional(),
   })
   .refine((s) => (s.ids === undefined) !== (s.filter === undefined), "Give either ids or a filter, not both");
+const justification = z
+  .string({ error: "Give a written justification for the override" })
+  .trim()
+  .min(10, "The justification must be at least 10 characters: say why the council's verdict is wrong")
+  .max(2000, "The justification must be at most 2000 characters");
 const eventId = z.string().regex(/^\d{1,19}$/, "lastEventId must be an event sequence number");
 
 export const tasksRouter = router({
@@ -52,6 +58,19 @@ export const tasksRouter = router({
     .input(z.object({ id: taskId }))
     .mutation(({ ctx, input }) =>
       ctx.services.tasks.retry(ctx.actor, input.id, clientInfo(ctx.clientAddress, ctx.request)),
+    ),
+
+  /** An admin replaces the council's verdict, with a written justification (audited, on the chain). */
+  override: adminProcedure
+    .input(z.object({ id: taskId, verdict: verdictSchema, justification }))
+    .mutation(({ ctx, input }) =>
+      ctx.services.tasks.override(
+        ctx.actor,
+        input.id,
+        input.verdict,
+        input.justification,
+        clientInfo(ctx.clientAddress, ctx.request),
+      ),
     ),
 
   cancelMany: operatorProcedure

@@ -8,7 +8,7 @@ import {
   type TaskState,
   type TransitionActor,
 } from "../../shared/task-state.js";
-import type { Judgement } from "../../shared/verdict.js";
+import type { Judgement, Verdict } from "../../shared/verdict.js";
 import type { CheckResult, Critique } from "../../shared/worker-protocol.js";
 import { auditInsertSql, type ClientInfo, type NewAuditEntry } from "../audit/service.js";
 import type { Trail } from "../audit/trail.js";
@@ -20,7 +20,7 @@ import { appendTaskEvents, EVENT_LOG_LOCK_KEY, type NewTaskEvent, type Tx } from
 import { type TaskEventHub, toEventDto } from "../events/task-event-hub.js";
 import { type NewProvenanceRecord, provenanceInsertSql } from "../provenance/service.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
-import { taskCancel, taskCreated, taskRetry } from "./decisions.js";
+import { taskCancel, taskCreated, taskOverride, taskRetry, type VerdictOverride } from "./decisions.js";
 
 const summarySelect = {
   id: true,
@@ -96,7 +96,8 @@ function toAttempt(a: AttemptRow) {
     result: a.result as { logs?: string[]; checks?: CheckResult[]; usage?: Record<string, number> } | null,
     critique: a.critique as Critique | null,
     verdict: a.verdict as Judgement["verdict"] | null,
-    judgement: a.judgement as Judgement | null,
+    /** `override` is there when an admin replaced this verdict (the latest override; the audit trail has them all). */
+    judgement: a.judgement as (Judgement & { override?: VerdictOverride }) | null,
     artifacts: a.artifacts.map((x) => ({
       id: x.id,
       path: x.path,
@@ -180,7 +181,17 @@ export interface TransitionTrail {
   actor?: Pick<Actor, "kind" | "id">;
   client?: ClientInfo;
   provenance?: (task: Task) => NewProvenanceRecord[];
+  /** More writes that belong to the same change, run in its transaction after the state update. */
+  within?: (tx: Tx) => Promise<void>;
 }
+
+/** The task state each verdict leaves a task in. */
+const VERDICT_STATE: Record<Verdict, TaskState> = {
+  accept: "accepted",
+  changes_requested: "changes_requested",
+  reject: "rejected",
+};
+const VERDICT_STATES: readonly TaskState[] = Object.values(VERDICT_STATE);
 
 export class TaskService {
   constructor(
@@ -325,7 +336,9 @@ export class TaskService {
       ...toDetail(task),
       events: task.events.map(toEventDto),
       attempts,
-      verdict: judged ? { attempt: judged.number, ...(judged.judgement as Judgement) } : null,
+      verdict: judged
+        ? { attempt: judged.number, ...(judged.judgement as Judgement & { override?: VerdictOverride }) }
+        : null,
       artifacts: judged?.artifacts ?? [],
     };
   }
@@ -375,6 +388,7 @@ export class TaskService {
       }
       const last = steps.at(-1);
       const updated = await updateState(tx, id, current.state as TaskState, state, last?.reason, set);
+      await who.within?.(tx);
       await trail.write(tx, audit, who.provenance?.(updated) ?? []);
       await appendTaskEvents(tx, events);
       return updated;
@@ -462,6 +476,59 @@ export class TaskService {
     );
     this.execution?.wake();
     return task;
+  }
+
+  /**
+   * Replaces a task's verdict with another, by an admin with a written justification. The override is
+   * kept on the latest judgement, in the audit trail and on the provenance chain, in one transaction.
+   */
+  async override(actor: Actor, id: string, verdict: Verdict, justification: string, client?: ClientInfo) {
+    const to = VERDICT_STATE[verdict];
+    const task = await this.db.prisma.task.findUnique({ where: { id }, select: { state: true } });
+    if (!task) throw notFound("Task", id);
+    const from = task.state as TaskState;
+    if (!VERDICT_STATES.includes(from)) {
+      throw new DomainError(
+        "BAD_REQUEST",
+        `Only a judged task (${VERDICT_STATES.join(", ")}) can have its verdict overridden; this task is ${from}.`,
+      );
+    }
+    if (from === to) {
+      throw new DomainError("BAD_REQUEST", `The task is already ${from}; choose a different verdict to override it.`);
+    }
+    const record: VerdictOverride = { by: actor.id, at: new Date().toISOString(), from, to, justification };
+    return this.transition(
+      id,
+      [
+        {
+          to,
+          by: actorTransitionRole(actor),
+          actorId: actor.id,
+          reason: justification,
+          data: { verdict, overridden: from },
+          action: "task.override",
+        },
+      ],
+      {},
+      {
+        actor,
+        ...(client ? { client } : {}),
+        provenance: () => [taskOverride(id, record)],
+        within: async (tx) => {
+          const judged = await tx.attempt.findFirst({
+            where: { taskId: id, judgement: { not: Prisma.AnyNull } },
+            orderBy: { number: "desc" },
+            select: { id: true, judgement: true },
+          });
+          if (!judged) return;
+          const judgement = judged.judgement as Prisma.JsonObject;
+          await tx.attempt.update({
+            where: { id: judged.id },
+            data: { judgement: { ...judgement, override: { ...record } } },
+          });
+        },
+      },
+    );
   }
 
   /** The ids a bulk action applies to: the given ones, or those matching the filter (up to BULK_LIMIT). */
