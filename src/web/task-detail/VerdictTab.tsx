@@ -1,7 +1,9 @@
 import type { CriterionStatus } from "../../shared/verdict.js";
+import { useHasRole } from "../components/useMe.js";
 import type { RouterOutputs } from "../trpc.js";
 import { FindingList } from "./Findings.js";
 import { VerdictBadge } from "./VerdictBadge.js";
+import { OverrideNotice, OverrideVerdict } from "./VerdictOverride.js";
 
 type TaskDetail = RouterOutputs["tasks"]["get"];
 
@@ -13,6 +15,7 @@ const CRITERION_LABELS: Record<CriterionStatus, string> = {
 
 export function VerdictTab({ task }: { task: TaskDetail }) {
   const v = task.verdict;
+  const isAdmin = useHasRole("admin");
   if (!v) {
     return <p className="muted">No verdict yet: the council judges an attempt once its worker has completed it.</p>;
   }
@@ -21,7 +24,9 @@ export function VerdictTab({ task }: { task: TaskDetail }) {
       <div className="verdict-head">
         <VerdictBadge verdict={v.verdict} />
         <span className="muted">on attempt {v.attempt}</span>
+        {isAdmin ? <OverrideVerdict taskId={task.id} state={task.state} /> : null}
       </div>
+      {v.override ? <OverrideNotice override={v.override} /> : null}
       <section>
         <h2 className="section-title">Rationale</h2>
         <p className="description">{v.rationale}</p>
