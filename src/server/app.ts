@@ -140,6 +140,18 @@ export function createApp({ config, log, services }: AppOptions): App {
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.MAX_BODY_BYTES });
+  // Registered before the tRPC handler so every send the adapter makes goes through the cap.
+  wss.on("connection", (ws: WebSocket, req: http.IncomingMessage) =>
+    capBufferedBytes(ws, config.WS_MAX_BUFFERED_BYTES, () => {
+      log.warn(
+        {
+          client: `${req.socket.remoteAddress ?? "unknown"}:${req.socket.remotePort ?? "?"}`,
+          limit: config.WS_MAX_BUFFERED_BYTES,
+        },
+        "WebSocket client is not reading: dropped it over the send buffer limit (it can resume from its lastEventId)",
+      );
+    }),
+  );
   const wsHandler = applyWSSHandler({
     wss,
     router: appRouter,
@@ -172,4 +184,27 @@ export function createApp({ config, log, services }: AppOptions): App {
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
+}
+
+/** Close code for a client dropped over the buffer cap: "try again later" (RFC 6455 1013). */
+export const WS_CLOSE_TOO_SLOW = 1013;
+
+/**
+ * Bounds what one connection may have queued and unsent. Subscriptions keep producing while a stalled
+ * client reads nothing, so without a cap the server would buffer for it without limit; the client is
+ * dropped instead and resumes from the last event id it saw.
+ */
+function capBufferedBytes(ws: WebSocket, limit: number, onDrop: () => void): void {
+  const send = ws.send.bind(ws) as (data: unknown, ...rest: unknown[]) => void;
+  let dropped = false;
+  ws.send = ((data: unknown, ...rest: unknown[]) => {
+    if (dropped) return;
+    send(data, ...rest);
+    if (ws.bufferedAmount <= limit || ws.readyState !== WebSocket.OPEN) return;
+    dropped = true;
+    onDrop();
+    // The close frame queues behind data the peer is not reading, so terminate rather than wait for it.
+    ws.close(WS_CLOSE_TOO_SLOW, "send buffer limit exceeded: reconnect and resume");
+    ws.terminate();
+  }) as WebSocket["send"];
 }

@@ -42,6 +42,12 @@ const envSchema = z.object({
   DEV: flag.default(false),
   WS_PING_MS: z.coerce.number().int().min(1000).default(30_000),
   WS_PONG_WAIT_MS: z.coerce.number().int().min(500).default(10_000),
+  /** A WebSocket connection with more unsent bytes than this (a client not reading) is dropped; it resumes by lastEventId. */
+  WS_MAX_BUFFERED_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
 
   /** Hosts a worker URL may point at (comma list). Registration and every outbound call check it. */
   WORKER_ALLOWED_HOSTS: z
