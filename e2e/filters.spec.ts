@@ -11,8 +11,12 @@ test("filters live in the URL, survive a reload, and can be saved as a view and 
   await page.goto("/tasks");
   await expect(page.getByRole("row")).toHaveCount(5);
 
-  await page.getByRole("checkbox", { name: "Queued", exact: true }).check();
-  await page.getByRole("checkbox", { name: "High", exact: true }).check();
+  // Filter checkboxes show the URL's state, which the router updates in a transition: click, then wait for it.
+  for (const name of ["Queued", "High"]) {
+    const box = page.getByRole("checkbox", { name, exact: true });
+    await box.click();
+    await expect(box).toBeChecked();
+  }
   await page.getByLabel("Search title and description").fill("report");
   await expect(page).toHaveURL(/[?&]q=report/);
   const url = new URL(page.url());
