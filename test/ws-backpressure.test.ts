@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { loadConfig } from "../src/server/config.js";
 import { type RunningApp, startApp } from "./helpers/server.js";
 
 interface Frame {
@@ -109,5 +110,13 @@ describe("a WebSocket client that stops reading", () => {
     expect(reference.eventIds(2).length).toBeGreaterThan(0);
     reference.ws.close();
     await reference.closed;
+  });
+});
+
+describe("WS_MAX_BUFFERED_BYTES", () => {
+  it("defaults to 4 MiB and refuses a value too small to hold one message, naming the variable", () => {
+    expect(loadConfig({}).WS_MAX_BUFFERED_BYTES).toBe(4 * 1024 * 1024);
+    expect(() => loadConfig({ WS_MAX_BUFFERED_BYTES: "100" })).toThrow(/WS_MAX_BUFFERED_BYTES/);
+    expect(() => loadConfig({ WS_MAX_BUFFERED_BYTES: "lots" })).toThrow(/WS_MAX_BUFFERED_BYTES/);
   });
 });
