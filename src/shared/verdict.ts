@@ -1,10 +1,19 @@
 import { z } from "zod";
+import type { TaskState } from "./task-state.js";
 import { findingSchema } from "./worker-protocol.js";
 
 /** The council's decision on one completed attempt. */
 export const VERDICTS = ["accept", "changes_requested", "reject"] as const;
 export const verdictSchema = z.enum(VERDICTS);
 export type Verdict = z.infer<typeof verdictSchema>;
+
+/** The task state each verdict leaves a task in. */
+export const VERDICT_STATE = {
+  accept: "accepted",
+  changes_requested: "changes_requested",
+  reject: "rejected",
+} as const satisfies Record<Verdict, TaskState>;
+export const VERDICT_STATES: readonly TaskState[] = Object.values(VERDICT_STATE);
 
 /** What one judge found. `hardFail` means the attempt cannot be accepted whatever the other judges say. */
 export const judgeReportSchema = z.object({

@@ -1,5 +1,5 @@
 import type { TaskState } from "../../shared/task-state.js";
-import type { Judgement } from "../../shared/verdict.js";
+import { type Judgement, VERDICT_STATE } from "../../shared/verdict.js";
 import type { Critique, ExecuteResult } from "../../shared/worker-protocol.js";
 import { auditInsertSql, type NewAuditEntry } from "../audit/service.js";
 import { type PreparedTrail, SYSTEM_ACTORS, type Trail, workerActor } from "../audit/trail.js";
@@ -95,12 +95,6 @@ interface ArtifactWrite {
   lines_added: number;
   lines_removed: number;
 }
-
-const VERDICT_STATE: Record<Judgement["verdict"], TaskState> = {
-  accept: "accepted",
-  changes_requested: "changes_requested",
-  reject: "rejected",
-};
 
 /** Postgres text and jsonb cannot hold NUL; a worker's binary-ish output must not sink the batch. */
 function clean(s: string | undefined | null, max: number): string | null {

@@ -8,7 +8,7 @@ import {
   type TaskState,
   type TransitionActor,
 } from "../../shared/task-state.js";
-import type { Judgement, Verdict } from "../../shared/verdict.js";
+import { type Judgement, VERDICT_STATE, VERDICT_STATES, type Verdict } from "../../shared/verdict.js";
 import type { CheckResult, Critique } from "../../shared/worker-protocol.js";
 import { auditInsertSql, type ClientInfo, type NewAuditEntry } from "../audit/service.js";
 import type { Trail } from "../audit/trail.js";
@@ -184,14 +184,6 @@ export interface TransitionTrail {
   /** More writes that belong to the same change, run in its transaction after the state update. */
   within?: (tx: Tx) => Promise<void>;
 }
-
-/** The task state each verdict leaves a task in. */
-const VERDICT_STATE: Record<Verdict, TaskState> = {
-  accept: "accepted",
-  changes_requested: "changes_requested",
-  reject: "rejected",
-};
-const VERDICT_STATES: readonly TaskState[] = Object.values(VERDICT_STATE);
 
 export class TaskService {
   constructor(

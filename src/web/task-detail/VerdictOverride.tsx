@@ -1,16 +1,10 @@
 import { type FormEvent, useState } from "react";
 import { STATE_LABELS, type TaskState } from "../../shared/task-state.js";
-import { VERDICTS, type Verdict } from "../../shared/verdict.js";
+import { VERDICT_STATE, VERDICT_STATES, VERDICTS, type Verdict } from "../../shared/verdict.js";
 import { Dialog } from "../components/Dialog.js";
 import { formatDateTime } from "../lib/format.js";
 import { trpc } from "../trpc.js";
 
-const VERDICT_STATE: Record<Verdict, TaskState> = {
-  accept: "accepted",
-  changes_requested: "changes_requested",
-  reject: "rejected",
-};
-const VERDICT_STATES: readonly TaskState[] = Object.values(VERDICT_STATE);
 /** The server's bounds, checked here too so the admin hears about them before submitting. */
 const MIN_JUSTIFICATION = 10;
 const MAX_JUSTIFICATION = 2000;
