@@ -4,6 +4,7 @@ import { useSearchParams } from "react-router-dom";
 import { AUDIT_ACTOR_KINDS, auditListInputSchema } from "../../shared/audit.js";
 import { AuditTable } from "../components/AuditTable.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
+import { ListStatus } from "../components/ListStatus.js";
 import { trpc } from "../trpc.js";
 import { type AuditUrlFilter, EMPTY_AUDIT_FILTER, parseAuditUrl, toAuditInput, toAuditSearch } from "./audit-url.js";
 import { ProvenancePanel } from "./ProvenancePanel.js";
@@ -41,14 +42,14 @@ export default function AuditPage() {
               </ul>
             </ErrorMessage>
           ) : null}
-          <div className="list-status" aria-live="polite">
-            <span>
-              {list.data
-                ? `${entries.length}${list.hasNextPage ? "+" : ""} ${entries.length === 1 ? "entry" : "entries"}`
-                : ""}
-            </span>
-            <span className="muted">{list.isFetching && list.data ? "Updating…" : ""}</span>
-          </div>
+          <ListStatus
+            loaded={Boolean(list.data)}
+            count={entries.length}
+            hasMore={Boolean(list.hasNextPage)}
+            updating={list.isFetching}
+            singular="entry"
+            plural="entries"
+          />
           {list.error ? <ErrorMessage title="Could not load the audit trail:" error={list.error} /> : null}
           {valid.success && list.isPending && !list.error ? (
             <p className="loading table-placeholder">Loading…</p>

@@ -3,6 +3,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { taskFilterSchema } from "../../shared/task-list.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
+import { ListStatus } from "../components/ListStatus.js";
 import { useHasRole } from "../components/useMe.js";
 import { trpc } from "../trpc.js";
 import { BulkActions } from "./BulkActions.js";
@@ -135,14 +136,14 @@ export default function TaskListPage() {
               </button>
             </ErrorMessage>
           ) : null}
-          <div className="list-status" aria-live="polite">
-            <span>
-              {list.data
-                ? `${tasks.length}${list.hasNextPage ? "+" : ""} ${tasks.length === 1 ? "task" : "tasks"}`
-                : ""}
-            </span>
-            <span className="muted">{list.isFetching && list.data ? "Updating…" : ""}</span>
-          </div>
+          <ListStatus
+            loaded={Boolean(list.data)}
+            count={tasks.length}
+            hasMore={Boolean(list.hasNextPage)}
+            updating={list.isFetching}
+            singular="task"
+            plural="tasks"
+          />
           {list.error ? <ErrorMessage title="Could not load tasks:" error={list.error} /> : null}
           {parsed.success && list.isPending && !list.error ? (
             <p className="loading table-placeholder">Loading tasks…</p>
