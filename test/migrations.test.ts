@@ -6,7 +6,8 @@ import { freshDatabase, POSTGRES_URL, type TestDatabase } from "./helpers/databa
 /** A normalised description of the current schema: tables, columns, indexes, constraints, enums. */
 async function describeSchema(db: Database) {
   const columns = await db.query<Record<string, string>>(
-    `SELECT table_name, column_name, data_type, udt_name, is_nullable, column_default, character_maximum_length::text AS len
+    `SELECT table_name, column_name, data_type, udt_name, is_nullable, column_default, character_maximum_length::text AS len,
+            is_generated, generation_expression
        FROM information_schema.columns WHERE table_schema = current_schema()
       ORDER BY table_name, column_name`,
   );

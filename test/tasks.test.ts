@@ -207,3 +207,59 @@ describe.each(DATABASES)("tasks.list on %s", (kind) => {
     );
   });
 });
+
+describe.each(DATABASES)("tasks.list text search on %s", (kind) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await harness(kind);
+    const rows: TaskSpecInput[] = [
+      { title: "Alpha parser fix", description: "crash on 100% empty_input" },
+      { title: "Beta docs", description: "" },
+      // A title holding the separator the search column puts between title and description.
+      { title: "Gamma unit\u001fseparator", description: "plain" },
+    ];
+    for (const r of rows) await h.services.tasks.create(op, spec(r));
+  });
+  afterAll(() => h.dispose());
+
+  const titles = async (text: string) => (await h.services.tasks.list(filter({ text }), 50)).items.map((t) => t.title);
+
+  it("keeps search_text equal to title, chr(31), description, maintained by the database alone", async () => {
+    const rows = await h.db.query<{ title: string; description: string; search_text: string }>(
+      "SELECT title, description, search_text FROM tasks",
+    );
+    expect(rows).toHaveLength(3);
+    for (const r of rows) expect(r.search_text).toBe(`${r.title}\u001f${r.description}`);
+    // The column is generated: a write through Prisma is refused by the database, not silently kept.
+    const id = (await h.services.tasks.list(filter({ text: "beta" }), 1)).items[0]?.id as string;
+    await expect(h.db.prisma.task.update({ where: { id }, data: { searchText: "forged" } })).rejects.toThrow();
+    expect((await h.services.tasks.get(id)).title).toBe("Beta docs");
+    expect(await titles("forged")).toEqual([]);
+  });
+
+  it("finds a term in either field, at its start or end, in any case", async () => {
+    expect(await titles("parser fix")).toEqual(["Alpha parser fix"]);
+    expect(await titles("ALPHA")).toEqual(["Alpha parser fix"]);
+    expect(await titles("crash on")).toEqual(["Alpha parser fix"]);
+    expect(await titles("empty_INPUT")).toEqual(["Alpha parser fix"]);
+    expect(await titles("docs")).toEqual(["Beta docs"]);
+  });
+
+  it("never matches across the seam between title and description", async () => {
+    // Title ends "fix", description starts "crash": none of these is in either field alone.
+    expect(await titles("fix crash")).toEqual([]);
+    expect(await titles("fixcrash")).toEqual([]);
+    expect(await titles("fix\u001fcrash")).toEqual([]);
+    // Taken as wildcards, `_` would match the separator and `%` anything: they must stay literal.
+    expect(await titles("fix_crash")).toEqual([]);
+    expect(await titles("fix%crash")).toEqual([]);
+    expect(await titles("100%")).toEqual(["Alpha parser fix"]);
+    expect(await titles("y_i")).toEqual(["Alpha parser fix"]);
+    expect(await titles("%")).toEqual(["Alpha parser fix"]);
+  });
+
+  it("still finds a separator character that is inside one field", async () => {
+    expect(await titles("unit\u001fsep")).toEqual(["Gamma unit\u001fseparator"]);
+    expect(await titles("separator\u001fplain")).toEqual([]);
+  });
+});

@@ -146,6 +146,9 @@ function afterCursor(sort: TaskSort, cursor: string): Prisma.TaskWhereInput {
   return { OR: [{ priorityRank: desc ? { lt: rank } : { gt: rank } }, { priorityRank: rank, seq }] };
 }
 
+/** Between title and description in the generated `search_text` column (migration 20261125160000). */
+const SEARCH_SEPARATOR = "\u001f";
+
 function filterWhere(f: ParsedTaskFilter): Prisma.TaskWhereInput {
   const and: Prisma.TaskWhereInput[] = [];
   if (f.states?.length) and.push({ state: { in: f.states } });
@@ -156,12 +159,19 @@ function filterWhere(f: ParsedTaskFilter): Prisma.TaskWhereInput {
   if (f.text) {
     // Prisma passes `contains` to ILIKE as is: escape its wildcards so they match literally.
     const text = f.text.replace(/[\\%_]/g, "\\$&");
-    and.push({
-      OR: [
-        { title: { contains: text, mode: "insensitive" } },
-        { description: { contains: text, mode: "insensitive" } },
-      ],
-    });
+    // search_text is title + chr(31) + description, with one trigram index. A term holding chr(31)
+    // itself could match across that seam, so it is matched on each field instead (unindexed, and
+    // nobody types a unit separator).
+    and.push(
+      text.includes(SEARCH_SEPARATOR)
+        ? {
+            OR: [
+              { title: { contains: text, mode: "insensitive" } },
+              { description: { contains: text, mode: "insensitive" } },
+            ],
+          }
+        : { searchText: { contains: text, mode: "insensitive" } },
+    );
   }
   return { AND: and };
 }
