@@ -2,125 +2,60 @@
  * WebSocket fan-out: delivery latency of chat messages to 1,000 subscribers, and the server's memory
  * per 1,000 connections, against a reference delivery to one subscriber measured in the same run.
  *
- *   npm run bench:fanout        (BENCH_CLIENTS=1000, BENCH_MESSAGES=40; BENCH_DATABASE_URL for a Postgres server)
+ *   npm run bench:fanout   (BENCH_CLIENTS=1000, BENCH_MESSAGES=40, BENCH_CLIENT_PROCESSES=4;
+ *                           BENCH_DATABASE_URL or TEST_DATABASE_URL for a Postgres server;
+ *                           BENCH_CPU_PROF=<dir> for a CPU profile of the server process)
  *
- * The server (createApp over createServices, as `npm start` runs it) lives in a child process so its
- * RSS is not mixed with the clients'. Half the clients subscribe to `metrics.live`, half to
- * `chat.onMessage` on one session. Messages are sent one at a time over HTTP; a message's latency to
- * a client is the time from the `chat.send` mutation returning (the insert committed) to the client's
- * onData. Deliveries that beat the mutation's reply count as 0 ms; the time from issuing the send is
- * printed too.
+ * The server (createServices + createApp, as `npm start` runs them) lives in a child process so its
+ * RSS is not mixed with the clients'; the clients are real tRPC WebSocket clients spread over
+ * BENCH_CLIENT_PROCESSES client processes (bench/lib/ws-clients.ts), so one client's decoding does not
+ * queue behind the others'. Half the clients subscribe to `metrics.live`, half to `chat.onMessage` on
+ * one session. Messages are sent one at a time over HTTP; a message's latency to a client is the time
+ * from the `chat.send` mutation returning (the insert committed before that) to the client's onData,
+ * on one clock across processes (bench/lib/clock.ts). Deliveries that beat the mutation's reply count
+ * as 0 ms; the time from issuing the send is printed too. The server's send trace says when it handed
+ * each message to the first and to the last subscriber's socket.
  */
 
-import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import type { AddressInfo } from "node:net";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
-import { createTRPCClient, createWSClient, httpBatchLink, wsLink } from "@trpc/client";
-import pino from "pino";
+import { createTRPCClient, httpBatchLink } from "@trpc/client";
 import superjson from "superjson";
-import WebSocket from "ws";
-import { createApp } from "../src/server/app.js";
-import { loadConfig } from "../src/server/config.js";
-import { openDatabase } from "../src/server/db/database.js";
-import { migrate } from "../src/server/db/migrate.js";
 import type { AppRouter } from "../src/server/router.js";
-import { createServices } from "../src/server/services.js";
-import type { Actor } from "../src/shared/roles.js";
+import { databaseLabel, runBenchServer, type SendSpan, startBenchServer } from "./lib/bench-server.js";
+import { clock, fmt, mb, percentile, sleep } from "./lib/clock.js";
+import { checkConnectionLimits, latencies, type Sent, WsClientPool } from "./lib/ws-clients.js";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 40);
+const PROCESSES = Number(process.env.BENCH_CLIENT_PROCESSES ?? 4);
 const GAP_MS = 100;
 const TARGET_P99_MS = 50;
 const TARGET_RSS_MB = 100;
+/** Every bench message starts with this, so the server's send trace can find it in a frame. */
+const MARK = "bench-msg";
+const TRACE_RE = new RegExp(`"content":"(${MARK} [^"]*)"`);
 
-type ServerMsg =
-  | { kind: "ready"; port: number; token: string; sessionId: string }
-  | { kind: "rss"; rss: number; heap: number };
-
-/** The child: the real server, reporting its RSS (after a full GC) on request. */
-async function serve() {
-  const log = pino({ level: "silent" });
-  const url = process.env.BENCH_DATABASE_URL || undefined;
-  const schema = `bench_fanout_${randomBytes(4).toString("hex")}`;
-  const db = await openDatabase(url ? { url, schema } : {});
-  await migrate(db);
-  const config = loadConfig({
-    PORT: "0",
-    HOST: "127.0.0.1",
-    WEB_DIST_DIR: "/nonexistent",
-    KEYSTORE: "env",
-    AGENCY_MASTER_KEY: randomBytes(32).toString("base64"),
-    AGENCY_ADMIN_PASSWORD: randomBytes(18).toString("base64url"),
-    EXECUTION_ENABLED: "0",
-    CHAT_MESSAGES_PER_MINUTE: "10000",
+function serve() {
+  return runBenchServer({
+    name: "fanout",
+    config: { CHAT_MESSAGES_PER_MINUTE: "10000" },
+    setup: async (services, user) => {
+      const session = await services.chat.createSession(user, { title: "fan-out bench" });
+      return { sessionId: session.id };
+    },
+    traceKey: (frame) => TRACE_RE.exec(frame)?.[1] ?? null,
   });
-  const services = await createServices(db, log, config);
-  await services.start();
-  const system: Actor = { kind: "system", id: "bench", name: "bench", role: "admin" };
-  await services.auth.createUser(
-    { actor: system },
-    { username: "bench", role: "operator", password: randomBytes(18).toString("base64url") },
-  );
-  const user: Actor = { kind: "user", id: "bench", name: "bench", role: "operator" };
-  const { token } = await services.auth.createToken({ actor: user }, "fan-out bench");
-  const session = await services.chat.createSession(user, { title: "fan-out bench" });
-  const app = createApp({ config, log, services });
-  await new Promise<void>((resolve) => app.server.listen(0, "127.0.0.1", resolve));
-  const { port } = app.server.address() as AddressInfo;
-  const reply = (m: ServerMsg) => process.send?.(m);
-  process.on("message", async (m: { kind: string }) => {
-    if (m.kind === "rss") {
-      // Two full collections with a pause between, so garbage from earlier rounds is not counted.
-      const gc = (globalThis as { gc?: () => void }).gc;
-      gc?.();
-      await sleep(200);
-      gc?.();
-      const m = process.memoryUsage();
-      reply({ kind: "rss", rss: m.rss, heap: m.heapUsed + m.external });
-    }
-    if (m.kind === "stop") {
-      await app.close();
-      await services.stop();
-      if (url) await db.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await db.close();
-      process.exit(0);
-    }
-  });
-  reply({ kind: "ready", port, token, sessionId: session.id });
 }
-
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
-
-const fmt = (n: number) => n.toFixed(1);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
   const started = performance.now();
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ["serve"], {
-    execArgv: [...process.execArgv, "--expose-gc"],
-    env: process.env,
-  });
-  const next = (kind: ServerMsg["kind"]) =>
-    new Promise<ServerMsg>((resolve, reject) => {
-      const onMsg = (m: ServerMsg) => {
-        if (m.kind !== kind) return;
-        child.off("message", onMsg);
-        resolve(m);
-      };
-      child.on("message", onMsg);
-      child.once("exit", (code) => reject(new Error(`the server process exited (${code})`)));
-    });
-  const ready = (await next("ready")) as Extract<ServerMsg, { kind: "ready" }>;
-  const rss = async () => {
-    child.send({ kind: "rss" });
-    return (await next("rss")) as Extract<ServerMsg, { kind: "rss" }>;
-  };
-  const { port, token, sessionId } = ready;
+  const limits = checkConnectionLimits(CLIENTS, PROCESSES);
+  const server = await startBenchServer(fileURLToPath(import.meta.url));
+  const { port, token } = server;
+  const sessionId = server.extra.sessionId as string;
+  const pool = await WsClientPool.start({ url: `ws://127.0.0.1:${port}/trpc`, token, processes: PROCESSES });
   const http = createTRPCClient<AppRouter>({
     links: [
       httpBatchLink({
@@ -131,70 +66,71 @@ async function main() {
     ],
   });
 
-  /** Per message: when the send was issued, when it returned; per client: when each message arrived. */
-  const sentAt = new Map<string, { issued: number; returned: number }>();
-  const arrivals: { content: string; at: number }[] = [];
-  let metricsFrames = 0;
-
-  const openClient = (topic: "chat" | "metrics") =>
-    new Promise<() => void>((resolve, reject) => {
-      const ws = createWSClient({
-        url: `ws://127.0.0.1:${port}/trpc`,
-        WebSocket: WebSocket as never,
-        connectionParams: { token },
-      });
-      const client = createTRPCClient<AppRouter>({ links: [wsLink({ client: ws, transformer: superjson })] });
-      const close = () => {
-        sub.unsubscribe();
-        void ws.close();
-      };
-      const sub =
-        topic === "chat"
-          ? client.chat.onMessage.subscribe(
-              { sessionId },
-              {
-                onStarted: () => resolve(close),
-                onError: reject,
-                onData: (d) => {
-                  if (d.data.role === "operator") arrivals.push({ content: d.data.content, at: performance.now() });
-                },
-              },
-            )
-          : client.metrics.live.subscribe(undefined, {
-              onStarted: () => resolve(close),
-              onError: reject,
-              onData: () => {
-                metricsFrames++;
-              },
-            });
-    });
+  console.log(
+    `fan-out bench: ${CLIENTS} clients (${Math.ceil(CLIENTS / 2)} chat.onMessage, ${Math.floor(CLIENTS / 2)} metrics.live) ` +
+      `in ${PROCESSES} client processes, ${MESSAGES} messages ${GAP_MS} ms apart, database ${databaseLabel()}`,
+  );
+  console.log(
+    `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ` +
+      `Node ${process.version}, load ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}; ${limits}`,
+  );
+  const offsets = await pool.clockOffsets();
+  console.log(
+    `clock: client processes' offsets from the bench ${offsets.map((o) => `${fmt(o.offsetMs, 3)}±${fmt(o.rttMs / 2, 3)}`).join(", ")} ms`,
+  );
 
   async function round(label: string, chatClients: number) {
-    arrivals.length = 0;
-    sentAt.clear();
+    await pool.collect();
+    const cpuStart = (await server.trace()).cpuUs;
+    const sent = new Map<string, Sent>();
     for (let i = 0; i < MESSAGES; i++) {
-      const content = `${label} ${i} ${randomBytes(4).toString("hex")}`;
-      const issued = performance.now();
+      const content = `${MARK} ${label} ${i} ${randomBytes(4).toString("hex")}`;
+      const issued = clock();
       await http.chat.send.mutate({ sessionId, content, clientId: randomBytes(8).toString("hex") });
-      sentAt.set(content, { issued, returned: performance.now() });
+      sent.set(content, { issued, returned: clock() });
       await sleep(GAP_MS);
     }
     const expected = MESSAGES * chatClients;
-    for (let i = 0; i < 100 && arrivals.length < expected; i++) await sleep(100);
-    const fromReturn: number[] = [];
-    const fromIssue: number[] = [];
-    let early = 0;
-    for (const a of arrivals) {
-      const s = sentAt.get(a.content);
-      if (!s) continue;
-      if (a.at < s.returned) early++;
-      fromReturn.push(Math.max(0, a.at - s.returned));
-      fromIssue.push(a.at - s.issued);
+    const arrivals = new Map<string, number[]>();
+    let got = 0;
+    const frames: Record<string, number> = {};
+    const problems = { errors: [] as string[], unexpectedCloses: 0 };
+    for (let i = 0; i < 100; i++) {
+      const c = await pool.collect();
+      for (const [k, times] of c.arrivals) {
+        if (!sent.has(k)) continue;
+        got += times.length;
+        const list = arrivals.get(k);
+        if (list) list.push(...times);
+        else arrivals.set(k, times);
+      }
+      for (const [t, n] of Object.entries(c.frames)) frames[t] = (frames[t] ?? 0) + n;
+      problems.errors.push(...c.errors);
+      problems.unexpectedCloses += c.unexpectedCloses;
+      if (got >= expected) break;
+      await sleep(100);
     }
-    fromReturn.sort((x, y) => x - y);
-    fromIssue.sort((x, y) => x - y);
-    const rtt = [...sentAt.values()].map((s) => s.returned - s.issued).sort((x, y) => x - y);
-    return { delivered: fromReturn.length, expected, early, fromReturn, fromIssue, rtt };
+    const { spans, cpuUs } = await server.trace();
+    const lat = latencies(arrivals, sent);
+    const rtt = Float64Array.from([...sent.values()].map((s) => s.returned - s.issued)).sort();
+    const cpuMs = (cpuUs - cpuStart) / 1000;
+    return { ...lat, expected, rtt, frames, problems, cpuMs, spans: serverSpans(spans, sent) };
+  }
+
+  /** Per message, from its send returning to the server handing it to the last subscriber's socket. */
+  function serverSpans(spans: Map<string, SendSpan>, sent: Map<string, Sent>) {
+    const toLast: number[] = [];
+    const spread: number[] = [];
+    for (const [key, s] of spans) {
+      const m = sent.get(key);
+      if (!m) continue;
+      toLast.push(Math.max(0, s.last - m.returned));
+      spread.push(s.last - s.first);
+    }
+    return { toLast: Float64Array.from(toLast).sort(), spread: Float64Array.from(spread).sort() };
   }
 
   const print = (label: string, r: Awaited<ReturnType<typeof round>>) => {
@@ -204,55 +140,67 @@ async function main() {
         `(${r.early} arrived before the reply); from issuing the send p50 ${fmt(percentile(r.fromIssue, 50))} ms, ` +
         `p99 ${fmt(percentile(r.fromIssue, 99))} ms; send round trip p50 ${fmt(percentile(r.rtt, 50))} ms, max ${fmt(r.rtt.at(-1) ?? Number.NaN)} ms`,
     );
+    console.log(
+      `  server side: last subscriber's frame handed to its socket p50 ${fmt(percentile(r.spans.toLast, 50))} ms, ` +
+        `p99 ${fmt(percentile(r.spans.toLast, 99))} ms after the send returned; first-to-last frame p50 ` +
+        `${fmt(percentile(r.spans.spread, 50))} ms, max ${fmt(r.spans.spread.at(-1) ?? Number.NaN)} ms; ` +
+        `server CPU in the round ${fmt(r.cpuMs, 0)} ms, ${fmt(r.cpuMs / MESSAGES)} ms per message` +
+        (r.problems.errors.length || r.problems.unexpectedCloses
+          ? `; ${r.problems.unexpectedCloses} connections closed, errors: ${r.problems.errors.slice(0, 3).join(" | ")}`
+          : ""),
+    );
   };
 
-  console.log(
-    `fan-out bench: ${CLIENTS} clients (${Math.ceil(CLIENTS / 2)} chat.onMessage, ${Math.floor(CLIENTS / 2)} metrics.live), ` +
-      `${MESSAGES} messages ${GAP_MS} ms apart, database ${process.env.BENCH_DATABASE_URL ? "Postgres server" : "PGlite"}`,
-  );
-  console.log(
-    `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, load ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(" ")}`,
-  );
-
-  const one = await openClient("chat");
+  await pool.open([{ spec: { topic: "chat", sessionId }, count: 1 }]);
   await round("warm-up", 1);
   const reference = await round("reference", 1);
   print("reference, 1 subscriber", reference);
-  one();
+  await pool.closeClients();
   await sleep(200);
 
-  const rssBefore = await rss();
+  const before = await server.memory();
   const chatCount = Math.ceil(CLIENTS / 2);
-  const closers: (() => void)[] = [];
-  const connectStart = performance.now();
-  for (let i = 0; i < CLIENTS; i += 50) {
-    const batch = Array.from({ length: Math.min(50, CLIENTS - i) }, (_, j) =>
-      openClient(i + j < chatCount ? "chat" : "metrics"),
-    );
-    closers.push(...(await Promise.all(batch)));
-  }
-  const connectMs = performance.now() - connectStart;
-  const rssAfter = await rss();
-  console.log(`connected ${CLIENTS} subscribers in ${fmt(connectMs)} ms`);
+  const { ms: connectMs } = await pool.open([
+    { spec: { topic: "chat", sessionId }, count: chatCount },
+    { spec: { topic: "metrics" }, count: CLIENTS - chatCount },
+  ]);
+  const after = await server.memory();
+  const clientRss = await pool.memory();
+  console.log(
+    `connected ${CLIENTS} subscribers in ${fmt(connectMs)} ms (server sees ${after.connections}); ` +
+      `client processes' RSS ${clientRss.map((r) => mb(r)).join(", ")} MB`,
+  );
+  const windowStart = process.hrtime.bigint() / 1000n;
   const fan = await round("fan-out", chatCount);
+  // V8's profile timestamps are CLOCK_MONOTONIC microseconds, as process.hrtime is.
+  if (process.env.BENCH_CPU_PROF) {
+    console.log(`cpu profile window of the fan-out round: ${windowStart}-${process.hrtime.bigint() / 1000n} µs`);
+  }
   print(
-    `fan-out, ${chatCount} chat subscribers (+${CLIENTS - chatCount} on metrics.live, ${metricsFrames} metric frames)`,
+    `fan-out, ${chatCount} chat subscribers (${fan.frames.chat ?? 0} chat frames; +${CLIENTS - chatCount} on metrics.live, ${fan.frames.metrics ?? 0} metric frames)`,
     fan,
   );
 
-  const growthMb = (rssAfter.rss - rssBefore.rss) / 2 ** 20;
-  const heapGrowthMb = (rssAfter.heap - rssBefore.heap) / 2 ** 20;
+  // Each send writes the message, the assistant's reply and reads both back: the reference pays that once
+  // per message, so what the fan-out round costs beyond it is the cost of the extra deliveries.
+  const extraDeliveries = 2 * MESSAGES * (chatCount - 1);
+  console.log(
+    `server CPU per extra chat delivery (operator message + assistant reply, fan-out round minus reference): ` +
+      `${fmt(((fan.cpuMs - reference.cpuMs) * 1000) / extraDeliveries)} µs, metric frames included`,
+  );
+
+  const growthMb = (after.rss - before.rss) / 2 ** 20;
+  const heapGrowthMb = (after.heapUsed + after.external - before.heapUsed - before.external) / 2 ** 20;
   const perThousand = (growthMb * 1000) / CLIENTS;
+  const heapPerThousand = (heapGrowthMb * 1000) / CLIENTS;
   const p99 = percentile(fan.fromReturn, 99);
   // RSS moves with PGlite's and the allocator's pages; the target is judged on the larger of the two figures.
-  const judgedMb = Math.max(perThousand, (heapGrowthMb * 1000) / CLIENTS);
+  const judgedMb = Math.max(perThousand, heapPerThousand);
   console.log(
-    `server RSS ${fmt(rssBefore.rss / 2 ** 20)} MB before, ${fmt(rssAfter.rss / 2 ** 20)} MB after connecting: ` +
+    `server RSS ${mb(before.rss)} MB before, ${mb(after.rss)} MB after connecting: ` +
       `${fmt(growthMb)} MB, ${fmt(perThousand)} MB per 1,000 connections; ` +
-      `JS heap + external ${fmt(heapGrowthMb)} MB, ${fmt((heapGrowthMb * 1000) / CLIENTS)} MB per 1,000`,
+      `JS heap + external ${mb(before.heapUsed + before.external)} → ${mb(after.heapUsed + after.external)} MB: ` +
+      `${fmt(heapGrowthMb)} MB, ${fmt(heapPerThousand)} MB per 1,000`,
   );
   console.log(
     `targets: p99 delivery ${fmt(p99)} ms vs ≤ ${TARGET_P99_MS} ms: ${p99 <= TARGET_P99_MS ? "met" : "MISSED"}; ` +
@@ -261,10 +209,15 @@ async function main() {
       (fan.delivered < fan.expected ? `; ${fan.expected - fan.delivered} deliveries MISSING` : ""),
   );
 
-  for (const close of closers) close();
-  child.send({ kind: "stop" });
-  await new Promise((r) => child.once("exit", r));
-  console.log(`run took ${fmt((performance.now() - started) / 1000)} s`);
+  await pool.closeClients();
+  await pool.stop();
+  await server.stop();
+  console.log(
+    `run took ${fmt((performance.now() - started) / 1000)} s; load ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
   process.exit(0);
 }
 

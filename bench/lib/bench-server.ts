@@ -1,0 +1,215 @@
+/**
+ * The server of the WebSocket benches, in a process of its own so its memory is not mixed with the
+ * clients': createServices + createApp as `npm start` runs them, on PGlite (in memory) or, with
+ * BENCH_DATABASE_URL (or TEST_DATABASE_URL), on a Postgres server in a schema of its own dropped at
+ * the end. The bench talks to it over IPC: memory after a full GC, and a trace of WebSocket sends.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import pino from "pino";
+import { WebSocket } from "ws";
+import { createApp } from "../../src/server/app.js";
+import { loadConfig } from "../../src/server/config.js";
+import { openDatabase } from "../../src/server/db/database.js";
+import { migrate } from "../../src/server/db/migrate.js";
+import { createServices, type Services } from "../../src/server/services.js";
+import type { Actor } from "../../src/shared/roles.js";
+import { clock, sleep } from "./clock.js";
+
+/** A Postgres server's URL when the bench should use one; undefined means PGlite. */
+export function benchDatabaseUrl(): string | undefined {
+  return process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || undefined;
+}
+
+export function databaseLabel(): string {
+  const url = benchDatabaseUrl();
+  return url ? `Postgres server (${url.replace(/\/\/[^@/]*@/, "//")})` : "PGlite (in memory, in the server process)";
+}
+
+export interface ServerMemory {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+/** Per trace key: how many frames carried it, when the first and the last were handed to their sockets. */
+export interface SendSpan {
+  count: number;
+  first: number;
+  last: number;
+}
+
+type ServerRequest = { kind: "memory" } | { kind: "trace" } | { kind: "stop" };
+type ServerReply =
+  | { kind: "ready"; port: number; token: string; extra: Record<string, string>; wsConnections: number }
+  | ({ kind: "memory"; connections: number } & ServerMemory)
+  | { kind: "trace"; spans: Map<string, SendSpan>; cpuUs: number }
+  | { kind: "stopped" };
+
+export interface ServeOptions {
+  name: string;
+  /** Extra configuration (over the bench defaults). */
+  config?: Record<string, string>;
+  /** Creates what the bench needs (a chat session, …); the strings come back to the bench as `extra`. */
+  setup?: (services: Services, user: Actor) => Promise<Record<string, string>>;
+  /**
+   * Finds the key of a data frame (the same key the client processes record), for the send trace:
+   * when the server handed a commit's frame to the first and to the last subscriber's socket.
+   */
+  traceKey?: (frame: string) => string | null;
+}
+
+/** In the server process: starts the server and answers the bench's requests until told to stop. */
+export async function runBenchServer(opts: ServeOptions): Promise<void> {
+  const log = pino({ level: "silent" });
+  const url = benchDatabaseUrl();
+  const schema = `bench_${opts.name}_${randomBytes(4).toString("hex")}`;
+  const db = await openDatabase(url ? { url, schema } : {});
+  await migrate(db);
+  const config = loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    WEB_DIST_DIR: "/nonexistent",
+    KEYSTORE: "env",
+    AGENCY_MASTER_KEY: randomBytes(32).toString("base64"),
+    AGENCY_ADMIN_PASSWORD: randomBytes(18).toString("base64url"),
+    EXECUTION_ENABLED: "0",
+    ...opts.config,
+  });
+  const services = await createServices(db, log, config);
+  await services.start();
+  const system: Actor = { kind: "system", id: "bench", name: "bench", role: "admin" };
+  await services.auth.createUser(
+    { actor: system },
+    { username: "bench", role: "operator", password: randomBytes(18).toString("base64url") },
+  );
+  const user: Actor = { kind: "user", id: "bench", name: "bench", role: "operator" };
+  const { token } = await services.auth.createToken({ actor: user }, `${opts.name} bench`);
+  const extra = (await opts.setup?.(services, user)) ?? {};
+
+  let spans = new Map<string, SendSpan>();
+  let connections = 0;
+  const proto = WebSocket.prototype as unknown as { send: (data: unknown, ...rest: unknown[]) => void };
+  const send = proto.send;
+  const traceKey = opts.traceKey;
+  // The app binds each socket's send when it connects, so this wrapper sits under its buffer cap.
+  proto.send = function tracedSend(this: WebSocket, data: unknown, ...rest: unknown[]) {
+    send.call(this, data, ...rest);
+    if (!traceKey || typeof data !== "string") return;
+    const key = traceKey(data);
+    if (key === null) return;
+    const at = clock();
+    const s = spans.get(key);
+    if (s) {
+      s.count++;
+      s.last = at;
+    } else spans.set(key, { count: 1, first: at, last: at });
+  };
+
+  const app = createApp({ config, log, services });
+  app.server.on("upgrade", (_req, socket) => {
+    connections++;
+    socket.once("close", () => connections--);
+  });
+  await new Promise<void>((resolve) => app.server.listen(0, "127.0.0.1", resolve));
+  const { port } = app.server.address() as AddressInfo;
+  const reply = (m: ServerReply) => process.send?.(m);
+  process.on("message", async (m: ServerRequest) => {
+    if (m.kind === "memory") {
+      // Two full collections with a pause between, so garbage from earlier rounds is not counted.
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      await sleep(200);
+      gc?.();
+      const u = process.memoryUsage();
+      reply({
+        kind: "memory",
+        rss: u.rss,
+        heapUsed: u.heapUsed,
+        external: u.external,
+        arrayBuffers: u.arrayBuffers,
+        connections,
+      });
+    }
+    if (m.kind === "trace") {
+      const cpu = process.cpuUsage();
+      reply({ kind: "trace", spans, cpuUs: cpu.user + cpu.system });
+      spans = new Map();
+    }
+    if (m.kind === "stop") {
+      await app.close();
+      await services.stop();
+      if (url) await db.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await db.close();
+      reply({ kind: "stopped" });
+      // Let the reply leave; process.exit still writes a --cpu-prof profile.
+      setTimeout(() => process.exit(0), 100);
+    }
+  });
+  reply({ kind: "ready", port, token, extra, wsConnections: connections });
+}
+
+export interface BenchServer {
+  pid: number;
+  port: number;
+  token: string;
+  extra: Record<string, string>;
+  memory(): Promise<ServerMemory & { connections: number }>;
+  /** Takes (and clears) the send trace, with the CPU time (user + system, µs) the server process used so far. */
+  trace(): Promise<{ spans: Map<string, SendSpan>; cpuUs: number }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * In the bench: forks `entry` with `serve` (the bench's own file, whose `serve` branch calls
+ * runBenchServer). BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the server process there.
+ */
+export async function startBenchServer(entry: string): Promise<BenchServer> {
+  const profDir = process.env.BENCH_CPU_PROF;
+  const child: ChildProcess = fork(entry, ["serve"], {
+    execArgv: [
+      ...process.execArgv,
+      "--expose-gc",
+      ...(profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`, "--cpu-prof-interval=250"] : []),
+    ],
+    env: process.env,
+    serialization: "advanced",
+  });
+  const next = <K extends ServerReply["kind"]>(kind: K) =>
+    new Promise<Extract<ServerReply, { kind: K }>>((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`the server process exited (${code})`));
+      const onMsg = (m: ServerReply) => {
+        if (m.kind !== kind) return;
+        child.off("message", onMsg);
+        child.off("exit", onExit);
+        resolve(m as Extract<ServerReply, { kind: K }>);
+      };
+      child.on("message", onMsg);
+      child.once("exit", onExit);
+    });
+  const ready = await next("ready");
+  return {
+    pid: child.pid ?? -1,
+    port: ready.port,
+    token: ready.token,
+    extra: ready.extra,
+    async memory() {
+      child.send({ kind: "memory" } satisfies ServerRequest);
+      const { kind: _k, ...m } = await next("memory");
+      return m;
+    },
+    async trace() {
+      child.send({ kind: "trace" } satisfies ServerRequest);
+      const { spans, cpuUs } = await next("trace");
+      return { spans, cpuUs };
+    },
+    async stop() {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.send({ kind: "stop" } satisfies ServerRequest);
+      await next("stopped");
+      await exited;
+    },
+  };
+}
