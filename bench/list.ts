@@ -1,14 +1,19 @@
 /**
  * `npm run bench:list`: how fast `tasks.list` answers over a large task table.
  *
- * Seeds BENCH_TASKS tasks (default 100,000) with one INSERT … SELECT FROM generate_series, then
- * times TaskService.list (the code behind `tasks.list`) for five queries, each against a
- * reference measured in the same run, in alternation with it:
+ * Seeds BENCH_TASKS tasks (default 100,000) with one INSERT … SELECT FROM generate_series (the
+ * secondary indexes are dropped for the load and rebuilt from their own definitions after it, then
+ * VACUUM ANALYZE), then times TaskService.list (the code behind `tasks.list`) for each query below,
+ * each against a reference measured in the same run, in alternation with it:
  *   - first pages: the same SELECT as bare SQL through the raw driver, so the ratio is the ORM's cost;
- *   - the deep page (cursor followed 50 pages in): a bare SELECT … LIMIT … OFFSET of the same page,
- *     so the ratio is keyset against offset pagination.
- * Runs on in-memory PGlite, and on the Postgres server when BENCH_DATABASE_URL (or
- * TEST_DATABASE_URL) is set, in a schema of its own that is dropped at the end.
+ *   - deep pages: the same page fetched with LIMIT … OFFSET on the raw driver, so the ratio is keyset
+ *     against offset pagination. The deep page is the middle of the (filtered) list: its cursor is the
+ *     last row of the page before, read once with OFFSET and encoded as the service encodes cursors;
+ *     the bench checks that it equals the `nextCursor` the service returns for that page, so it is
+ *     the cursor a client holds after following every page up to the middle.
+ * Databases: BENCH_DATABASES=pglite,postgres (default: PGlite, plus the Postgres server when
+ * BENCH_DATABASE_URL or TEST_DATABASE_URL is set). On the server the bench works in a schema of its
+ * own that is dropped at the end.
  */
 import { randomBytes } from "node:crypto";
 import os from "node:os";
@@ -18,7 +23,7 @@ import pino from "pino";
 import { type Database, openDatabase } from "../src/server/db/database.js";
 import { migrate } from "../src/server/db/migrate.js";
 import { TaskEventHub } from "../src/server/events/task-event-hub.js";
-import { decodeCursor } from "../src/server/tasks/cursor.js";
+import { encodeCursor } from "../src/server/tasks/cursor.js";
 import { TaskService } from "../src/server/tasks/service.js";
 import { type ParsedTaskFilter, taskFilterSchema } from "../src/shared/task-list.js";
 
@@ -26,11 +31,28 @@ const TASKS = positiveInt("BENCH_TASKS", 100_000);
 const RUNS = positiveInt("BENCH_RUNS", 200);
 const WARMUP = Math.min(20, RUNS);
 const PAGE = 50;
-const DEEP_PAGES = 50;
 const TARGET_P95_MS = 20;
 /** BENCH_EXPLAIN=1 prints every query's plan, not only those that miss the target. */
 const EXPLAIN = process.env.BENCH_EXPLAIN === "1";
 const POSTGRES_URL = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || undefined;
+type Kind = "pglite" | "postgres";
+const KINDS = databases();
+
+function databases(): Kind[] {
+  const raw = process.env.BENCH_DATABASES?.trim();
+  if (!raw) return POSTGRES_URL ? ["pglite", "postgres"] : ["pglite"];
+  const kinds = [...new Set(raw.split(",").map((k) => k.trim()))];
+  const bad = kinds.filter((k) => k !== "pglite" && k !== "postgres");
+  if (bad.length || kinds.length === 0) {
+    console.error(`BENCH_DATABASES is a comma list of pglite and postgres, got "${raw}".`);
+    process.exit(2);
+  }
+  if (kinds.includes("postgres") && !POSTGRES_URL) {
+    console.error("BENCH_DATABASES names postgres: set BENCH_DATABASE_URL or TEST_DATABASE_URL to the server.");
+    process.exit(2);
+  }
+  return kinds as Kind[];
+}
 
 function positiveInt(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -99,102 +121,69 @@ FROM (
 }
 
 const COLUMNS = `id, seq, title, priority, priority_rank, risk_tier, mode, capability, state, attempt, created_by, created_at, updated_at`;
+const TAKE = PAGE + 1;
+
+/** A filter as bare SQL for the raw driver: a WHERE condition over $1…$n and its parameters. */
+interface RawFilter {
+  where: string;
+  params: unknown[];
+}
 
 interface Case {
   name: string;
   filter: ParsedTaskFilter;
-  /** Set for the deep page: the cursor reached by following DEEP_PAGES pages. */
-  deep?: boolean;
-  reference: { label: string; sql: string; params: unknown[] };
-  firstPage: boolean;
-  /** Deep pages: the keyset SQL of the page, given the cursor's seq (what the service asks for, as bare SQL). */
-  keysetSql?: string;
-  /** Time `keysetSql` on the raw driver instead of the service: keyset vs offset, both raw. */
-  raw?: boolean;
+  raw: RawFilter;
+  /** First pages are timed against the same SELECT as bare SQL; deep pages against OFFSET. */
+  kind: "first" | "deep";
+  /** Deep pages only: time bare keyset SQL on the raw driver instead of the service (keyset vs offset alone). */
+  rawKeyset?: boolean;
+  orderBy?: string;
 }
 
 const filter = (f: object) => taskFilterSchema.parse(f);
+const NONE: RawFilter = { where: "TRUE", params: [] };
+const STATE_PRIORITY: RawFilter = {
+  where: `state = ANY(string_to_array($1, ',')::"TaskState"[]) AND priority = ANY(string_to_array($2, ',')::"TaskPriority"[])`,
+  params: ["queued,failed", "high,critical"],
+};
+const stateAndPriority = { states: ["queued", "failed"], priorities: ["high", "critical"] };
+// The service's text filter as bare SQL: one ILIKE on the generated title + chr(31) + description column.
+const search = (term: string): RawFilter => ({ where: "search_text ILIKE $1", params: [`%${term}%`] });
 
 function cases(): Case[] {
-  const take = PAGE + 1;
   return [
+    { name: "first page, no filter", filter: filter({}), raw: NONE, kind: "first" },
+    { name: "first page, state + priority", filter: filter(stateAndPriority), raw: STATE_PRIORITY, kind: "first" },
+    // Frequent term: the planner walks the seq index backwards and stops after one page.
+    { name: 'text search "webhook"', filter: filter({ text: "webhook" }), raw: search("webhook"), kind: "first" },
+    // One matching row: nothing to stop early on, so the trigram index has to find it.
     {
-      name: "first page, no filter",
-      filter: filter({}),
-      firstPage: true,
-      reference: {
-        label: "raw SQL",
-        sql: `SELECT ${COLUMNS} FROM tasks ORDER BY seq DESC LIMIT ${take}`,
-        params: [],
-      },
-    },
-    {
-      name: "first page, state + priority",
-      filter: filter({ states: ["queued", "failed"], priorities: ["high", "critical"] }),
-      firstPage: true,
-      reference: {
-        label: "raw SQL",
-        sql: `SELECT ${COLUMNS} FROM tasks WHERE state = ANY(string_to_array($1, ',')::"TaskState"[])
-                AND priority = ANY(string_to_array($2, ',')::"TaskPriority"[])
-              ORDER BY seq DESC LIMIT ${take}`,
-        params: ["queued,failed", "high,critical"],
-      },
-    },
-    {
-      name: 'text search "webhook"',
-      filter: filter({ text: "webhook" }),
-      firstPage: true,
-      reference: {
-        label: "raw SQL",
-        sql: `SELECT ${COLUMNS} FROM tasks WHERE title ILIKE $1 OR description ILIKE $1 ORDER BY seq DESC LIMIT ${take}`,
-        params: ["%webhook%"],
-      },
-    },
-    {
-      // One matching row: the planner cannot stop early on the seq index and must use the trigram indexes.
       name: 'text search, one match ("ticket 4242.")',
       filter: filter({ text: "ticket 4242." }),
-      firstPage: true,
-      reference: {
-        label: "raw SQL",
-        sql: `SELECT ${COLUMNS} FROM tasks WHERE title ILIKE $1 OR description ILIKE $1 ORDER BY seq DESC LIMIT ${take}`,
-        params: ["%ticket 4242.%"],
-      },
+      raw: search("ticket 4242."),
+      kind: "first",
     },
     {
       name: "priority sort",
       filter: filter({ sort: "priority_desc" }),
-      firstPage: true,
-      reference: {
-        label: "raw SQL",
-        sql: `SELECT ${COLUMNS} FROM tasks ORDER BY priority_rank DESC, seq DESC LIMIT ${take}`,
-        params: [],
-      },
+      raw: NONE,
+      kind: "first",
+      orderBy: "priority_rank DESC, seq DESC",
+    },
+    { name: "deep page, no filter, keyset", filter: filter({}), raw: NONE, kind: "deep" },
+    { name: "deep page, no filter, raw keyset SQL", filter: filter({}), raw: NONE, kind: "deep", rawKeyset: true },
+    {
+      name: "deep page, state + priority, keyset",
+      filter: filter(stateAndPriority),
+      raw: STATE_PRIORITY,
+      kind: "deep",
     },
     {
-      name: `deep page (page ${DEEP_PAGES + 1}, keyset)`,
-      filter: filter({}),
-      deep: true,
-      firstPage: false,
-      keysetSql: `SELECT ${COLUMNS} FROM tasks WHERE seq < $1 ORDER BY seq DESC LIMIT ${take}`,
-      reference: {
-        label: "raw OFFSET",
-        sql: `SELECT ${COLUMNS} FROM tasks ORDER BY seq DESC LIMIT ${take} OFFSET ${PAGE * DEEP_PAGES}`,
-        params: [],
-      },
-    },
-    {
-      name: `deep page (page ${DEEP_PAGES + 1}, raw keyset SQL)`,
-      filter: filter({}),
-      deep: true,
-      firstPage: false,
-      keysetSql: `SELECT ${COLUMNS} FROM tasks WHERE seq < $1 ORDER BY seq DESC LIMIT ${take}`,
-      raw: true,
-      reference: {
-        label: "raw OFFSET",
-        sql: `SELECT ${COLUMNS} FROM tasks ORDER BY seq DESC LIMIT ${take} OFFSET ${PAGE * DEEP_PAGES}`,
-        params: [],
-      },
+      name: "deep page, state + priority, raw keyset SQL",
+      filter: filter(stateAndPriority),
+      raw: STATE_PRIORITY,
+      kind: "deep",
+      rawKeyset: true,
     },
   ];
 }
@@ -227,69 +216,134 @@ interface Row {
   rows: number;
 }
 
-async function benchOne(kind: "pglite" | "postgres"): Promise<Row[]> {
+/**
+ * Loads the seed with the secondary indexes out of the way, then rebuilds exactly the indexes the
+ * migrations made (their definitions are read from pg_indexes first, and checked after) and runs
+ * VACUUM ANALYZE, so the planner sees a table like one that grew over time: statistics, visibility map.
+ */
+async function seed(db: Database, kind: Kind) {
+  const indexDefs = async () =>
+    (
+      await db.query<{ name: string; def: string }>(
+        `SELECT i.indexname AS name, i.indexdef AS def FROM pg_indexes i
+          WHERE i.schemaname = current_schema() AND i.tablename = 'tasks'
+            AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname
+                              AND c.connamespace = current_schema()::regnamespace)
+          ORDER BY i.indexname`,
+      )
+    ).filter((i) => i.name !== "tasks_seq_key");
+  const before = await indexDefs();
+  const timings: string[] = [];
+  const step = async (label: string, fn: () => Promise<unknown>) => {
+    const ms = await time(fn);
+    timings.push(`${label} ${(ms / 1000).toFixed(1)} s`);
+  };
+  await db.session(async (conn) => {
+    // Session settings for the index builds (one connection on the server; PGlite has only one).
+    await conn.exec("SET maintenance_work_mem = '256MB'");
+    await step("drop indexes", () => conn.exec(before.map((i) => `DROP INDEX "${i.name}";`).join("\n")));
+    await step("insert", () => conn.exec(seedSql(TASKS)));
+    await step("rebuild indexes", async () => {
+      for (const i of before) await conn.exec(i.def);
+    });
+    await step("VACUUM ANALYZE", () => conn.exec("VACUUM ANALYZE tasks"));
+  });
+  const after = await indexDefs();
+  if (JSON.stringify(after) !== JSON.stringify(before)) {
+    throw new Error(`${kind}: the rebuilt indexes differ from the migrated ones.`);
+  }
+  const [count] = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tasks");
+  console.log(
+    `${kind}: seeded ${Number(count?.n).toLocaleString("en")} tasks (${timings.join(", ")}); indexes on tasks: ${after.map((i) => i.name).join(", ")}`,
+  );
+}
+
+async function benchOne(kind: Kind): Promise<Row[]> {
   const schema = `bench_list_${process.pid}_${randomBytes(3).toString("hex")}`;
   const db: Database = kind === "postgres" ? await openDatabase({ url: POSTGRES_URL, schema }) : await openDatabase({});
   try {
     await migrate(db);
-    const seedStart = performance.now();
-    await db.exec(seedSql(TASKS));
-    await db.exec("ANALYZE tasks");
-    const seedMs = performance.now() - seedStart;
-    const [count] = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tasks");
-    console.log(
-      `${kind}: seeded ${Number(count?.n).toLocaleString("en")} tasks in ${(seedMs / 1000).toFixed(1)} s (insert + analyze)`,
-    );
+    await seed(db, kind);
 
     const service = new TaskService(db, new TaskEventHub(db, pino({ level: "silent" })));
     const results: Row[] = [];
     for (const c of cases()) {
+      const orderBy = c.orderBy ?? "seq DESC";
+      const select = (extra = "") => `SELECT ${COLUMNS} FROM tasks WHERE ${c.raw.where} ORDER BY ${orderBy} ${extra}`;
       let cursor: string | null = null;
-      if (c.deep) {
-        for (let page = 0; page < DEEP_PAGES; page++) {
-          cursor = (await service.list(c.filter, PAGE, cursor)).nextCursor;
-          if (!cursor) throw new Error(`Only ${page + 1} pages of ${PAGE}: raise BENCH_TASKS for the deep page.`);
+      let reference = { label: "raw SQL", sql: select(`LIMIT ${TAKE}`), params: c.raw.params };
+      let measuredSql = reference.sql;
+      let measuredParams = c.raw.params;
+      let pageNote = "";
+      if (c.kind === "deep") {
+        // The middle of the list, on a page boundary: page `pages + 1` starts at row `offset`.
+        const [total] = await db.query<{ n: string }>(
+          `SELECT count(*)::text AS n FROM tasks WHERE ${c.raw.where}`,
+          c.raw.params,
+        );
+        const pages = Math.floor(Number(total?.n) / 2 / PAGE);
+        if (pages < 2) throw new Error(`${kind} / ${c.name}: too few rows for a deep page; raise BENCH_TASKS.`);
+        const offset = pages * PAGE;
+        const [last] = await db.query<{ s: string }>(
+          // Not `AS seq`: ORDER BY would sort by the text alias.
+          `SELECT seq::text AS s FROM tasks WHERE ${c.raw.where} ORDER BY seq DESC LIMIT 1 OFFSET ${offset - 1}`,
+          c.raw.params,
+        );
+        cursor = encodeCursor({ seq: BigInt(last?.s ?? "0") });
+        // The same cursor the service hands out at the end of the page before.
+        const [before] = await db.query<{ s: string }>(
+          `SELECT seq::text AS s FROM tasks WHERE ${c.raw.where} ORDER BY seq DESC LIMIT 1 OFFSET ${offset - PAGE - 1}`,
+          c.raw.params,
+        );
+        const previous = await service.list(c.filter, PAGE, encodeCursor({ seq: BigInt(before?.s ?? "0") }));
+        if (previous.nextCursor !== cursor) {
+          throw new Error(
+            `${kind} / ${c.name}: the service's cursor for page ${pages} is not the one taken by OFFSET.`,
+          );
         }
+        reference = { label: "raw OFFSET", sql: select(`LIMIT ${TAKE} OFFSET ${offset}`), params: c.raw.params };
+        const n = c.raw.params.length + 1;
+        measuredSql = `SELECT ${COLUMNS} FROM tasks WHERE ${c.raw.where} AND seq < $${n} ORDER BY seq DESC LIMIT ${TAKE}`;
+        measuredParams = [...c.raw.params, last?.s];
+        pageNote = ` (page ${(pages + 1).toLocaleString("en")} of ${Math.ceil(Number(total?.n) / PAGE).toLocaleString("en")}, OFFSET ${offset.toLocaleString("en")})`;
       }
-      const keysetSql = c.keysetSql;
-      const keysetParams = cursor ? [decodeCursor(cursor, false).seq.toString()] : [];
-      const run =
-        keysetSql && c.raw
-          ? async () => (await db.query<{ id: string }>(keysetSql, keysetParams)).slice(0, PAGE)
-          : async () => (await service.list(c.filter, PAGE, cursor)).items;
+      const deepSql = measuredSql;
+      const deepParams = measuredParams;
+      const run = c.rawKeyset
+        ? async () => (await db.query<{ id: string }>(deepSql, deepParams)).slice(0, PAGE)
+        : async () => (await service.list(c.filter, PAGE, cursor)).items;
       // The measured page and the reference page must be the same rows, or the comparison means nothing.
       const ourPage = await run();
-      const refRows = await db.query<{ id: string }>(c.reference.sql, c.reference.params);
+      const refRows = await db.query<{ id: string }>(reference.sql, reference.params);
       const ids = (rows: Array<{ id: string }>) => rows.map((r) => r.id).join();
-      if (ids(ourPage) !== ids(refRows.slice(0, PAGE))) {
+      if (ourPage.length === 0 || ids(ourPage) !== ids(refRows.slice(0, PAGE))) {
         throw new Error(`${kind} / ${c.name}: the measured query and the reference returned different rows.`);
       }
 
       const ours: number[] = [];
-      const reference: number[] = [];
+      const refs: number[] = [];
       for (let i = 0; i < WARMUP + RUNS; i++) {
         const a = await time(run);
-        const b = await time(() => db.query(c.reference.sql, c.reference.params));
+        const b = await time(() => db.query(reference.sql, reference.params));
         if (i >= WARMUP) {
           ours.push(a);
-          reference.push(b);
+          refs.push(b);
         }
       }
+      const stats = percentiles(ours);
       results.push({
         target: kind,
-        name: c.name,
-        ours: percentiles(ours),
-        reference: percentiles(reference),
-        referenceLabel: c.reference.label,
-        firstPage: c.firstPage,
+        name: c.name + pageNote,
+        ours: stats,
+        reference: percentiles(refs),
+        referenceLabel: reference.label,
+        firstPage: c.kind === "first",
         rows: ourPage.length,
       });
-      const p95 = percentiles(ours).p95;
-      if (p95 > TARGET_P95_MS || EXPLAIN) {
-        const [sql, params] = keysetSql ? [keysetSql, keysetParams] : [c.reference.sql, c.reference.params];
-        const plan = await db.query<Record<string, string>>(`EXPLAIN ANALYZE ${sql}`, params);
-        const why = p95 > TARGET_P95_MS ? `p95 ${p95.toFixed(2)} ms misses the target` : `p95 ${p95.toFixed(2)} ms`;
-        console.log(`\n${kind} / ${c.name}: ${why}; plan of its SQL:`);
+      if (stats.p95 > TARGET_P95_MS || EXPLAIN) {
+        const plan = await db.query<Record<string, string>>(`EXPLAIN ANALYZE ${measuredSql}`, measuredParams);
+        const why = stats.p95 > TARGET_P95_MS ? "misses the target" : "";
+        console.log(`\n${kind} / ${c.name}: p95 ${stats.p95.toFixed(2)} ms ${why}; plan of its SQL:`);
         for (const line of plan) console.log(`  ${Object.values(line)[0]}`);
       }
     }
@@ -328,7 +382,7 @@ function table(rows: Row[]): string {
     ms(r.reference.p95),
     ms(r.reference.p99),
     `${(r.ours.p50 / r.reference.p50).toFixed(2)}×`,
-    r.ours.p95 <= TARGET_P95_MS ? "met" : `MISSED${r.firstPage ? "" : " (not a first page)"}`,
+    r.ours.p95 <= TARGET_P95_MS ? "met" : "MISSED",
   ]);
   const lines = [header, header.map(() => "---"), ...body].map((cells) => `| ${cells.join(" | ")} |`);
   return lines.join("\n");
@@ -345,20 +399,27 @@ async function main() {
       .map((l) => l.toFixed(2))
       .join(" ")} (other work shares these cores)`,
   );
-  const kinds: Array<"pglite" | "postgres"> = POSTGRES_URL ? ["pglite", "postgres"] : ["pglite"];
-  if (!POSTGRES_URL)
+  if (!KINDS.includes("postgres"))
     console.log("Postgres server: skipped (set BENCH_DATABASE_URL or TEST_DATABASE_URL to include it)");
+  if (!KINDS.includes("pglite")) console.log("PGlite: skipped (BENCH_DATABASES)");
+  const started = performance.now();
   const rows: Row[] = [];
-  for (const kind of kinds) rows.push(...(await benchOne(kind)));
+  for (const kind of KINDS) rows.push(...(await benchOne(kind)));
   console.log(`\n${table(rows)}\n`);
   console.log(
-    "ratio p50 = tasks.list (TaskService.list through Prisma) ÷ reference. First pages: reference is the same SELECT as bare SQL on the raw driver (ORM overhead). Deep page: reference is the same page fetched with LIMIT/OFFSET on the raw driver; the raw-keyset row times bare keyset SQL, so its ratio is keyset vs offset alone.",
+    "ratio p50 = measured ÷ reference. First pages: tasks.list (TaskService.list through Prisma) against the same SELECT as bare SQL on the raw driver (the ORM's cost). Deep pages: the same page fetched with LIMIT/OFFSET on the raw driver; the keyset row is the service, the raw-keyset row is bare keyset SQL, so its ratio is keyset against offset alone.",
   );
-  const missed = rows.filter((r) => r.firstPage && r.ours.p95 > TARGET_P95_MS);
+  const missed = rows.filter((r) => r.ours.p95 > TARGET_P95_MS);
   console.log(
     missed.length
-      ? `First-page target missed: ${missed.map((r) => `${r.target} / ${r.name}`).join("; ")}`
-      : "First-page target (p95 ≤ 20 ms) met on every query.",
+      ? `Target p95 ≤ ${TARGET_P95_MS} ms missed: ${missed.map((r) => `${r.target} / ${r.name}`).join("; ")}`
+      : `Target p95 ≤ ${TARGET_P95_MS} ms met by every query.`,
+  );
+  console.log(
+    `run took ${((performance.now() - started) / 1000).toFixed(0)} s; load average at the end ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
   );
 }
 
