@@ -1,57 +1,104 @@
 /**
- * End-to-end throughput of the dispatcher against pg-boss 12 on the same Postgres server, through the
- * same no-op HTTP worker, in the same run.
+ * End-to-end throughput of the agency against pg-boss 12 on the same Postgres server, through the
+ * same no-op HTTP worker, in the same run; then two agency processes against one.
  *
- *   npm run bench:throughput            (BENCH_N=2000, BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test)
+ *   npm run bench:throughput     (BENCH_N=2000, BENCH_ROUNDS=1, BENCH_CONCURRENCY=200,
+ *                                 BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test,
+ *                                 BENCH_PROFILE=1 writes a CPU profile of each agency process to bench/profiles/)
  *
- * Agency: N tasks created in one call, dispatched, executed over HTTP, judged, accepted, with their
- * events, attempts and verdicts persisted; the clock stops when the last task is `accepted`.
+ * Agency: N tasks created, dispatched, executed over HTTP, judged and accepted, with their events,
+ * attempts, verdicts, audit entries and signed provenance records committed; the clock stops when
+ * the last task is `accepted`. Each agency process is a child process running the real services.
  * pg-boss: the same N jobs inserted in one call, fetched (batch 200, local concurrency 8), each sent
  * to the worker, completed; the clock stops when the last job is `completed`.
+ * The worker runs in a process of its own. CPU time is reported per task for the agency (or pg-boss)
+ * process and for the Postgres server's processes, which is what bounds the rates on a 2-core machine.
  * Overhead per task = (finished − created) − the worker's own time for that request.
  */
+import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import pino from "pino";
-import { loadConfig } from "../src/server/config.js";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { openDatabase } from "../src/server/db/database.js";
-import { migrate } from "../src/server/db/migrate.js";
-import { createServices } from "../src/server/services.js";
-import type { Actor } from "../src/shared/roles.js";
-import { taskSpecSchema } from "../src/shared/task-spec.js";
 
-const N = Number(process.env.BENCH_N ?? 2000);
+const N = positiveInt("BENCH_N", 2000);
+const ROUNDS = positiveInt("BENCH_ROUNDS", 1);
+const CONCURRENCY = positiveInt("BENCH_CONCURRENCY", 200);
 const URL_ = process.env.BENCH_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
-const log = pino({ level: "silent" });
+const PROFILE = process.env.BENCH_PROFILE === "1";
+const here = path.dirname(new URL(import.meta.url).pathname);
 
-/** The no-op worker: answers every execute at once and records how long it held each request. */
-async function startNoopWorker() {
-  const workerMs = new Map<string, number>();
-  const server = http.createServer((req, res) => {
-    const t0 = performance.now();
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      if (req.url === "/health") {
-        res.writeHead(200, { "content-type": "application/json" });
-        return res.end(JSON.stringify({ status: "ok", protocol: 1, capabilities: ["noop"], inFlight: 0 }));
-      }
-      const body = JSON.parse(Buffer.concat(chunks).toString()) as { taskId?: string; jobId?: string };
-      const out = JSON.stringify({ status: "completed", summary: "nothing to do", artifacts: [] });
-      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(out) });
-      res.end(out);
-      workerMs.set(body.taskId ?? body.jobId ?? "", performance.now() - t0);
+function positiveInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`${name} must be a positive integer, got "${raw}".`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/** A forked TypeScript child spoken to over IPC. */
+class Child {
+  private readonly proc: ChildProcess;
+  private readonly waiting = new Map<string, (m: Record<string, unknown>) => void>();
+  private readonly exited: Promise<number | null>;
+
+  constructor(file: string, env: Record<string, string>, execArgv: string[] = []) {
+    this.proc = fork(path.join(here, file), [], {
+      env: { ...process.env, ...env },
+      execArgv: ["--import", "tsx", ...execArgv],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
-  });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    workerMs,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
+    this.proc.on("message", (m: Record<string, unknown>) => {
+      const w = this.waiting.get(m.type as string);
+      this.waiting.delete(m.type as string);
+      w?.(m);
+    });
+    this.exited = new Promise((resolve) => this.proc.on("exit", (code) => resolve(code)));
+  }
+
+  /** Sends `msg` (if any) and resolves with the next message of type `reply`; rejects if the child exits first. */
+  ask<T = Record<string, unknown>>(reply: string, msg?: object): Promise<T> {
+    const answer = new Promise<T>((resolve) =>
+      this.waiting.set(reply, resolve as (m: Record<string, unknown>) => void),
+    );
+    if (msg) this.proc.send(msg);
+    return Promise.race([
+      answer,
+      this.exited.then((code) => {
+        throw new Error(`a bench child (${reply}) exited with code ${code}`);
+      }),
+    ]);
+  }
+
+  async close(): Promise<void> {
+    if (this.proc.connected) this.proc.disconnect();
+    await Promise.race([this.exited, new Promise((r) => setTimeout(r, 5000))]);
+    this.proc.kill("SIGKILL");
+  }
+}
+
+/** CPU seconds of every Postgres server process, including backends that have exited (their parent's cutime). */
+function postgresCpuMs(): number {
+  const tick = 1000 / 100; // USER_HZ is 100 on Linux
+  let total = 0;
+  for (const pid of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (comm !== "postgres") continue;
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // fields 14–17 (utime stime cutime cstime) are at 11–14 after pid and comm
+      total += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * tick;
+    } catch {
+      // the process ended between listing and reading
+    }
+  }
+  return total;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -59,56 +106,111 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
-async function benchAgency(worker: Awaited<ReturnType<typeof startNoopWorker>>) {
+interface Outcome {
+  rate: number;
+  seconds: number;
+  overhead: number[];
+  /** CPU ms per task: the agency processes (or the pg-boss process), and the Postgres server. */
+  appCpu: number;
+  pgCpu: number;
+  note: string;
+}
+
+async function waitFor(db: Awaited<ReturnType<typeof openDatabase>>, sql: string, params: unknown[], n: number) {
+  for (;;) {
+    const [row] = await db.query<{ done: number; bad: number }>(sql, params);
+    if ((row?.bad ?? 0) > 0) throw new Error(`${row?.bad} tasks did not end accepted`);
+    if ((row?.done ?? 0) >= n) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function workerTimes(worker: Child): Promise<Record<string, number>> {
+  return (await worker.ask<{ ms: Record<string, number> }>("times", { type: "times" })).ms;
+}
+
+async function benchAgency(worker: Child, workerUrl: string, processes: number, round: number): Promise<Outcome> {
   const schema = `bench_agency_${randomBytes(4).toString("hex")}`;
-  const db = await openDatabase({ url: URL_, schema });
-  await migrate(db);
-  const config = loadConfig({
-    KEYSTORE: "env",
+  const env = {
+    BENCH_DATABASE_URL: URL_,
+    BENCH_SCHEMA: schema,
+    BENCH_WORKER_URL: workerUrl,
+    BENCH_CONCURRENCY: String(CONCURRENCY),
     AGENCY_MASTER_KEY: randomBytes(32).toString("base64"),
-    AGENCY_ADMIN_PASSWORD: "bench-password-not-used",
-    WORKERS: `noop=${worker.url}|noop|${CONCURRENCY}`,
-    DISPATCH_INTERVAL_MS: "50",
-    WORKER_HEALTH_INTERVAL_MS: "60000",
-  });
-  const services = await createServices(db, log, config);
-  await services.start();
-  const actor: Actor = { kind: "user", id: "bench", name: "bench", role: "operator" };
-  const specs = Array.from({ length: N }, (_, i) =>
-    taskSpecSchema.parse({ title: `bench ${i}`, mode: "chore", capability: "noop", input: { i } }),
-  );
+  };
+  const profileDir = path.join(here, "profiles");
+  const children: Child[] = [];
+  const db = await openDatabase({ url: URL_, schema });
   try {
-    const t0 = performance.now();
-    for (let i = 0; i < N; i += 1000) await services.tasks.createMany(actor, specs.slice(i, i + 1000));
-    // Polled with one plain query, as the pg-boss side below is, so the harness costs both sides the same.
-    for (;;) {
-      const [row] = await db.query<{ done: number; failed: number }>(
-        `SELECT count(*) FILTER (WHERE state = 'accepted')::int AS done,
-                count(*) FILTER (WHERE state IN ('failed', 'rejected', 'changes_requested'))::int AS failed
-           FROM tasks`,
-      );
-      if ((row?.done ?? 0) >= N) break;
-      if (row?.failed) throw new Error(`${row.failed} tasks did not end accepted`);
-      await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < processes; i++) {
+      const execArgv = PROFILE
+        ? [
+            "--cpu-prof",
+            `--cpu-prof-dir=${profileDir}`,
+            `--cpu-prof-name=agency-${processes}p-r${round}-${i}.cpuprofile`,
+          ]
+        : [];
+      const child = new Child("lib/agency-child.ts", env, execArgv);
+      children.push(child);
+      // One at a time: the first applies the migrations.
+      await child.ask("ready");
     }
+    await workerTimes(worker);
+    const cpu0 = await Promise.all(
+      children.map((c) => c.ask<{ userMs: number; systemMs: number }>("cpu", { type: "cpu" })),
+    );
+    const pg0 = postgresCpuMs();
+    const t0 = performance.now();
+    // Each process is handed its share, as a load balancer would spread submissions.
+    const share = Math.ceil(N / processes);
+    await Promise.all(
+      children.map((c, i) =>
+        c.ask("submitted", { type: "submit", count: Math.min(share, N - i * share), offset: i * share }),
+      ),
+    );
+    await waitFor(
+      db,
+      `SELECT count(*) FILTER (WHERE state = 'accepted')::int AS done,
+              count(*) FILTER (WHERE state IN ('failed', 'rejected', 'changes_requested'))::int AS bad FROM tasks`,
+      [],
+      N,
+    );
     const seconds = (performance.now() - t0) / 1000;
+    const pgCpu = postgresCpuMs() - pg0;
+    const cpu1 = await Promise.all(
+      children.map((c) => c.ask<{ userMs: number; systemMs: number }>("cpu", { type: "cpu" })),
+    );
+    const appCpu = cpu1.reduce((s, c, i) => s + c.userMs + c.systemMs - (cpu0[i]!.userMs + cpu0[i]!.systemMs), 0);
+    const held = await workerTimes(worker);
     const rows = await db.query<{ id: string; created: Date; finished: Date }>(
       `SELECT t.id, t.created_at AS created, a.finished_at AS finished FROM tasks t JOIN attempts a ON a.task_id = t.id`,
     );
-    const events = await db.prisma.taskEvent.count();
-    const verdicts = await db.prisma.attempt.count({ where: { verdict: "accept" } });
+    const [counts] = await db.query<{ events: number; verdicts: number; audit: number; provenance: number }>(
+      `SELECT (SELECT count(*) FROM task_events)::int AS events,
+              (SELECT count(*) FROM attempts WHERE verdict = 'accept')::int AS verdicts,
+              (SELECT count(*) FROM audit_entries)::int AS audit,
+              (SELECT count(*) FROM provenance_records)::int AS provenance`,
+    );
     const overhead = rows
-      .map((r) => new Date(r.finished).getTime() - new Date(r.created).getTime() - (worker.workerMs.get(r.id) ?? 0))
+      .map((r) => new Date(r.finished).getTime() - new Date(r.created).getTime() - (held[r.id] ?? 0))
       .sort((a, b) => a - b);
-    return { seconds, rate: N / seconds, overhead, events, verdicts };
+    return {
+      rate: N / seconds,
+      seconds,
+      overhead,
+      appCpu: appCpu / N,
+      pgCpu: pgCpu / N,
+      note: `${counts?.events} events, ${counts?.verdicts} verdicts, ${counts?.audit} audit entries, ${counts?.provenance} signed provenance records`,
+    };
   } finally {
-    await services.stop();
+    await Promise.all(children.map((c) => c.ask("stopped", { type: "stop" }).catch(() => undefined)));
+    await Promise.all(children.map((c) => c.close()));
     await db.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await db.close();
   }
 }
 
-async function benchPgBoss(worker: Awaited<ReturnType<typeof startNoopWorker>>) {
+async function benchPgBoss(worker: Child, workerUrl: string): Promise<Outcome | { error: string }> {
   let PgBoss: typeof import("pg-boss").PgBoss;
   try {
     ({ PgBoss } = await import("pg-boss"));
@@ -131,7 +233,7 @@ async function benchPgBoss(worker: Awaited<ReturnType<typeof startNoopWorker>>) 
     async (jobs) => {
       await Promise.all(
         jobs.map(async (job) => {
-          const res = await fetch(`${worker.url}/execute`, {
+          const res = await fetch(`${workerUrl}/execute`, {
             method: "POST",
             headers: { "content-type": "application/json" },
             body: JSON.stringify({ jobId: job.id, i: job.data.i }),
@@ -144,28 +246,40 @@ async function benchPgBoss(worker: Awaited<ReturnType<typeof startNoopWorker>>) 
   );
   const db = await openDatabase({ url: URL_, schema });
   try {
+    await workerTimes(worker);
+    const cpu0 = process.cpuUsage();
+    const pg0 = postgresCpuMs();
     const t0 = performance.now();
     await boss.insert(
       queue,
       Array.from({ length: N }, (_, i) => ({ data: { i } })),
     );
-    for (;;) {
-      const [row] = await db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM "${schema}".job WHERE name = $1 AND state = 'completed'`,
-        [queue],
-      );
-      if ((row?.n ?? 0) >= N) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitFor(
+      db,
+      `SELECT count(*) FILTER (WHERE state = 'completed')::int AS done,
+              count(*) FILTER (WHERE state = 'failed')::int AS bad FROM "${schema}".job WHERE name = $1`,
+      [queue],
+      N,
+    );
     const seconds = (performance.now() - t0) / 1000;
+    const pgCpu = postgresCpuMs() - pg0;
+    const cpu = process.cpuUsage(cpu0);
+    const held = await workerTimes(worker);
     const rows = await db.query<{ id: string; created: Date; completed: Date }>(
       `SELECT id, created_on AS created, completed_on AS completed FROM "${schema}".job WHERE name = $1`,
       [queue],
     );
     const overhead = rows
-      .map((r) => new Date(r.completed).getTime() - new Date(r.created).getTime() - (worker.workerMs.get(r.id) ?? 0))
+      .map((r) => new Date(r.completed).getTime() - new Date(r.created).getTime() - (held[r.id] ?? 0))
       .sort((a, b) => a - b);
-    return { seconds, rate: N / seconds, overhead };
+    return {
+      rate: N / seconds,
+      seconds,
+      overhead,
+      appCpu: (cpu.user + cpu.system) / 1000 / N,
+      pgCpu: pgCpu / N,
+      note: "jobs only: no events, verdicts, audit or provenance",
+    };
   } finally {
     await boss.stop({ graceful: false }).catch(() => undefined);
     await db.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
@@ -173,31 +287,60 @@ async function benchPgBoss(worker: Awaited<ReturnType<typeof startNoopWorker>>) 
   }
 }
 
+const fmt = (x: number, d = 1) => x.toFixed(d);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+function line(name: string, o: Outcome): string {
+  return (
+    `${name.padEnd(20)} ${fmt(o.rate).padStart(7)} tasks/s  (${fmt(o.seconds, 2)} s)  ` +
+    `overhead p50 ${fmt(percentile(o.overhead, 50))} ms p95 ${fmt(percentile(o.overhead, 95))} ms  ` +
+    `CPU per task: app ${fmt(o.appCpu, 2)} ms, Postgres ${fmt(o.pgCpu, 2)} ms  [${o.note}]`
+  );
+}
+
 async function main() {
-  console.log(`throughput: ${N} tasks, Postgres ${URL_.replace(/\/\/[^@]*@/, "//")}, Node ${process.version}`);
-  const worker = await startNoopWorker();
+  const cpus = os.cpus();
+  console.log(
+    `throughput: ${N} tasks × ${ROUNDS} round(s), worker concurrency ${CONCURRENCY}, Postgres ${URL_.replace(/\/\/[^@]*@/, "//")}, ` +
+      `Node ${process.version}, ${cpus.length} × ${cpus[0]?.model.trim()}, load ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}`,
+  );
+  const worker = new Child("lib/noop-worker.ts", {});
+  const { url: workerUrl } = await worker.ask<{ url: string }>("ready");
+  const one: number[] = [];
+  const two: number[] = [];
+  const boss: number[] = [];
   try {
-    const agency = await benchAgency(worker);
-    worker.workerMs.clear();
-    const boss = await benchPgBoss(worker);
-    const fmt = (x: number) => x.toFixed(1);
-    console.log(
-      `agency   ${fmt(agency.rate)} tasks/s  (${agency.seconds.toFixed(2)} s; ${agency.events} events, ${agency.verdicts} verdicts persisted)`,
-    );
-    console.log(
-      `         dispatch overhead per task excluding the worker: p50 ${fmt(percentile(agency.overhead, 50))} ms, p95 ${fmt(percentile(agency.overhead, 95))} ms`,
-    );
-    if ("error" in boss) {
-      console.log(`pg-boss  not measured: ${boss.error}`);
-      process.exitCode = 1;
-      return;
+    for (let round = 1; round <= ROUNDS; round++) {
+      const a1 = await benchAgency(worker, workerUrl, 1, round);
+      console.log(line("agency, 1 process", a1));
+      const b = await benchPgBoss(worker, workerUrl);
+      if ("error" in b) {
+        console.log(`pg-boss not measured: ${b.error}`);
+        process.exitCode = 1;
+        return;
+      }
+      console.log(line("pg-boss 12", b));
+      const a2 = await benchAgency(worker, workerUrl, 2, round);
+      console.log(line("agency, 2 processes", a2));
+      one.push(a1.rate);
+      boss.push(b.rate);
+      two.push(a2.rate);
     }
-    console.log(`pg-boss  ${fmt(boss.rate)} jobs/s   (${boss.seconds.toFixed(2)} s)`);
+    const r1 = median(one) / median(boss);
+    const r2 = median(two) / median(one);
     console.log(
-      `         overhead per job excluding the worker: p50 ${fmt(percentile(boss.overhead, 50))} ms, p95 ${fmt(percentile(boss.overhead, 95))} ms`,
+      `ratio  agency 1 process / pg-boss = ${fmt(r1, 2)} (targets: ≥ 1.0 execution issue, ≥ 2.0 scale issue)`,
     );
-    const ratio = agency.rate / boss.rate;
-    console.log(`ratio    agency / pg-boss = ${ratio.toFixed(2)} (target ≥ 1.0)`);
+    console.log(`ratio  agency 2 processes / 1 process = ${fmt(r2, 2)} (target ≥ 1.6)`);
+    console.log(
+      `load after: ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}`,
+    );
   } finally {
     await worker.close();
   }
