@@ -12,7 +12,8 @@
  * pg-boss: the same N jobs inserted in one call, fetched (batch 200, local concurrency 8), each sent
  * to the worker, completed; the clock stops when the last job is `completed`.
  * The worker runs in a process of its own. CPU time is reported per task for the agency (or pg-boss)
- * process and for the Postgres server's processes, which is what bounds the rates on a 2-core machine.
+ * process and for its Postgres backends (told apart by application_name), which is what bounds the
+ * rates on a 2-core machine.
  * Overhead per task = (finished − created) − the worker's own time for that request.
  */
 import { type ChildProcess, fork } from "node:child_process";
@@ -81,24 +82,58 @@ class Child {
   }
 }
 
-/** CPU seconds of every Postgres server process, including backends that have exited (their parent's cutime). */
-function postgresCpuMs(): number {
-  const tick = 1000 / 100; // USER_HZ is 100 on Linux
-  let total = 0;
-  for (const pid of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      if (comm !== "postgres") continue;
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // fields 14–17 (utime stime cutime cstime) are at 11–14 after pid and comm
-      total += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * tick;
-    } catch {
-      // the process ended between listing and reading
+/** CPU ms of one process from /proc (utime + stime), or null once it has exited. */
+function processCpuMs(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of stat(5): 11 and 12 after pid and comm; USER_HZ is 100
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU time of the Postgres backends serving one side of the bench, told apart by application_name,
+ * so other work on the same server does not count. Sampled while the side runs: a backend's figure is
+ * the last one read before it exited (a pool may close idle connections).
+ */
+class BackendCpu {
+  private readonly start = new Map<number, number>();
+  private readonly last = new Map<number, number>();
+
+  constructor(
+    private readonly db: Awaited<ReturnType<typeof openDatabase>>,
+    private readonly app: string,
+  ) {}
+
+  async sample(): Promise<void> {
+    const rows = await this.db.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity WHERE application_name LIKE $1`,
+      [`${this.app}%`],
+    );
+    for (const { pid } of rows) {
+      const ms = processCpuMs(pid);
+      if (ms === null) continue;
+      if (!this.start.has(pid)) this.start.set(pid, ms);
+      this.last.set(pid, ms);
     }
   }
-  return total;
+
+  /** Call `sample` once before the timed part starts (its backends' CPU so far is not counted). */
+  totalMs(): number {
+    let total = 0;
+    for (const [pid, ms] of this.last) total += ms - (this.start.get(pid) ?? 0);
+    return total;
+  }
+}
+
+/** The connection string with an application_name, for BackendCpu. */
+function withApp(url: string, app: string): string {
+  const u = new URL(url);
+  u.searchParams.set("application_name", app);
+  return u.toString();
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -116,8 +151,15 @@ interface Outcome {
   note: string;
 }
 
-async function waitFor(db: Awaited<ReturnType<typeof openDatabase>>, sql: string, params: unknown[], n: number) {
+async function waitFor(
+  db: Awaited<ReturnType<typeof openDatabase>>,
+  sql: string,
+  params: unknown[],
+  n: number,
+  cpu: BackendCpu,
+) {
   for (;;) {
+    await cpu.sample();
     const [row] = await db.query<{ done: number; bad: number }>(sql, params);
     if ((row?.bad ?? 0) > 0) throw new Error(`${row?.bad} tasks did not end accepted`);
     if ((row?.done ?? 0) >= n) return;
@@ -132,7 +174,7 @@ async function workerTimes(worker: Child): Promise<Record<string, number>> {
 async function benchAgency(worker: Child, workerUrl: string, processes: number, round: number): Promise<Outcome> {
   const schema = `bench_agency_${randomBytes(4).toString("hex")}`;
   const env = {
-    BENCH_DATABASE_URL: URL_,
+    BENCH_DATABASE_URL: withApp(URL_, `${schema}_app`),
     BENCH_SCHEMA: schema,
     BENCH_WORKER_URL: workerUrl,
     BENCH_CONCURRENCY: String(CONCURRENCY),
@@ -156,10 +198,11 @@ async function benchAgency(worker: Child, workerUrl: string, processes: number, 
       await child.ask("ready");
     }
     await workerTimes(worker);
+    const backends = new BackendCpu(db, `${schema}_app`);
+    await backends.sample();
     const cpu0 = await Promise.all(
       children.map((c) => c.ask<{ userMs: number; systemMs: number }>("cpu", { type: "cpu" })),
     );
-    const pg0 = postgresCpuMs();
     const t0 = performance.now();
     // Each process is handed its share, as a load balancer would spread submissions.
     const share = Math.ceil(N / processes);
@@ -174,9 +217,11 @@ async function benchAgency(worker: Child, workerUrl: string, processes: number, 
               count(*) FILTER (WHERE state IN ('failed', 'rejected', 'changes_requested'))::int AS bad FROM tasks`,
       [],
       N,
+      backends,
     );
     const seconds = (performance.now() - t0) / 1000;
-    const pgCpu = postgresCpuMs() - pg0;
+    await backends.sample();
+    const pgCpu = backends.totalMs();
     const cpu1 = await Promise.all(
       children.map((c) => c.ask<{ userMs: number; systemMs: number }>("cpu", { type: "cpu" })),
     );
@@ -218,7 +263,7 @@ async function benchPgBoss(worker: Child, workerUrl: string): Promise<Outcome | 
     return { error: `pg-boss 12 could not be loaded on Node ${process.version}: ${(err as Error).message}` };
   }
   const schema = `bench_pgboss_${randomBytes(4).toString("hex")}`;
-  const boss = new PgBoss({ connectionString: URL_, schema, max: 10 });
+  const boss = new PgBoss({ connectionString: withApp(URL_, `${schema}_app`), schema, max: 10 });
   boss.on("error", (err: Error) => console.error("pg-boss:", err.message));
   try {
     await boss.start();
@@ -247,8 +292,9 @@ async function benchPgBoss(worker: Child, workerUrl: string): Promise<Outcome | 
   const db = await openDatabase({ url: URL_, schema });
   try {
     await workerTimes(worker);
+    const backends = new BackendCpu(db, `${schema}_app`);
+    await backends.sample();
     const cpu0 = process.cpuUsage();
-    const pg0 = postgresCpuMs();
     const t0 = performance.now();
     await boss.insert(
       queue,
@@ -260,9 +306,11 @@ async function benchPgBoss(worker: Child, workerUrl: string): Promise<Outcome | 
               count(*) FILTER (WHERE state = 'failed')::int AS bad FROM "${schema}".job WHERE name = $1`,
       [queue],
       N,
+      backends,
     );
     const seconds = (performance.now() - t0) / 1000;
-    const pgCpu = postgresCpuMs() - pg0;
+    await backends.sample();
+    const pgCpu = backends.totalMs();
     const cpu = process.cpuUsage(cpu0);
     const held = await workerTimes(worker);
     const rows = await db.query<{ id: string; created: Date; completed: Date }>(

@@ -101,6 +101,58 @@ describe("SlotWindow", () => {
     expect(agg.counts).toMatchObject({ accepted: 1, failed: 1 });
   });
 
+  it.each([
+    { retainMs: 120_000, pauses: false },
+    // A retention shorter than two spans and pauses between snapshots: slots expire while still in the running span.
+    { retainMs: 70_000, pauses: true },
+  ])(
+    "keeps its running window equal to a fresh merge as the span moves, late observations arrive and slots expire (%o)",
+    ({ retainMs, pauses }) => {
+      const w = new SlotWindow(5_000, retainMs);
+      const span = 60_000;
+      let seed = 7;
+      const next = () => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed;
+      };
+      for (let t = 0; t < 240; t++) {
+        const now = sec(t);
+        for (let i = 0; i < 5; i++) {
+          // Mostly current, some late by up to 90 s (other processes' commits), some beyond the retention.
+          const late = next() % 10 === 0 ? (next() % 150) * 1000 : 0;
+          const at = now - late;
+          const r = next() % 4;
+          const o: Observation =
+            r === 0
+              ? ended(at, 1 + (next() % 5000), next() % 5 !== 0, next() % 2 ? "w1" : "w2")
+              : r === 1
+                ? { kind: "dispatched", at, queueWaitMs: next() % 900 }
+                : r === 2
+                  ? { kind: "finished", at, outcome: next() % 3 ? "accepted" : "failed" }
+                  : { kind: "retry", at };
+          w.observe(o, now);
+        }
+        // Snapshots are not taken every second: the span sometimes jumps several slots.
+        if (pauses && t % 40 < 30) w.expire(now);
+        else if (t % 11 === 0 || t % 17 === 0) {
+          w.expire(now);
+          const running = w.recent(now, span);
+          const to = w.slotStart(now) + 5_000;
+          const fresh = w.aggregate(to - span, to);
+          expect(running.counts).toEqual(fresh.counts);
+          expect(summarize(running.exec)).toEqual(summarize(fresh.exec));
+          expect(summarize(running.queueWait)).toEqual(summarize(fresh.queueWait));
+          for (const id of ["w1", "w2"]) {
+            const a = running.workers.get(id);
+            const b = fresh.workers.get(id);
+            expect([a?.ended ?? 0, a?.failed ?? 0]).toEqual([b?.ended ?? 0, b?.failed ?? 0]);
+            expect(summarize(a?.exec ?? null)).toEqual(summarize(b?.exec ?? null));
+          }
+        }
+      }
+    },
+  );
+
   it("refuses a slot length that does not divide a minute", () => {
     expect(() => new SlotWindow(7_000, 600_000)).toThrow(/divide a minute/);
   });

@@ -108,6 +108,72 @@ function addInto(target: Histogram | null, source: Histogram | null): Histogram 
   return out;
 }
 
+/** Adds (sign 1) or takes away (sign -1) one slot's figures from an aggregate. */
+function applySlot(agg: Aggregate, slot: Slot, sign: 1 | -1): void {
+  for (const k of Object.keys(agg.counts) as (keyof Counts)[]) agg.counts[k] += sign * slot.counts[k];
+  const merge = (target: Histogram | null, source: Histogram | null) => {
+    if (sign === 1) return addInto(target, source);
+    if (target && source && source.totalCount > 0) target.subtract(source);
+    return target;
+  };
+  agg.queueWait = merge(agg.queueWait, slot.queueWait);
+  agg.exec = merge(agg.exec, slot.exec);
+  for (const [id, w] of slot.workers) {
+    const a = agg.workers.get(id) ?? { ended: 0, failed: 0, exec: null };
+    a.ended += sign * w.ended;
+    a.failed += sign * w.failed;
+    a.exec = merge(a.exec, w.exec);
+    agg.workers.set(id, a);
+  }
+}
+
+/** Records one observation into a slot or a running aggregate (the two have the same figures). */
+function record(target: Omit<Slot, "start">, o: Observation): void {
+  const c = target.counts;
+  switch (o.kind) {
+    case "finished":
+      c[OUTCOME_FIELD[o.outcome]]++;
+      break;
+    case "retry":
+      c.retries++;
+      break;
+    case "dispatched":
+      target.queueWait ??= newHistogram();
+      recordMs(target.queueWait, o.queueWaitMs);
+      break;
+    case "attempt_ended": {
+      c.attemptsEnded++;
+      if (!o.ok) c.attemptsFailed++;
+      let w: WorkerSlot | undefined;
+      if (o.workerId) {
+        w = target.workers.get(o.workerId);
+        if (!w) {
+          w = { ended: 0, failed: 0, exec: null };
+          target.workers.set(o.workerId, w);
+        }
+        w.ended++;
+        if (!o.ok) w.failed++;
+      }
+      if (o.executionMs !== null) {
+        target.exec ??= newHistogram();
+        recordMs(target.exec, o.executionMs);
+        if (w) {
+          w.exec ??= newHistogram();
+          recordMs(w.exec, o.executionMs);
+        }
+      }
+      break;
+    }
+  }
+}
+
+/** An aggregate of the slots in [from, to), kept up to date as the span moves and observations arrive. */
+interface Running {
+  from: number;
+  to: number;
+  agg: Aggregate;
+}
+
 /**
  * Observations bucketed into fixed time slots, each with its own counters and HDR histograms, so
  * recording costs the same whatever the traffic and any span of whole slots can be merged: the
@@ -115,6 +181,7 @@ function addInto(target: Histogram | null, source: Histogram | null): Histogram 
  */
 export class SlotWindow {
   private readonly slots = new Map<number, Slot>();
+  private readonly running = new Map<number, Running>();
 
   constructor(
     readonly slotMs: number,
@@ -136,75 +203,46 @@ export class SlotWindow {
       slot = { start, counts: zeroCounts(), queueWait: null, exec: null, workers: new Map() };
       this.slots.set(start, slot);
     }
-    const c = slot.counts;
-    switch (o.kind) {
-      case "finished":
-        c[OUTCOME_FIELD[o.outcome]]++;
-        break;
-      case "retry":
-        c.retries++;
-        break;
-      case "dispatched":
-        slot.queueWait ??= newHistogram();
-        recordMs(slot.queueWait, o.queueWaitMs);
-        break;
-      case "attempt_ended": {
-        c.attemptsEnded++;
-        if (!o.ok) c.attemptsFailed++;
-        let w: WorkerSlot | undefined;
-        if (o.workerId) {
-          w = slot.workers.get(o.workerId);
-          if (!w) {
-            w = { ended: 0, failed: 0, exec: null };
-            slot.workers.set(o.workerId, w);
-          }
-          w.ended++;
-          if (!o.ok) w.failed++;
-        }
-        if (o.executionMs !== null) {
-          slot.exec ??= newHistogram();
-          recordMs(slot.exec, o.executionMs);
-          if (w) {
-            w.exec ??= newHistogram();
-            recordMs(w.exec, o.executionMs);
-          }
-        }
-        break;
-      }
-    }
+    record(slot, o);
+    for (const r of this.running.values()) if (start >= r.from && start < r.to) record(r.agg, o);
   }
 
   /** Drops slots older than the retention. */
   expire(now: number): void {
-    for (const start of this.slots.keys()) if (start < now - this.retainMs) this.slots.delete(start);
+    for (const [start, slot] of this.slots) {
+      if (start >= now - this.retainMs) continue;
+      for (const r of this.running.values()) if (start >= r.from && start < r.to) applySlot(r.agg, slot, -1);
+      this.slots.delete(start);
+    }
   }
 
   /** Merges the slots that start in [from, to). */
   aggregate(from: number, to: number): Aggregate {
-    const counts = zeroCounts();
-    let queueWait: Histogram | null = null;
-    let exec: Histogram | null = null;
-    const workers: Aggregate["workers"] = new Map();
-    for (const slot of this.slots.values()) {
-      if (slot.start < from || slot.start >= to) continue;
-      for (const k of Object.keys(counts) as (keyof Counts)[]) counts[k] += slot.counts[k];
-      queueWait = addInto(queueWait, slot.queueWait);
-      exec = addInto(exec, slot.exec);
-      for (const [id, w] of slot.workers) {
-        const agg = workers.get(id) ?? { ended: 0, failed: 0, exec: null };
-        agg.ended += w.ended;
-        agg.failed += w.failed;
-        agg.exec = addInto(agg.exec, w.exec);
-        workers.set(id, agg);
-      }
-    }
-    return { counts, queueWait, exec, workers };
+    const agg: Aggregate = { counts: zeroCounts(), queueWait: null, exec: null, workers: new Map() };
+    for (const slot of this.slots.values()) if (slot.start >= from && slot.start < to) applySlot(agg, slot, 1);
+    return agg;
   }
 
-  /** The slots that cover the last `spanMs` up to `now` (the one `now` falls in included). */
+  /**
+   * The slots that cover the last `spanMs` up to `now` (the one `now` falls in included). Kept as a
+   * running aggregate per span: each call adds the slots that entered the span and takes away those
+   * that left it, so a snapshot costs the same however many slots the span holds. Read only.
+   */
   recent(now: number, spanMs: number): Aggregate {
     const to = this.slotStart(now) + this.slotMs;
-    return this.aggregate(to - spanMs, to);
+    const from = to - spanMs;
+    const r = this.running.get(spanMs);
+    if (!r || from < r.from || from >= r.to) {
+      this.running.set(spanMs, { from, to, agg: this.aggregate(from, to) });
+    } else {
+      for (const slot of this.slots.values()) {
+        if (slot.start >= r.from && slot.start < from) applySlot(r.agg, slot, -1);
+        else if (slot.start >= r.to && slot.start < to) applySlot(r.agg, slot, 1);
+      }
+      r.from = from;
+      r.to = to;
+    }
+    return (this.running.get(spanMs) as Running).agg;
   }
 
   get size(): number {

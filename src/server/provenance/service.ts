@@ -105,6 +105,8 @@ interface ChainedTx {
 }
 
 const MAX_CHAIN_RUNS = 5;
+/** After another process appended first, how long this process reads the head under the chain lock instead. */
+const CONTENDED_MS = 10_000;
 const CHAINED_MAX_WAIT_MS = 5_000;
 const CHAINED_TIMEOUT_MS = 15_000;
 
@@ -137,6 +139,11 @@ export class ProvenanceService {
   readonly keyId: string;
   /** The head this process last committed; null when unknown (read under the chain lock instead). */
   private head: ChainHead | null = null;
+  /**
+   * Until then another process is appending too: reading the head under the chain lock costs a round
+   * trip, but re-running a whole transaction after each collision costs far more.
+   */
+  private contendedUntil = 0;
   private queue: Promise<void> = Promise.resolve();
   private readonly chained = new WeakMap<SqlTx, ChainedTx>();
 
@@ -170,7 +177,9 @@ export class ProvenanceService {
    * Appenders in this process take turns from their first append until their commit, so they never
    * share a parent. Another process appending meanwhile makes our first record's sequence number
    * collide with its record (the primary key refuses it, so the chain never forks): the transaction
-   * is then run again, reading the head under the chain lock. `fn` must therefore be safe to re-run.
+   * is then run again, reading the head under the chain lock (and so do this process's transactions
+   * for a while after, since the other process is likely to append again). `fn` must therefore be
+   * safe to re-run.
    */
   async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     for (let run = 1; ; run++) {
@@ -189,6 +198,7 @@ export class ProvenanceService {
       } catch (err) {
         if (!isChainConflict(err)) throw err;
         this.head = null;
+        this.contendedUntil = Date.now() + CONTENDED_MS;
         if (run >= MAX_CHAIN_RUNS) throw err;
       } finally {
         // Also when the transaction ended (a timeout) while still waiting for its turn: pass it on once it comes.
@@ -228,6 +238,7 @@ export class ProvenanceService {
       } catch (err) {
         if (!isChainConflict(err)) throw err;
         this.head = null;
+        this.contendedUntil = Date.now() + CONTENDED_MS;
         if (run >= MAX_CHAIN_RUNS) throw err;
       } finally {
         void ctx.turn?.then((release) => release());
@@ -254,7 +265,8 @@ export class ProvenanceService {
     if (ctx) {
       ctx.turn ??= this.turn();
       await ctx.turn;
-      head = ctx.nextHead ?? this.head ?? (await this.readHead(tx));
+      const known = Date.now() < this.contendedUntil ? null : this.head;
+      head = ctx.nextHead ?? known ?? (await this.readHead(tx));
     } else {
       // Someone appends outside `transaction` (a script, a test): what this process knew of the head may be stale.
       this.head = null;
