@@ -21,6 +21,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { request } from "undici";
 import { openDatabase } from "../src/server/db/database.js";
 
 const N = positiveInt("BENCH_N", 2000);
@@ -278,12 +279,13 @@ async function benchPgBoss(worker: Child, workerUrl: string): Promise<Outcome | 
     async (jobs) => {
       await Promise.all(
         jobs.map(async (job) => {
-          const res = await fetch(`${workerUrl}/execute`, {
+          // The same HTTP client as the agency's (undici), so the two sides pay the same per call.
+          const res = await request(`${workerUrl}/execute`, {
             method: "POST",
             headers: { "content-type": "application/json" },
             body: JSON.stringify({ jobId: job.id, i: job.data.i }),
           });
-          const result = (await res.json()) as { status: string };
+          const result = (await res.body.json()) as { status: string };
           if (result.status !== "completed") throw new Error("worker failed");
         }),
       );

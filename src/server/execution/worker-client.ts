@@ -1,4 +1,5 @@
 import pRetry, { AbortError } from "p-retry";
+import { type Dispatcher, request } from "undici";
 import type { z } from "zod";
 import {
   type CancelRequest,
@@ -76,13 +77,33 @@ function notAllowed(err: unknown): WorkerCallError {
 function classify(err: unknown, workerName: string, signal: AbortSignal): WorkerCallError {
   if (err instanceof WorkerCallError) return err;
   if (signal.aborted && signal.reason instanceof WorkerCallError) return signal.reason;
-  const e = err as Error & { cause?: { code?: string; message?: string } };
-  const detail = e.cause?.code ?? e.cause?.message ?? e.message;
+  const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+  const detail = e.cause?.code ?? e.cause?.message ?? (e.code?.startsWith("UND_ERR") ? e.message : e.code) ?? e.message;
   return new WorkerCallError("network", `Could not reach worker ${workerName}: ${detail}`, {
     retryable: true,
     countsAgainstWorker: true,
   });
 }
+
+type HttpResponse = Dispatcher.ResponseData;
+
+/**
+ * One HTTP request through undici (several times cheaper per call than fetch). Its own header and
+ * body timeouts are off: the caller's timers and signal decide how long a worker may take.
+ */
+function http(
+  url: string,
+  opts: { method?: "GET" | "POST"; headers: Record<string, string>; body?: string; signal: AbortSignal },
+) {
+  return request(url, { ...opts, headersTimeout: 0, bodyTimeout: 0 });
+}
+
+const header = (res: HttpResponse, name: string): string | null => {
+  const v = res.headers[name];
+  return Array.isArray(v) ? (v[0] ?? null) : (v ?? null);
+};
+
+const ok = (res: HttpResponse) => res.statusCode >= 200 && res.statusCode < 300;
 
 /**
  * Calls workers over protocol v1: retries with exponential backoff and full jitter (p-retry), every
@@ -203,7 +224,7 @@ export class WorkerClient {
     );
     armIdle();
     try {
-      const res = await fetch(workerEndpoint(base, "execute"), {
+      const res = await http(workerEndpoint(base, "execute"), {
         method: "POST",
         headers: {
           "content-type": "application/json",
@@ -215,10 +236,10 @@ export class WorkerClient {
         signal: ctrl.signal,
       });
       armIdle();
-      if (!res.ok) throw await httpError(res, worker.name);
-      const type = res.headers.get("content-type") ?? "";
+      if (!ok(res)) throw await httpError(res, worker.name);
+      const type = header(res, "content-type") ?? "";
       if (type.includes(NDJSON_CONTENT_TYPE)) return await readStream(res, worker.name, armIdle, call.onLine);
-      const text = await res.text();
+      const text = await res.body.text();
       return parseResult(text, worker.name);
     } catch (err) {
       if (ctrl.signal.aborted && ctrl.signal.reason instanceof WorkerCallError) throw ctrl.signal.reason;
@@ -234,31 +255,30 @@ export class WorkerClient {
 
   /** Tells the worker to stop an attempt. Confirmed only by a protocol answer within the cancel timeout. */
   async cancel(worker: WorkerTarget, body: CancelRequest): Promise<{ confirmed: boolean; detail: string }> {
+    const timeout = AbortSignal.timeout(this.settings.cancelTimeoutMs);
     try {
       const base = assertAllowedWorkerUrl(worker.url, this.settings.allowedHosts);
-      const res = await fetch(workerEndpoint(base, "cancel"), {
+      const res = await http(workerEndpoint(base, "cancel"), {
         method: "POST",
         headers: {
           "content-type": "application/json",
           ...this.auth(worker),
         },
         body: JSON.stringify(body),
-        signal: AbortSignal.timeout(this.settings.cancelTimeoutMs),
+        signal: timeout,
       });
-      const text = await res.text();
-      if (!res.ok)
-        return { confirmed: false, detail: `worker answered ${res.status}: ${text.slice(0, MAX_ERROR_BODY)}` };
+      const text = await res.body.text();
+      if (!ok(res))
+        return { confirmed: false, detail: `worker answered ${res.statusCode}: ${text.slice(0, MAX_ERROR_BODY)}` };
       const parsed = cancelResponseSchema.safeParse(safeJson(text));
       if (!parsed.success)
         return { confirmed: false, detail: `worker's answer is not a cancel response: ${text.slice(0, 200)}` };
       return { confirmed: true, detail: parsed.data.status };
     } catch (err) {
       if (err instanceof DomainError) return { confirmed: false, detail: err.message };
-      const e = err as Error;
-      const detail =
-        e.name === "TimeoutError"
-          ? `no answer within ${this.settings.cancelTimeoutMs} ms`
-          : `unreachable: ${e.message}`;
+      const detail = timeout.aborted
+        ? `no answer within ${this.settings.cancelTimeoutMs} ms`
+        : `unreachable: ${(err as Error).message}`;
       return { confirmed: false, detail };
     }
   }
@@ -270,15 +290,14 @@ export class WorkerClient {
     } catch (err) {
       throw notAllowed(err);
     }
-    let res: Response;
+    let res: HttpResponse;
+    let text: string;
+    const timeout = AbortSignal.timeout(this.settings.healthTimeoutMs);
     try {
-      res = await fetch(workerEndpoint(base, "health"), {
-        headers: this.auth(worker),
-        signal: AbortSignal.timeout(this.settings.healthTimeoutMs),
-      });
+      res = await http(workerEndpoint(base, "health"), { headers: this.auth(worker), signal: timeout });
+      text = await res.body.text();
     } catch (err) {
-      const e = err as Error;
-      if (e.name === "TimeoutError") {
+      if (timeout.aborted) {
         throw new WorkerCallError("timeout", `Health check got no answer within ${this.settings.healthTimeoutMs} ms.`, {
           retryable: true,
           countsAgainstWorker: true,
@@ -286,8 +305,7 @@ export class WorkerClient {
       }
       throw classify(err, worker.name, new AbortController().signal);
     }
-    if (!res.ok) throw await httpError(res, worker.name);
-    const text = await res.text();
+    if (!ok(res)) throw httpErrorOf(res, text, worker.name);
     const parsed = workerHealthSchema.safeParse(safeJson(text));
     if (!parsed.success) {
       throw new WorkerCallError("protocol", `Worker ${worker.name}'s /health answer: ${zodMessage(parsed.error)}`, {
@@ -307,16 +325,20 @@ function safeJson(text: string): unknown {
   }
 }
 
-async function httpError(res: Response, workerName: string): Promise<WorkerCallError> {
-  const body = (await res.text().catch(() => "")).slice(0, MAX_ERROR_BODY).trim();
-  const s = res.status;
+async function httpError(res: HttpResponse, workerName: string): Promise<WorkerCallError> {
+  return httpErrorOf(res, await res.body.text().catch(() => ""), workerName);
+}
+
+function httpErrorOf(res: HttpResponse, text: string, workerName: string): WorkerCallError {
+  const body = text.slice(0, MAX_ERROR_BODY).trim();
+  const s = res.statusCode;
   const retryable = s === 408 || s === 429 || s >= 500;
   const message = `Worker ${workerName} answered HTTP ${s}${body ? `: ${body}` : ""}${retryable ? "" : " (not retried)"}`;
   return new WorkerCallError("http", message, {
     status: s,
     retryable,
     countsAgainstWorker: s >= 500,
-    retryAfterMs: retryable ? parseRetryAfter(res.headers.get("retry-after")) : undefined,
+    retryAfterMs: retryable ? parseRetryAfter(header(res, "retry-after")) : undefined,
   });
 }
 
@@ -341,12 +363,11 @@ function parseResult(text: string, workerName: string): ExecuteResult {
 }
 
 async function readStream(
-  res: Response,
+  res: HttpResponse,
   workerName: string,
   onActivity: () => void,
   onLine?: (line: ProgressLine) => void,
 ): Promise<ExecuteResult> {
-  if (!res.body) throw protocolError(`Worker ${workerName} sent an empty stream.`);
   const decoder = new TextDecoder();
   let buffered = "";
   let lineNo = 0;
@@ -372,7 +393,7 @@ async function readStream(
     onLine?.(parsed.data);
     return undefined;
   };
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
     onActivity();
     buffered += decoder.decode(chunk, { stream: true });
     if (buffered.length > MAX_LINE && !buffered.includes("\n")) {
