@@ -40,9 +40,11 @@ export async function claimForWorker(
 ): Promise<ClaimedAttempt[]> {
   const rows = await trail.rawTransaction(async (tx) => {
     // Serializes claims for this worker across processes, so the free-slot count below (read in a
-    // fresh snapshot after the lock) cannot be overrun by a concurrent claim.
+    // fresh snapshot after the lock) cannot be overrun by a concurrent claim. While another process
+    // holds the lock it is filling this worker's free slots itself: skip rather than wait for it
+    // (the next pass, on the next finished attempt or the dispatch interval, looks again).
     const locked = await tx.$queryRawUnsafe<{ id: string }[]>(
-      `SELECT id FROM workers WHERE id = $1::uuid AND enabled FOR UPDATE`,
+      `SELECT id FROM workers WHERE id = $1::uuid AND enabled FOR UPDATE SKIP LOCKED`,
       worker.id,
     );
     if (locked.length === 0) return [];

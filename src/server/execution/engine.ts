@@ -242,7 +242,10 @@ export class ExecutionEngine {
 
   /** Says on each queued task why it waits, when no worker could take it; clears it when one can. */
   private async updateWaitingReasons(workers: DispatchWorker[]): Promise<void> {
-    const caps = await this.db.prisma.task.groupBy({ by: ["capability"], where: { state: "queued" } });
+    // Plain SQL: this runs several times a second while tasks flow.
+    const caps = await this.db.query<{ capability: string }>(
+      `SELECT DISTINCT capability FROM tasks WHERE state = 'queued'`,
+    );
     for (const { capability } of caps) {
       const capable = workers.filter((w) => w.capabilities.includes(capability));
       const usable = capable.filter((w) => !w.tripped && this.breakers.state(w.id) === "closed");
@@ -255,14 +258,12 @@ export class ExecutionEngine {
         );
         reason = `Every worker with "${capability}" has an open circuit breaker (${states.join(", ")}); waiting for one to recover.`;
       }
-      // Only rows whose reason changes (SQL's NULL <> x is not true, hence the explicit null case).
-      await this.db.prisma.task.updateMany({
-        where:
-          reason === null
-            ? { state: "queued", capability, waitingReason: { not: null } }
-            : { state: "queued", capability, OR: [{ waitingReason: null }, { waitingReason: { not: reason } }] },
-        data: { waitingReason: reason },
-      });
+      // Only rows whose reason changes.
+      await this.db.query(
+        `UPDATE tasks SET waiting_reason = $2
+          WHERE state = 'queued' AND capability = $1 AND waiting_reason IS DISTINCT FROM $2`,
+        [capability, reason],
+      );
     }
   }
 

@@ -173,6 +173,12 @@ export class BreakerRegistry {
     return this.entries.get(workerId)?.state ?? "closed";
   }
 
+  /** Whether any breaker in this process is open (cooling down or due for a probe). */
+  anyOpen(): boolean {
+    for (const e of this.entries.values()) if (e.state === "open") return true;
+    return false;
+  }
+
   snapshot(workerId: string): { state: BreakerState; since: Date | null } {
     const e = this.entries.get(workerId);
     return { state: e?.state ?? "closed", since: e?.since ?? null };

@@ -339,6 +339,8 @@ export class WorkerService {
 
   /** Half-opens breakers whose cool-down is over and probes their workers' /health. */
   async probeOpenBreakers(): Promise<void> {
+    // Runs several times a second: no database read unless a breaker here is open.
+    if (!this.breakers.anyOpen()) return;
     const workers = await this.db.prisma.worker.findMany({ where: { enabled: true, tripped: false } });
     await Promise.all(
       workers
