@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DomainError } from "../src/server/errors.js";
+import { SearchSample, searchPieces } from "../src/server/tasks/search.js";
 import { type TaskFilter, taskFilterSchema } from "../src/shared/task-list.js";
 import { type TaskSpecInput, taskSpecSchema } from "../src/shared/task-spec.js";
 import { DATABASES } from "./helpers/databases.js";
@@ -219,6 +220,8 @@ describe.each(DATABASES)("tasks.list text search on %s", (kind) => {
       { title: "Gamma unit\u001fseparator", description: "plain" },
     ];
     for (const r of rows) await h.services.tasks.create(op, spec(r));
+    // Statistics for the search sample that orders the words of a multi-word term.
+    await h.db.exec("ANALYZE tasks");
   });
   afterAll(() => h.dispose());
 
@@ -258,8 +261,33 @@ describe.each(DATABASES)("tasks.list text search on %s", (kind) => {
     expect(await titles("%")).toEqual(["Alpha parser fix"]);
   });
 
+  it("reads the planner's sample of search_text, and a multi-word term gives the same rows in any order", async () => {
+    const sample = await new SearchSample(h.db).get();
+    expect(sample).toContain("alpha parser fix\u001fcrash on 100% empty_input");
+    expect(await titles("on 100% EMPTY_input")).toEqual(["Alpha parser fix"]);
+    expect(await titles("empty_input on 100%")).toEqual([]);
+    expect(await titles("  parser fix ")).toEqual(["Alpha parser fix"]);
+    // The whole term is checked as typed: two spaces are not one.
+    expect(await titles("parser  fix")).toEqual([]);
+  });
+
   it("still finds a separator character that is inside one field", async () => {
     expect(await titles("unit\u001fsep")).toEqual(["Gamma unit\u001fseparator"]);
     expect(await titles("separator\u001fplain")).toEqual([]);
+  });
+});
+
+describe("searchPieces", () => {
+  it("cuts a term before each run of whitespace, so each piece keeps its word boundary", () => {
+    expect(searchPieces("webhook")).toEqual(["webhook"]);
+    expect(searchPieces("see ticket 4242.")).toEqual([" ticket", " 4242.", "see"]);
+    expect(searchPieces("a  b")).toEqual(["a", " b"]);
+  });
+
+  it("puts the piece found in fewest sampled rows first, then the longer one", () => {
+    const sample = ["operators reported that the parser misbehaves; see ticket 7.", "see ticket 12.", "fix login"];
+    expect(searchPieces("ticket 4242.", sample)).toEqual([" 4242.", "ticket"]);
+    expect(searchPieces("Parser TICKET", sample)).toEqual(["Parser", " TICKET"]);
+    expect(searchPieces("ticket parser", sample)).toEqual([" parser", "ticket"]);
   });
 });

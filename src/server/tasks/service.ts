@@ -21,6 +21,7 @@ import { type TaskEventHub, toEventDto } from "../events/task-event-hub.js";
 import { type NewProvenanceRecord, provenanceInsertSql } from "../provenance/service.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 import { taskCancel, taskCreated, taskOverride, taskRetry, type VerdictOverride } from "./decisions.js";
+import { SearchSample, textWhere } from "./search.js";
 
 const summarySelect = {
   id: true,
@@ -146,33 +147,15 @@ function afterCursor(sort: TaskSort, cursor: string): Prisma.TaskWhereInput {
   return { OR: [{ priorityRank: desc ? { lt: rank } : { gt: rank } }, { priorityRank: rank, seq }] };
 }
 
-/** Between title and description in the generated `search_text` column (migration 20261125160000). */
-const SEARCH_SEPARATOR = "\u001f";
-
-function filterWhere(f: ParsedTaskFilter): Prisma.TaskWhereInput {
+/** `searchSample`: see SearchSample; it only orders the text conditions, the rows are the same without it. */
+function filterWhere(f: ParsedTaskFilter, searchSample?: readonly string[]): Prisma.TaskWhereInput {
   const and: Prisma.TaskWhereInput[] = [];
   if (f.states?.length) and.push({ state: { in: f.states } });
   if (f.priorities?.length) and.push({ priority: { in: f.priorities } });
   if (f.riskTiers?.length) and.push({ riskTier: { in: f.riskTiers } });
   if (f.modes?.length) and.push({ mode: { in: f.modes } });
   if (f.createdFrom || f.createdTo) and.push({ createdAt: { gte: f.createdFrom, lte: f.createdTo } });
-  if (f.text) {
-    // Prisma passes `contains` to ILIKE as is: escape its wildcards so they match literally.
-    const text = f.text.replace(/[\\%_]/g, "\\$&");
-    // search_text is title + chr(31) + description, with one trigram index. A term holding chr(31)
-    // itself could match across that seam, so it is matched on each field instead (unindexed, and
-    // nobody types a unit separator).
-    and.push(
-      text.includes(SEARCH_SEPARATOR)
-        ? {
-            OR: [
-              { title: { contains: text, mode: "insensitive" } },
-              { description: { contains: text, mode: "insensitive" } },
-            ],
-          }
-        : { searchText: { contains: text, mode: "insensitive" } },
-    );
-  }
+  if (f.text) and.push(textWhere(f.text, searchSample));
   return { AND: and };
 }
 
@@ -196,12 +179,21 @@ export interface TransitionTrail {
 }
 
 export class TaskService {
+  private readonly searchSample: SearchSample;
+
   constructor(
     private readonly db: Database,
     private readonly hub: TaskEventHub,
     private readonly execution?: ExecutionHooks,
     private readonly trailWriter?: Trail,
-  ) {}
+  ) {
+    this.searchSample = new SearchSample(db);
+  }
+
+  /** Only a filter with several search words needs the sample (to put the rarest word first). */
+  private async sampleFor(filter: ParsedTaskFilter): Promise<string[] | undefined> {
+    return filter.text && /\S\s+\S/.test(filter.text) ? this.searchSample.get() : undefined;
+  }
 
   /** Reading needs no trail; every change does, so a service built without one refuses to change anything. */
   private get trail(): Trail {
@@ -299,13 +291,13 @@ export class TaskService {
     return rows.map((r) => r.id);
   }
 
-  count(filter: ParsedTaskFilter): Promise<number> {
-    return this.db.prisma.task.count({ where: filterWhere(filter) });
+  async count(filter: ParsedTaskFilter): Promise<number> {
+    return this.db.prisma.task.count({ where: filterWhere(filter, await this.sampleFor(filter)) });
   }
 
   async list(filter: ParsedTaskFilter, limit: number, cursor?: string | null) {
     const where: Prisma.TaskWhereInput = {
-      AND: [filterWhere(filter), ...(cursor ? [afterCursor(filter.sort, cursor)] : [])],
+      AND: [filterWhere(filter, await this.sampleFor(filter)), ...(cursor ? [afterCursor(filter.sort, cursor)] : [])],
     };
     const rows = await this.db.prisma.task.findMany({
       where,
@@ -538,7 +530,7 @@ export class TaskService {
     if (sel.ids) return [...new Set(sel.ids)];
     if (!sel.filter) throw new DomainError("BAD_REQUEST", "Give either ids or a filter.");
     const rows = await this.db.prisma.task.findMany({
-      where: filterWhere(sel.filter),
+      where: filterWhere(sel.filter, await this.sampleFor(sel.filter)),
       orderBy: ORDER[sel.filter.sort],
       take: BULK_LIMIT,
       select: { id: true },
