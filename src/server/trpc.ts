@@ -1,9 +1,9 @@
 import { initTRPC, TRPCError } from "@trpc/server";
-import superjson from "superjson";
 import { ZodError } from "zod";
 import { type Actor, hasRole, type Role } from "../shared/roles.js";
 import type { RequestContext } from "./auth/request.js";
 import { DomainError } from "./errors.js";
+import { sharedSuperjson } from "./lib/shared-serialization.js";
 import type { Services } from "./services.js";
 
 export interface Context {
@@ -16,7 +16,8 @@ export interface Context {
 }
 
 const t = initTRPC.context<Context>().create({
-  transformer: superjson,
+  // superjson; a feed item marked shared is serialized once for all its subscribers.
+  transformer: sharedSuperjson,
   errorFormatter({ shape, error }) {
     // Stack traces stay in the server log; validation errors name each field and say what is wrong.
     const { stack: _stack, ...data } = shape.data;

@@ -1,5 +1,6 @@
 import type { LiveBus, RowsKind } from "../cluster/live-bus.js";
 import { BoundedQueue } from "../lib/async-queue.js";
+import { shareWithSubscribers } from "../lib/shared-serialization.js";
 import type { Logger } from "../logger.js";
 
 /** Where a hub reads from: rows with a strictly increasing position that commit in position order. */
@@ -114,6 +115,8 @@ export class TailHub<T, F> {
       const rows = await this.source.readAfter(this.last, PAGE);
       for (const row of rows) {
         this.last = this.source.positionOf(row);
+        // Every subscriber gets this very object: serialized once for all of them.
+        if (typeof row === "object" && row !== null) shareWithSubscribers(row);
         for (const l of this.listeners) l(row);
       }
       if (rows.length < PAGE) return;

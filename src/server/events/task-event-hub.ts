@@ -4,6 +4,7 @@ import type { LiveBus } from "../cluster/live-bus.js";
 import type { Database } from "../db/database.js";
 import type { TaskEvent } from "../db/generated/client.js";
 import { BoundedQueue } from "../lib/async-queue.js";
+import { shareWithSubscribers } from "../lib/shared-serialization.js";
 import type { Logger } from "../logger.js";
 
 const PAGE = 500;
@@ -141,6 +142,8 @@ export class TaskEventHub {
       const rows = await readEventsAfter(this.db, this.lastSeq, PAGE);
       for (const e of rows) {
         this.lastSeq = BigInt(e.seq);
+        // Every subscriber gets this very object: serialized once for all of them.
+        shareWithSubscribers(e);
         for (const l of this.listeners) l(e);
       }
       if (rows.length < PAGE) return;
