@@ -73,22 +73,21 @@ export function toObservations(events: TaskEventDto[], attempts: AttemptTimes[])
 export function attemptLookup(db: Database): AttemptLookup {
   return async (keys) => {
     if (keys.length === 0) return [];
-    const rows = await db.prisma.$queryRawUnsafe<
-      {
-        task_id: string;
-        number: number;
-        worker_id: string | null;
-        state: string;
-        queued_at: Date;
-        started_at: Date;
-        finished_at: Date | null;
-      }[]
-    >(
+    // Plain SQL, not through the ORM: this runs for every batch of committed events.
+    const rows = await db.query<{
+      task_id: string;
+      number: number;
+      worker_id: string | null;
+      state: string;
+      queued_at: Date;
+      started_at: Date;
+      finished_at: Date | null;
+    }>(
       `SELECT a.task_id, a.number, a.worker_id, a.state::text AS state, a.queued_at, a.started_at, a.finished_at
          FROM attempts a
          JOIN jsonb_to_recordset($1::jsonb) AS k(task_id uuid, number int)
            ON a.task_id = k.task_id AND a.number = k.number`,
-      JSON.stringify(keys.map((k) => ({ task_id: k.taskId, number: k.number }))),
+      [JSON.stringify(keys.map((k) => ({ task_id: k.taskId, number: k.number })))],
     );
     return rows.map((r) => ({
       taskId: r.task_id,
