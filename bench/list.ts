@@ -241,7 +241,8 @@ interface Row {
   ours: Stats;
   reference: Stats;
   referenceLabel: string;
-  firstPage: boolean;
+  /** False for a comparison row (a query shape the service does not use): shown, not judged. */
+  judged: boolean;
   rows: number;
 }
 
@@ -393,14 +394,15 @@ async function benchOne(kind: Kind): Promise<Row[]> {
           ours: percentiles(samples[k] ?? []),
           reference: refStats,
           referenceLabel: reference.label,
-          firstPage: c.kind === "first",
+          judged: !c.alternative,
           rows: pageRows[k] ?? 0,
         });
       });
       const worst = Math.max(...samples.map((x) => percentiles(x).p95));
       if (worst > TARGET_P95_MS || EXPLAIN) {
         const plan = await db.query<Record<string, string>>(`EXPLAIN ANALYZE ${measuredSql}`, measuredParams);
-        const why = worst > TARGET_P95_MS ? "misses the target" : "";
+        const why =
+          worst <= TARGET_P95_MS ? "" : c.alternative ? "over the target (comparison row)" : "misses the target";
         console.log(`\n${kind} / ${c.name}: p95 ${worst.toFixed(2)} ms ${why}; plan of its SQL:`);
         for (const line of plan) console.log(`  ${Object.values(line)[0]}`);
       }
@@ -443,7 +445,7 @@ function table(rows: Row[]): string {
     ms(r.reference.p95),
     ms(r.reference.p99),
     ratio(r.ours.p50 / r.reference.p50),
-    r.ours.p95 <= TARGET_P95_MS ? "met" : "MISSED",
+    !r.judged ? "(comparison)" : r.ours.p95 <= TARGET_P95_MS ? "met" : "MISSED",
   ]);
   const lines = [header, header.map(() => "---"), ...body].map((cells) => `| ${cells.join(" | ")} |`);
   return lines.join("\n");
@@ -470,7 +472,7 @@ async function main() {
   console.log(
     "ratio p50 = measured ÷ reference. First pages: tasks.list (TaskService.list through Prisma) against the same SELECT as bare SQL on the raw driver (the ORM's cost). Deep pages: the same page fetched with LIMIT/OFFSET on the raw driver, timed once for both rows; the keyset row is the service, the keyset-SQL-bare row is its keyset SELECT on the raw driver, so its ratio is keyset against offset alone.",
   );
-  const missed = rows.filter((r) => r.ours.p95 > TARGET_P95_MS);
+  const missed = rows.filter((r) => r.judged && r.ours.p95 > TARGET_P95_MS);
   console.log(
     missed.length
       ? `Target p95 ≤ ${TARGET_P95_MS} ms missed: ${missed.map((r) => `${r.target} / ${r.name}`).join("; ")}`
