@@ -15,6 +15,8 @@ export class SocketGuard {
   private readonly timer: NodeJS.Timeout;
   private readonly onChange = () => void this.recheck();
   private running: Promise<void> | null = null;
+  /** A pass that has not started yet: it will see any change made before it starts. */
+  private queued: Promise<void> | null = null;
 
   constructor(
     private readonly auth: AuthService,
@@ -35,11 +37,25 @@ export class SocketGuard {
     return this.sockets.size;
   }
 
-  /** Re-resolves every watched socket; one pass at a time, and a change during a pass runs another. */
+  /**
+   * Re-resolves every watched socket; one pass at a time, and a change during a pass runs another.
+   * Within a pass each distinct set of credentials is resolved once, however many sockets carry it
+   * (one query per pass rather than one per connection for thousands of sockets on one token), and
+   * calls while a pass is waiting to start share that pass.
+   */
   recheck(): Promise<void> {
+    if (this.queued) return this.queued;
     const pass = (this.running ?? Promise.resolve()).then(async () => {
+      this.queued = null;
+      const resolved = new Map<string, Promise<Actor | null | undefined>>();
       for (const [ws, watched] of [...this.sockets]) {
-        const actor = await this.auth.resolveActor(watched.credentials).catch(() => undefined);
+        const key = credentialsKey(watched.credentials);
+        let resolving = resolved.get(key);
+        if (!resolving) {
+          resolving = this.auth.resolveActor(watched.credentials).catch(() => undefined);
+          resolved.set(key, resolving);
+        }
+        const actor = await resolving;
         // undefined: the database did not answer; keep the socket rather than drop everyone on a blip.
         if (actor === null || (actor && actor.role !== watched.actor.role)) {
           this.sockets.delete(ws);
@@ -47,6 +63,7 @@ export class SocketGuard {
         }
       }
     });
+    this.queued = pass;
     this.running = pass;
     return pass;
   }
@@ -56,4 +73,9 @@ export class SocketGuard {
     this.auth.changes.off("credentials-changed", this.onChange);
     this.sockets.clear();
   }
+}
+
+/** What resolveActor reads from credentials: sockets with the same key resolve to the same actor. */
+function credentialsKey(c: Credentials): string {
+  return JSON.stringify([c.authorizationHeader ?? null, c.connectionParams?.token ?? null, c.cookieHeader ?? null]);
 }
