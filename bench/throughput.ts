@@ -27,6 +27,9 @@ import { openDatabase } from "../src/server/db/database.js";
 const N = positiveInt("BENCH_N", 2000);
 const ROUNDS = positiveInt("BENCH_ROUNDS", 1);
 const CONCURRENCY = positiveInt("BENCH_CONCURRENCY", 200);
+const PGBOSS_LOCAL = positiveInt("BENCH_PGBOSS_LOCAL", 2);
+/** Tasks (jobs) run before the clock starts, so both sides are measured with warm JIT and pools. */
+const WARMUP = positiveInt("BENCH_WARMUP", 500);
 const URL_ = process.env.BENCH_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
 const PROFILE = process.env.BENCH_PROFILE === "1";
 const here = path.dirname(new URL(import.meta.url).pathname);
@@ -122,6 +125,11 @@ class BackendCpu {
     }
   }
 
+  /** From now on: what the backends used so far is not counted. */
+  restart(): void {
+    for (const [pid, ms] of this.last) this.start.set(pid, ms);
+  }
+
   /** Call `sample` once before the timed part starts (its backends' CPU so far is not counted). */
   totalMs(): number {
     let total = 0;
@@ -198,28 +206,34 @@ async function benchAgency(worker: Child, workerUrl: string, processes: number, 
       // One at a time: the first applies the migrations.
       await child.ask("ready");
     }
-    await workerTimes(worker);
+    const accepted = `SELECT count(*) FILTER (WHERE state = 'accepted')::int AS done,
+              count(*) FILTER (WHERE state IN ('failed', 'rejected', 'changes_requested'))::int AS bad FROM tasks`;
+    // Each process is handed its share, as a load balancer would spread submissions.
+    const submit = (count: number, prefix: string) => {
+      const share = Math.ceil(count / processes);
+      return Promise.all(
+        children.map((c, i) =>
+          c.ask("submitted", {
+            type: "submit",
+            prefix,
+            count: Math.max(0, Math.min(share, count - i * share)),
+            offset: i * share,
+          }),
+        ),
+      );
+    };
     const backends = new BackendCpu(db, `${schema}_app`);
+    await submit(WARMUP, "warm-up");
+    await waitFor(db, accepted, [], WARMUP, backends);
+    await workerTimes(worker);
     await backends.sample();
+    backends.restart();
     const cpu0 = await Promise.all(
       children.map((c) => c.ask<{ userMs: number; systemMs: number }>("cpu", { type: "cpu" })),
     );
     const t0 = performance.now();
-    // Each process is handed its share, as a load balancer would spread submissions.
-    const share = Math.ceil(N / processes);
-    await Promise.all(
-      children.map((c, i) =>
-        c.ask("submitted", { type: "submit", count: Math.min(share, N - i * share), offset: i * share }),
-      ),
-    );
-    await waitFor(
-      db,
-      `SELECT count(*) FILTER (WHERE state = 'accepted')::int AS done,
-              count(*) FILTER (WHERE state IN ('failed', 'rejected', 'changes_requested'))::int AS bad FROM tasks`,
-      [],
-      N,
-      backends,
-    );
+    await submit(N, "bench");
+    await waitFor(db, accepted, [], WARMUP + N, backends);
     const seconds = (performance.now() - t0) / 1000;
     await backends.sample();
     const pgCpu = backends.totalMs();
@@ -229,7 +243,8 @@ async function benchAgency(worker: Child, workerUrl: string, processes: number, 
     const appCpu = cpu1.reduce((s, c, i) => s + c.userMs + c.systemMs - (cpu0[i]!.userMs + cpu0[i]!.systemMs), 0);
     const held = await workerTimes(worker);
     const rows = await db.query<{ id: string; created: Date; finished: Date }>(
-      `SELECT t.id, t.created_at AS created, a.finished_at AS finished FROM tasks t JOIN attempts a ON a.task_id = t.id`,
+      `SELECT t.id, t.created_at AS created, a.finished_at AS finished
+         FROM tasks t JOIN attempts a ON a.task_id = t.id WHERE t.title LIKE 'bench %'`,
     );
     const [counts] = await db.query<{ events: number; verdicts: number; audit: number; provenance: number }>(
       `SELECT (SELECT count(*) FROM task_events)::int AS events,
@@ -246,7 +261,7 @@ async function benchAgency(worker: Child, workerUrl: string, processes: number, 
       overhead,
       appCpu: appCpu / N,
       pgCpu: pgCpu / N,
-      note: `${counts?.events} events, ${counts?.verdicts} verdicts, ${counts?.audit} audit entries, ${counts?.provenance} signed provenance records`,
+      note: `for all ${WARMUP + N} tasks: ${counts?.events} events, ${counts?.verdicts} verdicts, ${counts?.audit} audit entries, ${counts?.provenance} signed provenance records`,
     };
   } finally {
     await Promise.all(children.map((c) => c.ask("stopped", { type: "stop" }).catch(() => undefined)));
@@ -275,7 +290,14 @@ async function benchPgBoss(worker: Child, workerUrl: string): Promise<Outcome | 
   await boss.createQueue(queue);
   await boss.work<{ i: number }>(
     queue,
-    { batchSize: 200, localConcurrency: 8, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true },
+    // At most CONCURRENCY requests in flight, as the agency's worker allows: PGBOSS_LOCAL fetch loops of
+    // CONCURRENCY / PGBOSS_LOCAL jobs each.
+    {
+      batchSize: Math.max(1, Math.floor(CONCURRENCY / PGBOSS_LOCAL)),
+      localConcurrency: PGBOSS_LOCAL,
+      pollingIntervalSeconds: 0.5,
+      burstWhenBatchFull: true,
+    },
     async (jobs) => {
       await Promise.all(
         jobs.map(async (job) => {
@@ -293,30 +315,32 @@ async function benchPgBoss(worker: Child, workerUrl: string): Promise<Outcome | 
   );
   const db = await openDatabase({ url: URL_, schema });
   try {
-    await workerTimes(worker);
+    const completed = `SELECT count(*) FILTER (WHERE state = 'completed')::int AS done,
+              count(*) FILTER (WHERE state = 'failed')::int AS bad FROM "${schema}".job WHERE name = $1`;
     const backends = new BackendCpu(db, `${schema}_app`);
+    await boss.insert(
+      queue,
+      Array.from({ length: WARMUP }, (_, i) => ({ data: { i, phase: "warm-up" } })),
+    );
+    await waitFor(db, completed, [queue], WARMUP, backends);
+    await workerTimes(worker);
     await backends.sample();
+    backends.restart();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await boss.insert(
       queue,
-      Array.from({ length: N }, (_, i) => ({ data: { i } })),
+      Array.from({ length: N }, (_, i) => ({ data: { i, phase: "bench" } })),
     );
-    await waitFor(
-      db,
-      `SELECT count(*) FILTER (WHERE state = 'completed')::int AS done,
-              count(*) FILTER (WHERE state = 'failed')::int AS bad FROM "${schema}".job WHERE name = $1`,
-      [queue],
-      N,
-      backends,
-    );
+    await waitFor(db, completed, [queue], WARMUP + N, backends);
     const seconds = (performance.now() - t0) / 1000;
     await backends.sample();
     const pgCpu = backends.totalMs();
     const cpu = process.cpuUsage(cpu0);
     const held = await workerTimes(worker);
     const rows = await db.query<{ id: string; created: Date; completed: Date }>(
-      `SELECT id, created_on AS created, completed_on AS completed FROM "${schema}".job WHERE name = $1`,
+      `SELECT id, created_on AS created, completed_on AS completed FROM "${schema}".job
+        WHERE name = $1 AND data->>'phase' = 'bench'`,
       [queue],
     );
     const overhead = rows

@@ -3,7 +3,7 @@
  * metrics) on the Postgres server, driven over IPC by the bench.
  *
  *   env: BENCH_DATABASE_URL, BENCH_SCHEMA, BENCH_WORKER_URL, BENCH_CONCURRENCY, AGENCY_MASTER_KEY
- *   messages in:  { type: "submit", count, offset }  { type: "cpu" }  { type: "stop" }
+ *   messages in:  { type: "submit", prefix, count, offset }  { type: "cpu" }  { type: "stop" }
  *   messages out: { type: "ready" }  { type: "submitted" }  { type: "cpu", userMs, systemMs }  { type: "stopped" }
  */
 import pino from "pino";
@@ -14,7 +14,7 @@ import { createServices } from "../../src/server/services.js";
 import type { Actor } from "../../src/shared/roles.js";
 import { taskSpecSchema } from "../../src/shared/task-spec.js";
 
-type Command = { type: "submit"; count: number; offset: number } | { type: "cpu" } | { type: "stop" };
+type Command = { type: "submit"; prefix: string; count: number; offset: number } | { type: "cpu" } | { type: "stop" };
 
 const env = (name: string): string => {
   const v = process.env[name];
@@ -43,8 +43,14 @@ async function main() {
     void (async () => {
       if (m.type === "submit") {
         const specs = Array.from({ length: m.count }, (_, i) =>
-          taskSpecSchema.parse({ title: `bench ${m.offset + i}`, mode: "chore", capability: "noop", input: { i } }),
+          taskSpecSchema.parse({
+            title: `${m.prefix} ${m.offset + i}`,
+            mode: "chore",
+            capability: "noop",
+            input: { i },
+          }),
         );
+        // createMany is called with at most 1,000 tasks at a time, as the API takes them.
         for (let i = 0; i < specs.length; i += 1000) await services.tasks.createMany(actor, specs.slice(i, i + 1000));
         send({ type: "submitted" });
       } else if (m.type === "cpu") {

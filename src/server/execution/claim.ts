@@ -1,6 +1,6 @@
 import type { TaskSpec } from "../../shared/task-spec.js";
 import type { Critique } from "../../shared/worker-protocol.js";
-import { auditInsertSql } from "../audit/service.js";
+import { auditInsertSql, auditRowsJson } from "../audit/service.js";
 import { SYSTEM_ACTORS, type Trail } from "../audit/trail.js";
 import { EVENT_LOG_LOCK_KEY } from "../events/append.js";
 import { provenanceInsertSql } from "../provenance/service.js";
@@ -29,7 +29,7 @@ interface ClaimRow {
  * longest queued, only capabilities the worker has, never more than its free slots, skipping rows
  * another process is claiming (SKIP LOCKED). Each claimed task moves to `running` with a new
  * attempt that holds this process's lease. Each dispatch is audited and put on the provenance chain
- * in the same transaction, written with the task events in one statement.
+ * in the same transaction; the chain's records and the task events are written in one statement.
  */
 export async function claimForWorker(
   trail: Trail,
@@ -81,16 +81,24 @@ export async function claimForWorker(
       leaseMs,
     );
     if (claimed.length) {
-      // Lock order as everywhere: row locks (above), then the provenance chain's, then the event log's.
+      // The audit entries first: they need no order beyond the row locks above.
+      await tx.$executeRawUnsafe(
+        auditInsertSql("$1"),
+        auditRowsJson(
+          claimed.map((r) => ({
+            actor: SYSTEM_ACTORS.dispatcher,
+            action: "task.dispatch",
+            resource: { type: "task", id: r.task_id },
+            before: { state: "queued" },
+            after: { state: "running", attempt: Number(r.number), worker: worker.name, workerId: worker.id },
+          })),
+        ),
+      );
+      // Then, in this process's turn on the chain until the commit, what must be ordered: lock order as
+      // everywhere, row locks (above), then the provenance chain's, then the event log's (last, after the chain's insert).
       const prepared = await trail.prepare(
         tx,
-        claimed.map((r) => ({
-          actor: SYSTEM_ACTORS.dispatcher,
-          action: "task.dispatch",
-          resource: { type: "task", id: r.task_id },
-          before: { state: "queued" },
-          after: { state: "running", attempt: Number(r.number), worker: worker.name, workerId: worker.id },
-        })),
+        [],
         claimed.map((r) =>
           taskDispatched(
             r.task_id,
@@ -99,9 +107,8 @@ export async function claimForWorker(
           ),
         ),
       );
-      // The trail and the events in one statement; the event-log lock is the last one taken (after the chain's insert).
       await tx.$executeRawUnsafe(
-        `WITH audit AS (${auditInsertSql("$4")}), chain AS (${provenanceInsertSql("$5")}),
+        `WITH chain AS (${provenanceInsertSql("$4")}),
          lock AS (SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint) FROM (SELECT count(*) FROM chain) c)
          INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
          SELECT x.task_id, 'state_changed', 'queued', 'running', 'system',
@@ -117,7 +124,6 @@ export async function claimForWorker(
         ),
         worker.name,
         worker.id,
-        prepared.auditJson,
         prepared.provenanceJson,
       );
     }

@@ -1,8 +1,8 @@
 import type { TaskState } from "../../shared/task-state.js";
 import { type Judgement, VERDICT_STATE } from "../../shared/verdict.js";
 import type { Critique, ExecuteResult } from "../../shared/worker-protocol.js";
-import { auditInsertSql, type NewAuditEntry } from "../audit/service.js";
-import { type PreparedTrail, SYSTEM_ACTORS, type Trail, workerActor } from "../audit/trail.js";
+import { auditInsertSql, auditRowsJson, type NewAuditEntry } from "../audit/service.js";
+import { SYSTEM_ACTORS, type Trail, workerActor } from "../audit/trail.js";
 import { critiqueFrom } from "../council/council.js";
 import { parseUnifiedDiff } from "../council/diff.js";
 import { EVENT_LOG_LOCK_KEY, type NewTaskEvent, type Tx } from "../events/append.js";
@@ -198,9 +198,7 @@ export class Finisher {
         this.plan(end, row, out);
       }
       if (out.attempts.length) {
-        // After the row locks, before the event log's lock (taken last, inside writeEnds).
-        const trail = await this.trail.prepare(tx, out.audit, out.provenance);
-        await writeEnds(tx, out, trail);
+        await writeEnds(tx, out, this.trail);
       }
       return written;
     });
@@ -371,10 +369,13 @@ export class Finisher {
 }
 
 /**
- * Every write of a batch in one statement: attempts, tasks, artifacts, then the events under the
- * event-log lock (taken after the row locks, like every other writer), in the order they were planned.
+ * A batch's writes in two statements. First the attempts, tasks, artifacts and audit entries, which
+ * need no ordering beyond their row locks. Then, sealed in this process's turn on the provenance
+ * chain, the chain's records and the task events under the event-log lock (taken after the row
+ * locks and the chain, like every other writer): that part is serialized until the commit, so it
+ * holds only what must be ordered.
  */
-async function writeEnds(tx: SqlTx, planned: Planned, trail: PreparedTrail): Promise<void> {
+async function writeEnds(tx: SqlTx, planned: Planned, trail: Trail): Promise<void> {
   const { attempts, tasks, artifacts, events } = planned;
   await tx.$executeRawUnsafe(
     `WITH a AS (
@@ -396,19 +397,24 @@ async function writeEnds(tx: SqlTx, planned: Planned, trail: PreparedTrail): Pro
        SELECT gen_random_uuid(), x.attempt_id, x.path, x.operation, x.content, x.diff, x.lines_added, x.lines_removed
          FROM jsonb_to_recordset($3::jsonb) AS x(attempt_id uuid, path text, operation text, content text,
               diff text, lines_added int, lines_removed int)
-     ), audit AS (${auditInsertSql("$5")}
-     ), chain AS (${provenanceInsertSql("$6")}
+     )
+     ${auditInsertSql("$4")}`,
+    JSON.stringify(attempts),
+    JSON.stringify(tasks),
+    JSON.stringify(artifacts),
+    auditRowsJson(planned.audit),
+  );
+  const sealed = await trail.prepare(tx, [], planned.provenance);
+  await tx.$executeRawUnsafe(
+    `WITH chain AS (${provenanceInsertSql("$2")}
      ), lock AS (
        SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint) FROM (SELECT count(*) FROM chain) c
      )
      INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
      SELECT (e.v->>'task_id')::uuid, e.v->>'type', (e.v->>'from_state')::"TaskState",
             (e.v->>'to_state')::"TaskState", e.v->>'actor', e.v->'data'
-       FROM lock, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS e(v, n)
+       FROM lock, jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(v, n)
       ORDER BY e.n`,
-    JSON.stringify(attempts),
-    JSON.stringify(tasks),
-    JSON.stringify(artifacts),
     JSON.stringify(
       events.map((e) => ({
         task_id: e.taskId,
@@ -419,8 +425,7 @@ async function writeEnds(tx: SqlTx, planned: Planned, trail: PreparedTrail): Pro
         data: e.data ?? {},
       })),
     ),
-    trail.auditJson,
-    trail.provenanceJson,
+    sealed.provenanceJson,
   );
 }
 
