@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { createTRPCClient, httpBatchLink } from "@trpc/client";
 import superjson from "superjson";
 import type { AppRouter } from "../src/server/router.js";
-import { databaseLabel, runBenchServer, type SendSpan, startBenchServer } from "./lib/bench-server.js";
+import { databaseLabel, retryReset, runBenchServer, sendSpans, startBenchServer } from "./lib/bench-server.js";
 import { clock, fmt, mb, percentile, sleep } from "./lib/clock.js";
 import { checkConnectionLimits, latencies, type Sent, WsClientPool } from "./lib/ws-clients.js";
 
@@ -68,7 +68,8 @@ async function main() {
 
   console.log(
     `fan-out bench: ${CLIENTS} clients (${Math.ceil(CLIENTS / 2)} chat.onMessage, ${Math.floor(CLIENTS / 2)} metrics.live) ` +
-      `in ${PROCESSES} client processes, ${MESSAGES} messages ${GAP_MS} ms apart, database ${databaseLabel()}`,
+      `in ${PROCESSES} client processes, ${MESSAGES} messages ${GAP_MS} ms apart, database ${databaseLabel()}` +
+      (process.env.BENCH_SERVER_FLAGS ? `; server Node flags ${process.env.BENCH_SERVER_FLAGS}` : ""),
   );
   console.log(
     `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ` +
@@ -89,7 +90,9 @@ async function main() {
     for (let i = 0; i < MESSAGES; i++) {
       const content = `${MARK} ${label} ${i} ${randomBytes(4).toString("hex")}`;
       const issued = clock();
-      await http.chat.send.mutate({ sessionId, content, clientId: randomBytes(8).toString("hex") });
+      const clientId = randomBytes(8).toString("hex");
+      // Same clientId on a retry: the send is idempotent by it.
+      await retryReset(() => http.chat.send.mutate({ sessionId, content, clientId }));
       sent.set(content, { issued, returned: clock() });
       await sleep(GAP_MS);
     }
@@ -117,20 +120,7 @@ async function main() {
     const lat = latencies(arrivals, sent);
     const rtt = Float64Array.from([...sent.values()].map((s) => s.returned - s.issued)).sort();
     const cpuMs = (cpuUs - cpuStart) / 1000;
-    return { ...lat, expected, rtt, frames, problems, cpuMs, spans: serverSpans(spans, sent) };
-  }
-
-  /** Per message, from its send returning to the server handing it to the last subscriber's socket. */
-  function serverSpans(spans: Map<string, SendSpan>, sent: Map<string, Sent>) {
-    const toLast: number[] = [];
-    const spread: number[] = [];
-    for (const [key, s] of spans) {
-      const m = sent.get(key);
-      if (!m) continue;
-      toLast.push(Math.max(0, s.last - m.returned));
-      spread.push(s.last - s.first);
-    }
-    return { toLast: Float64Array.from(toLast).sort(), spread: Float64Array.from(spread).sort() };
+    return { ...lat, expected, rtt, frames, problems, cpuMs, spans: sendSpans(spans, sent) };
   }
 
   const print = (label: string, r: Awaited<ReturnType<typeof round>>) => {
@@ -179,6 +169,17 @@ async function main() {
   print(
     `fan-out, ${chatCount} chat subscribers (${fan.frames.chat ?? 0} chat frames; +${CLIENTS - chatCount} on metrics.live, ${fan.frames.metrics ?? 0} metric frames)`,
     fan,
+  );
+
+  // The floor: the same connections, a frame of the same size, handed to each socket in one plain loop.
+  const floor = await server.floor(Math.round(fan.spans.frameBytes));
+  const floorUs = (floor.wallMs * 1000) / floor.sockets;
+  const spreadUs = (percentile(fan.spans.spread, 50) * 1000) / Math.max(1, chatCount - 1);
+  console.log(
+    `server send floor (raw ws.send of one ${floor.bytes}-byte frame to each of its ${floor.sockets} connections, ` +
+      `no tRPC, median of 5 loops): ${fmt(floor.wallMs)} ms, ${fmt(floorUs)} µs per connection ` +
+      `(CPU ${fmt((floor.cpuMs * 1000) / floor.sockets)} µs); the fan-out's first-to-last frame p50 is ` +
+      `${fmt(spreadUs)} µs per subscriber, ${fmt(spreadUs / floorUs)}× the floor`,
   );
 
   // Each send writes the message, the assistant's reply and reads both back: the reference pays that once

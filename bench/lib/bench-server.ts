@@ -34,18 +34,34 @@ export interface ServerMemory {
   arrayBuffers: number;
 }
 
+/** Handing one frame of `bytes` to every open WebSocket in one loop: the least a fan-out can cost the server. */
+export interface SendFloor {
+  sockets: number;
+  bytes: number;
+  /** Median over the rounds, of the whole loop. */
+  wallMs: number;
+  cpuMs: number;
+}
+
 /** Per trace key: how many frames carried it, when the first and the last were handed to their sockets. */
 export interface SendSpan {
   count: number;
+  /** Bytes of all its frames. */
+  bytes: number;
   first: number;
   last: number;
 }
 
-type ServerRequest = { kind: "memory" } | { kind: "trace" } | { kind: "stop" };
+type ServerRequest =
+  | { kind: "memory" }
+  | { kind: "trace" }
+  | { kind: "floor"; bytes: number; rounds: number }
+  | { kind: "stop" };
 type ServerReply =
   | { kind: "ready"; port: number; token: string; extra: Record<string, string>; wsConnections: number }
   | ({ kind: "memory"; connections: number } & ServerMemory)
   | { kind: "trace"; spans: Map<string, SendSpan>; cpuUs: number }
+  | ({ kind: "floor" } & SendFloor)
   | { kind: "stopped" };
 
 export interface ServeOptions {
@@ -90,6 +106,8 @@ export async function runBenchServer(opts: ServeOptions): Promise<void> {
   const extra = (await opts.setup?.(services, user)) ?? {};
 
   let spans = new Map<string, SendSpan>();
+  /** Every socket that was sent something (each tRPC subscription's "started" reply): the floor's targets. */
+  const sockets = new Set<WebSocket>();
   let connections = 0;
   const proto = WebSocket.prototype as unknown as { send: (data: unknown, ...rest: unknown[]) => void };
   const send = proto.send;
@@ -97,6 +115,10 @@ export async function runBenchServer(opts: ServeOptions): Promise<void> {
   // The app binds each socket's send when it connects, so this wrapper sits under its buffer cap.
   proto.send = function tracedSend(this: WebSocket, data: unknown, ...rest: unknown[]) {
     send.call(this, data, ...rest);
+    if (!sockets.has(this)) {
+      sockets.add(this);
+      this.once("close", () => sockets.delete(this));
+    }
     if (!traceKey || typeof data !== "string") return;
     const key = traceKey(data);
     if (key === null) return;
@@ -104,8 +126,9 @@ export async function runBenchServer(opts: ServeOptions): Promise<void> {
     const s = spans.get(key);
     if (s) {
       s.count++;
+      s.bytes += data.length;
       s.last = at;
-    } else spans.set(key, { count: 1, first: at, last: at });
+    } else spans.set(key, { count: 1, bytes: data.length, first: at, last: at });
   };
 
   const app = createApp({ config, log, services });
@@ -138,6 +161,29 @@ export async function runBenchServer(opts: ServeOptions): Promise<void> {
       reply({ kind: "trace", spans, cpuUs: cpu.user + cpu.system });
       spans = new Map();
     }
+    if (m.kind === "floor") {
+      // A response to a request id no client has: tRPC clients drop it after parsing it.
+      const head = '{"id":"bench-floor","jsonrpc":"2.0","result":{"type":"data","data":"';
+      const frame = `${head}${"x".repeat(Math.max(0, m.bytes - head.length - 4))}"}}`;
+      const rounds: { wallMs: number; cpuMs: number }[] = [];
+      for (let r = 0; r < m.rounds; r++) {
+        const c0 = process.cpuUsage();
+        const t0 = performance.now();
+        for (const ws of sockets) if (ws.readyState === WebSocket.OPEN) ws.send(frame);
+        const wallMs = performance.now() - t0;
+        const c = process.cpuUsage(c0);
+        rounds.push({ wallMs, cpuMs: (c.user + c.system) / 1000 });
+        await sleep(200);
+      }
+      const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+      reply({
+        kind: "floor",
+        sockets: sockets.size,
+        bytes: frame.length,
+        wallMs: median(rounds.map((r) => r.wallMs)),
+        cpuMs: median(rounds.map((r) => r.cpuMs)),
+      });
+    }
     if (m.kind === "stop") {
       await app.close();
       await services.stop();
@@ -147,6 +193,11 @@ export async function runBenchServer(opts: ServeOptions): Promise<void> {
       // Let the reply leave; process.exit still writes a --cpu-prof profile.
       setTimeout(() => process.exit(0), 100);
     }
+  });
+  // The bench went away (it failed): do not stay behind holding the port and the schema.
+  process.on("disconnect", () => {
+    if (url) void db.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => process.exit(1));
+    else process.exit(1);
   });
   reply({ kind: "ready", port, token, extra, wsConnections: connections });
 }
@@ -159,12 +210,15 @@ export interface BenchServer {
   memory(): Promise<ServerMemory & { connections: number }>;
   /** Takes (and clears) the send trace, with the CPU time (user + system, µs) the server process used so far. */
   trace(): Promise<{ spans: Map<string, SendSpan>; cpuUs: number }>;
+  /** Sends a `bytes` frame to every open connection `rounds` times, timing each loop (see SendFloor). */
+  floor(bytes: number, rounds?: number): Promise<SendFloor>;
   stop(): Promise<void>;
 }
 
 /**
  * In the bench: forks `entry` with `serve` (the bench's own file, whose `serve` branch calls
- * runBenchServer). BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the server process there.
+ * runBenchServer). BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the server process there;
+ * BENCH_SERVER_FLAGS adds Node flags to the server process only (e.g. --max-semi-space-size=64).
  */
 export async function startBenchServer(entry: string): Promise<BenchServer> {
   const profDir = process.env.BENCH_CPU_PROF;
@@ -172,6 +226,7 @@ export async function startBenchServer(entry: string): Promise<BenchServer> {
     execArgv: [
       ...process.execArgv,
       "--expose-gc",
+      ...(process.env.BENCH_SERVER_FLAGS ?? "").split(/\s+/).filter(Boolean),
       ...(profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`, "--cpu-prof-interval=250"] : []),
     ],
     env: process.env,
@@ -205,6 +260,11 @@ export async function startBenchServer(entry: string): Promise<BenchServer> {
       const { spans, cpuUs } = await next("trace");
       return { spans, cpuUs };
     },
+    async floor(bytes, rounds = 5) {
+      child.send({ kind: "floor", bytes, rounds } satisfies ServerRequest);
+      const { kind: _k, ...f } = await next("floor");
+      return f;
+    },
     async stop() {
       const exited = new Promise((r) => child.once("exit", r));
       child.send({ kind: "stop" } satisfies ServerRequest);
@@ -212,4 +272,39 @@ export async function startBenchServer(entry: string): Promise<BenchServer> {
       await exited;
     },
   };
+}
+
+/** Per commit: from its request's reply to the server handing the frame to the last subscriber's socket, and first-to-last. */
+export function sendSpans(spans: Map<string, SendSpan>, sent: Map<string, { returned: number }>) {
+  const toLast: number[] = [];
+  const spread: number[] = [];
+  let frames = 0;
+  let bytes = 0;
+  for (const [key, s] of spans) {
+    const m = sent.get(key);
+    if (!m) continue;
+    frames += s.count;
+    bytes += s.bytes;
+    toLast.push(Math.max(0, s.last - m.returned));
+    spread.push(s.last - s.first);
+  }
+  return {
+    toLast: Float64Array.from(toLast).sort(),
+    spread: Float64Array.from(spread).sort(),
+    frameBytes: frames ? bytes / frames : Number.NaN,
+  };
+}
+
+/**
+ * Runs a request, once more if the connection it went out on was reset: Node's HTTP server closes an
+ * idle keep-alive connection after 5 s, and the client may pick that connection just as it closes.
+ */
+export async function retryReset<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const text = `${err instanceof Error ? `${err.message} ${String((err.cause as Error | undefined)?.cause ?? "")}` : err}`;
+    if (!/ECONNRESET|socket hang up|other side closed/.test(text)) throw err;
+    return call();
+  }
 }

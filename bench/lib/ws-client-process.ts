@@ -15,6 +15,7 @@ interface OpenClient {
   close(): Promise<void>;
 }
 
+const START_TIMEOUT_MS = 60_000;
 const clients: OpenClient[] = [];
 /** Receive times per key (chat: the message content; task events: "taskId type toState"). */
 let arrivals = new Map<string, number[]>();
@@ -45,7 +46,14 @@ function openClient(url: string, token: string, spec: SubscriptionSpec): Promise
       },
     });
     const client = createTRPCClient<AppRouter>({ links: [wsLink({ client: ws, transformer: superjson })] });
+    // A subscription that has not started after this long will not: say so rather than hang the run.
+    const timer = setTimeout(() => {
+      if (started) return;
+      void ws.close();
+      reject(new Error(`a ${spec.topic} subscription did not start within ${START_TIMEOUT_MS} ms`));
+    }, START_TIMEOUT_MS);
     const onStarted = () => {
+      clearTimeout(timer);
       started = true;
       resolve({
         close: () => {
