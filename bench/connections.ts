@@ -3,7 +3,7 @@
  * per connection, and the delivery latency of task events from commit to every client, against a
  * 1-client reference and the server before connecting, measured in the same run.
  *
- *   npm run bench:connections   (BENCH_CLIENTS=10000, BENCH_TASKS=10, BENCH_GAP_MS=250,
+ *   npm run bench:connections   (BENCH_CLIENTS=10000, BENCH_TASKS=10, BENCH_GAP_MS=1000,
  *                                BENCH_CLIENT_PROCESSES=4, BENCH_IDLE_MS=16000;
  *                                BENCH_DATABASE_URL or TEST_DATABASE_URL for a Postgres server;
  *                                BENCH_CPU_PROF=<dir> for a CPU profile of the server process,
@@ -31,7 +31,7 @@ import { checkConnectionLimits, latencies, type Sent, WsClientPool } from "./lib
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 10_000);
 const TASKS = Number(process.env.BENCH_TASKS ?? 10);
-const GAP_MS = Number(process.env.BENCH_GAP_MS ?? 250);
+const GAP_MS = Number(process.env.BENCH_GAP_MS ?? 1000);
 const PROCESSES = Number(process.env.BENCH_CLIENT_PROCESSES ?? 4);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 16_000);
 const TARGET_P99_MS = 100;
@@ -90,7 +90,8 @@ async function main() {
 
   /** Creates and cancels `tasks` tasks, one request at a time; collects every client's receive times. */
   async function round(label: string, tasks: number, clients: number) {
-    await pool.collect();
+    const clientCpuStart = (await pool.collect()).cpuUs;
+    let clientCpuUs = clientCpuStart;
     const cpuStart = (await server.trace()).cpuUs;
     const sent = new Map<string, Sent>();
     const t0 = clock();
@@ -116,6 +117,7 @@ async function main() {
     // Wait for everything, or until nothing more arrived for 10 s.
     for (let idle = 0; got < expected && idle < 100; ) {
       const c = await pool.collect();
+      clientCpuUs = c.cpuUs;
       let fresh = 0;
       for (const [k, times] of c.arrivals) {
         if (!sent.has(k)) continue;
@@ -138,6 +140,7 @@ async function main() {
       producedMs,
       problems,
       cpuMs: (cpuUs - cpuStart) / 1000,
+      clientCpuMs: (clientCpuUs - clientCpuStart) / 1000,
       spans: sendSpans(spans, sent),
       rtt: Float64Array.from([...sent.values()].map((s) => s.returned - s.issued)).sort(),
     };
@@ -155,7 +158,8 @@ async function main() {
       `  server side: last subscriber's frame handed to its socket p50 ${fmt(percentile(r.spans.toLast, 50))} ms, ` +
         `p99 ${fmt(percentile(r.spans.toLast, 99))} ms after the request returned; first-to-last frame p50 ` +
         `${fmt(percentile(r.spans.spread, 50))} ms, max ${fmt(r.spans.spread.at(-1) ?? Number.NaN)} ms; ` +
-        `server CPU ${fmt(r.cpuMs, 0)} ms over the ${fmt(r.producedMs / 1000)} s of requests and delivery` +
+        `server CPU ${fmt(r.cpuMs, 0)} ms over the ${fmt(r.producedMs / 1000)} s of requests and delivery, ` +
+        `client processes' CPU ${fmt(r.clientCpuMs, 0)} ms` +
         (r.problems.errors.length || r.problems.unexpectedCloses
           ? `; ${r.problems.unexpectedCloses} connections closed, errors: ${r.problems.errors.slice(0, 3).join(" | ")}`
           : ""),

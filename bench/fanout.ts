@@ -84,7 +84,8 @@ async function main() {
   );
 
   async function round(label: string, chatClients: number) {
-    await pool.collect();
+    const clientCpuStart = (await pool.collect()).cpuUs;
+    let clientCpuUs = clientCpuStart;
     const cpuStart = (await server.trace()).cpuUs;
     const sent = new Map<string, Sent>();
     for (let i = 0; i < MESSAGES; i++) {
@@ -103,6 +104,7 @@ async function main() {
     const problems = { errors: [] as string[], unexpectedCloses: 0 };
     for (let i = 0; i < 100; i++) {
       const c = await pool.collect();
+      clientCpuUs = c.cpuUs;
       for (const [k, times] of c.arrivals) {
         if (!sent.has(k)) continue;
         got += times.length;
@@ -120,7 +122,8 @@ async function main() {
     const lat = latencies(arrivals, sent);
     const rtt = Float64Array.from([...sent.values()].map((s) => s.returned - s.issued)).sort();
     const cpuMs = (cpuUs - cpuStart) / 1000;
-    return { ...lat, expected, rtt, frames, problems, cpuMs, spans: sendSpans(spans, sent) };
+    const clientCpuMs = (clientCpuUs - clientCpuStart) / 1000;
+    return { ...lat, expected, rtt, frames, problems, cpuMs, clientCpuMs, spans: sendSpans(spans, sent) };
   }
 
   const print = (label: string, r: Awaited<ReturnType<typeof round>>) => {
@@ -134,7 +137,7 @@ async function main() {
       `  server side: last subscriber's frame handed to its socket p50 ${fmt(percentile(r.spans.toLast, 50))} ms, ` +
         `p99 ${fmt(percentile(r.spans.toLast, 99))} ms after the send returned; first-to-last frame p50 ` +
         `${fmt(percentile(r.spans.spread, 50))} ms, max ${fmt(r.spans.spread.at(-1) ?? Number.NaN)} ms; ` +
-        `server CPU in the round ${fmt(r.cpuMs, 0)} ms, ${fmt(r.cpuMs / MESSAGES)} ms per message` +
+        `server CPU in the round ${fmt(r.cpuMs, 0)} ms, ${fmt(r.cpuMs / MESSAGES)} ms per message; client processes' CPU ${fmt(r.clientCpuMs, 0)} ms` +
         (r.problems.errors.length || r.problems.unexpectedCloses
           ? `; ${r.problems.unexpectedCloses} connections closed, errors: ${r.problems.errors.slice(0, 3).join(" | ")}`
           : ""),

@@ -115,7 +115,16 @@ async function handle(req: ChildRequest): Promise<ChildReply> {
       return { id: req.id, kind: "opened", opened: specs.length, ms: performance.now() - t0 };
     }
     case "collect": {
-      const out = { arrivals, frames, errors, connects, unexpectedCloses, open: clients.length };
+      const cpu = process.cpuUsage();
+      const out = {
+        arrivals,
+        frames,
+        errors,
+        connects,
+        unexpectedCloses,
+        open: clients.length,
+        cpuUs: cpu.user + cpu.system,
+      };
       arrivals = new Map();
       frames = {};
       errors = [];

@@ -41,6 +41,7 @@ export type ChildReply =
       connects: number;
       unexpectedCloses: number;
       open: number;
+      cpuUs: number;
     }
   | { id: number; kind: "clock"; at: number }
   | { id: number; kind: "memory"; rss: number }
@@ -60,6 +61,8 @@ export interface Collected {
   connects: number;
   unexpectedCloses: number;
   open: number;
+  /** CPU time (user + system, µs) all client processes used so far. */
+  cpuUs: number;
 }
 
 /** The soft limit on open files of this process (inherited by its children). */
@@ -240,7 +243,15 @@ export class WsClientPool {
   /** Takes (and clears) what every process received since the last collect. */
   async collect(): Promise<Collected> {
     const replies = await Promise.all(this.procs.map((p) => p.request({ kind: "collect" }, "collected")));
-    const out: Collected = { arrivals: new Map(), frames: {}, errors: [], connects: 0, unexpectedCloses: 0, open: 0 };
+    const out: Collected = {
+      arrivals: new Map(),
+      frames: {},
+      errors: [],
+      connects: 0,
+      unexpectedCloses: 0,
+      open: 0,
+      cpuUs: 0,
+    };
     for (const r of replies) {
       for (const [key, times] of r.arrivals) {
         const list = out.arrivals.get(key);
@@ -252,6 +263,7 @@ export class WsClientPool {
       out.connects += r.connects;
       out.unexpectedCloses += r.unexpectedCloses;
       out.open += r.open;
+      out.cpuUs += r.cpuUs;
     }
     return out;
   }
