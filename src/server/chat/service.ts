@@ -15,6 +15,7 @@ import type { LiveBus, TypingNotice } from "../cluster/live-bus.js";
 import type { Database } from "../db/database.js";
 import { DomainError, notFound } from "../errors.js";
 import { BoundedQueue } from "../lib/async-queue.js";
+import { TailHub } from "../lib/tail-hub.js";
 import type { Logger } from "../logger.js";
 import { type Assistant, noChatWorkerText } from "./assistant.js";
 import { parseMessage } from "./commands.js";
@@ -26,7 +27,6 @@ import {
   toSessionDto,
   updateMessage,
 } from "./store.js";
-import { TailHub } from "./tail-hub.js";
 
 export interface ChatSettings {
   messagesPerMinute: number;

@@ -1,7 +1,7 @@
 import type { ChatMessageDto, ChatMessageStatus, ChatRole, ChatSessionDto, TaskLink } from "../../shared/chat.js";
 import type { Database } from "../db/database.js";
 import type { ChatMessage, ChatSession, Prisma } from "../db/generated/client.js";
-import type { TailSource } from "./tail-hub.js";
+import type { TailSource } from "../lib/tail-hub.js";
 
 /** Every change to chat_messages takes this lock, so versions commit in the order they were drawn. */
 const CHAT_LOG_LOCK_KEY = 72_707_380;

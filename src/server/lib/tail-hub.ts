@@ -1,7 +1,7 @@
 import type { LiveBus, RowsKind } from "../cluster/live-bus.js";
-import { BoundedQueue } from "../lib/async-queue.js";
-import { shareWithSubscribers } from "../lib/shared-serialization.js";
 import type { Logger } from "../logger.js";
+import { BoundedQueue } from "./async-queue.js";
+import { shareWithSubscribers } from "./shared-serialization.js";
 
 /** Where a hub reads from: rows with a strictly increasing position that commit in position order. */
 export interface TailSource<T, F> {
