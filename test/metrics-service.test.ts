@@ -212,6 +212,11 @@ describe.each(DATABASES)("metrics from real task runs on %s", (kind) => {
       expect(minutes.reduce((n, p) => n + p.accepted, 0)).toBe(exp.accepted);
       expect(minutes.reduce((n, p) => n + p.retries, 0)).toBe(exp.retries);
       expect(minutes.reduce((n, p) => n + p.executionMs.count, 0)).toBe(exp.exec.length);
+      // The minutes between the last event and this start were observed by no process: a gap, not zeros.
+      const lastEvent = Math.max(...exp.attempts.map((a) => (a.finishedAt as Date).getTime()));
+      const quiet = minutes.filter((p) => p.at.getTime() > lastEvent && p.at.getTime() + 60_000 <= clock - 60_000);
+      expect(quiet).toEqual([]);
+      expect(minutes.length).toBeGreaterThan(0);
       // Coarser steps merge the minutes' histograms: each hour has the exact percentiles of its attempts.
       const hours = await m.history({ from: new Date(realNow - 2 * 3_600_000), to, step: 60 });
       expect(hours.reduce((n, p) => n + p.completed, 0)).toBe(ids.length);

@@ -87,6 +87,7 @@ export class MetricsService {
   /** Minutes up to and including this one are persisted. */
   private lastRolled = 0;
   private lastPrune = 0;
+  private startedAt = 0;
   private started = false;
   private starting: Promise<void> | null = null;
 
@@ -120,6 +121,7 @@ export class MetricsService {
     const now = this.now();
     const since = floorMinute(now - this.settings.windowMs);
     this.lastRolled = Math.max(last._max.minute?.getTime() ?? 0, since - MINUTE);
+    this.startedAt = now;
     const fromSeq = await this.warm(since);
     this.consuming = this.consume(fromSeq).catch((err: unknown) => {
       if (!this.ctrl.signal.aborted) this.log.error({ err }, "metrics: following the task event log failed");
@@ -333,10 +335,15 @@ export class MetricsService {
     for (let m = this.lastRolled + MINUTE; m + MINUTE + ROLLUP_GRACE_MS <= now; m += MINUTE) {
       const agg = this.window.aggregate(m, m + MINUTE);
       const g = this.gauges.get(m) ?? null;
-      await this.writeRollup(m, agg, g);
+      // A minute that ended before this process started, with nothing in the log, was not observed by
+      // anyone: it stays a gap in the charts rather than a row of zeros.
+      const empty = Object.values(agg.counts).every((n) => n === 0) && !agg.queueWait && !agg.exec;
+      if (!(empty && g === null && m + MINUTE <= this.startedAt)) {
+        await this.writeRollup(m, agg, g);
+        written++;
+      }
       this.gauges.delete(m);
       this.lastRolled = m;
-      written++;
     }
     return written;
   }
