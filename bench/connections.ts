@@ -3,7 +3,7 @@
  * per connection, and the delivery latency of task events from commit to every client, against a
  * 1-client reference and the server before connecting, measured in the same run.
  *
- *   npm run bench:connections   (BENCH_CLIENTS=10000, BENCH_TASKS=10, BENCH_GAP_MS=1000,
+ *   npm run bench:connections   (BENCH_CLIENTS=10000, BENCH_TASKS=6, BENCH_GAP_MS=3000,
  *                                BENCH_CLIENT_PROCESSES=4, BENCH_IDLE_MS=16000;
  *                                BENCH_DATABASE_URL or TEST_DATABASE_URL for a Postgres server;
  *                                BENCH_CPU_PROF=<dir> for a CPU profile of the server process,
@@ -14,7 +14,9 @@
  * subscribed to `tasks.onEvent` for every task, spread over BENCH_CLIENT_PROCESSES client processes
  * (bench/lib/ws-clients.ts). Events come from real task submissions and cancellations over HTTP
  * (`tasks.create`: one `created` event; `tasks.cancel` of the queued task: `canceling` and `canceled`
- * in one commit), one request at a time, BENCH_GAP_MS apart. An event's latency to a client is the
+ * in one commit), one request at a time, BENCH_GAP_MS apart: far enough apart here that one commit's
+ * fan-out to 10,000 clients is over before the next (the latency of an event, not of a backlog;
+ * BENCH_GAP_MS=250 shows the backlog). An event's latency to a client is the
  * time from its request's reply (the commit happened before it) to the client's onData, on one clock
  * across processes (bench/lib/clock.ts); deliveries that beat the reply count as 0 ms.
  * Memory: the server's RSS and JS heap + external after a full GC, before and after connecting.
@@ -30,8 +32,8 @@ import { clock, fmt, mb, percentile, sleep } from "./lib/clock.js";
 import { checkConnectionLimits, latencies, type Sent, WsClientPool } from "./lib/ws-clients.js";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 10_000);
-const TASKS = Number(process.env.BENCH_TASKS ?? 10);
-const GAP_MS = Number(process.env.BENCH_GAP_MS ?? 1000);
+const TASKS = Number(process.env.BENCH_TASKS ?? 6);
+const GAP_MS = Number(process.env.BENCH_GAP_MS ?? 3000);
 const PROCESSES = Number(process.env.BENCH_CLIENT_PROCESSES ?? 4);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 16_000);
 const TARGET_P99_MS = 100;
