@@ -24,10 +24,14 @@
 
 import os from "node:os";
 import { fileURLToPath } from "node:url";
-import { createTRPCClient, httpBatchLink } from "@trpc/client";
-import superjson from "superjson";
-import type { AppRouter } from "../src/server/router.js";
-import { databaseLabel, retryReset, runBenchServer, sendSpans, startBenchServer } from "./lib/bench-server.js";
+import {
+  benchHttpClient,
+  databaseLabel,
+  retryReset,
+  runBenchServer,
+  sendSpans,
+  startBenchServer,
+} from "./lib/bench-server.js";
 import { clock, fmt, mb, percentile, sleep } from "./lib/clock.js";
 import { checkConnectionLimits, latencies, type Sent, WsClientPool } from "./lib/ws-clients.js";
 
@@ -65,15 +69,7 @@ async function main() {
   const server = await startBenchServer(fileURLToPath(import.meta.url));
   const { port, token } = server;
   const pool = await WsClientPool.start({ url: `ws://127.0.0.1:${port}/trpc`, token, processes: PROCESSES });
-  const http = createTRPCClient<AppRouter>({
-    links: [
-      httpBatchLink({
-        url: `http://127.0.0.1:${port}/trpc`,
-        transformer: superjson,
-        headers: { Authorization: `Bearer ${token}` },
-      }),
-    ],
-  });
+  const http = benchHttpClient(server);
 
   console.log(
     `connections bench: ${CLIENTS} clients on tasks.onEvent in ${PROCESSES} client processes, one server process; ` +

@@ -20,10 +20,14 @@
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
-import { createTRPCClient, httpBatchLink } from "@trpc/client";
-import superjson from "superjson";
-import type { AppRouter } from "../src/server/router.js";
-import { databaseLabel, retryReset, runBenchServer, sendSpans, startBenchServer } from "./lib/bench-server.js";
+import {
+  benchHttpClient,
+  databaseLabel,
+  retryReset,
+  runBenchServer,
+  sendSpans,
+  startBenchServer,
+} from "./lib/bench-server.js";
 import { clock, fmt, mb, percentile, sleep } from "./lib/clock.js";
 import { checkConnectionLimits, latencies, type Sent, WsClientPool } from "./lib/ws-clients.js";
 
@@ -56,15 +60,7 @@ async function main() {
   const { port, token } = server;
   const sessionId = server.extra.sessionId as string;
   const pool = await WsClientPool.start({ url: `ws://127.0.0.1:${port}/trpc`, token, processes: PROCESSES });
-  const http = createTRPCClient<AppRouter>({
-    links: [
-      httpBatchLink({
-        url: `http://127.0.0.1:${port}/trpc`,
-        transformer: superjson,
-        headers: { Authorization: `Bearer ${token}` },
-      }),
-    ],
-  });
+  const http = benchHttpClient(server);
 
   console.log(
     `fan-out bench: ${CLIENTS} clients (${Math.ceil(CLIENTS / 2)} chat.onMessage, ${Math.floor(CLIENTS / 2)} metrics.live) ` +

@@ -29,6 +29,7 @@ import { encodeCursor } from "../src/server/tasks/cursor.js";
 import { escapeLike, SearchSample, searchPieces } from "../src/server/tasks/search.js";
 import { TaskService } from "../src/server/tasks/service.js";
 import { type ParsedTaskFilter, taskFilterSchema } from "../src/shared/task-list.js";
+import { positiveInt } from "./lib/env.js";
 
 const TASKS = positiveInt("BENCH_TASKS", 100_000);
 const RUNS = positiveInt("BENCH_RUNS", 200);
@@ -55,17 +56,6 @@ function databases(): Kind[] {
     process.exit(2);
   }
   return kinds as Kind[];
-}
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`${name} must be a positive integer, got "${raw}".`);
-    process.exit(2);
-  }
-  return n;
 }
 
 /**

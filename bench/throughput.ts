@@ -23,6 +23,7 @@ import os from "node:os";
 import path from "node:path";
 import { request } from "undici";
 import { openDatabase } from "../src/server/db/database.js";
+import { positiveInt } from "./lib/env.js";
 
 const N = positiveInt("BENCH_N", 2000);
 const ROUNDS = positiveInt("BENCH_ROUNDS", 1);
@@ -33,17 +34,6 @@ const WARMUP = positiveInt("BENCH_WARMUP", 500);
 const URL_ = process.env.BENCH_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
 const PROFILE = process.env.BENCH_PROFILE === "1";
 const here = path.dirname(new URL(import.meta.url).pathname);
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`${name} must be a positive integer, got "${raw}".`);
-    process.exit(2);
-  }
-  return n;
-}
 
 /** A forked TypeScript child spoken to over IPC. */
 class Child {

@@ -7,12 +7,15 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import { createTRPCClient, httpBatchLink } from "@trpc/client";
 import pino from "pino";
+import superjson from "superjson";
 import { WebSocket } from "ws";
 import { createApp } from "../../src/server/app.js";
 import { loadConfig } from "../../src/server/config.js";
 import { openDatabase } from "../../src/server/db/database.js";
 import { migrate } from "../../src/server/db/migrate.js";
+import type { AppRouter } from "../../src/server/router.js";
 import { createServices, type Services } from "../../src/server/services.js";
 import type { Actor } from "../../src/shared/roles.js";
 import { clock, sleep } from "./clock.js";
@@ -200,6 +203,19 @@ export async function runBenchServer(opts: ServeOptions): Promise<void> {
     else process.exit(1);
   });
   reply({ kind: "ready", port, token, extra, wsConnections: connections });
+}
+
+/** A tRPC HTTP client of the bench server, with its token. */
+export function benchHttpClient(server: Pick<BenchServer, "port" | "token">) {
+  return createTRPCClient<AppRouter>({
+    links: [
+      httpBatchLink({
+        url: `http://127.0.0.1:${server.port}/trpc`,
+        transformer: superjson,
+        headers: { Authorization: `Bearer ${server.token}` },
+      }),
+    ],
+  });
 }
 
 export interface BenchServer {

@@ -181,30 +181,17 @@ export class ProvenanceService {
    * for a while after, since the other process is likely to append again). `fn` must therefore be
    * safe to re-run.
    */
-  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    for (let run = 1; ; run++) {
-      const ctx: ChainedTx = { nextHead: null, turn: null };
-      try {
-        const result = await this.db.prisma.$transaction(
-          async (tx) => {
-            this.chained.set(tx, ctx);
-            return fn(tx);
-          },
-          // Waiting for this process's other appenders counts against the transaction's time: allow for a queue.
-          { maxWait: CHAINED_MAX_WAIT_MS, timeout: CHAINED_TIMEOUT_MS },
-        );
-        if (ctx.nextHead) this.head = ctx.nextHead;
-        return result;
-      } catch (err) {
-        if (!isChainConflict(err)) throw err;
-        this.head = null;
-        this.contendedUntil = Date.now() + CONTENDED_MS;
-        if (run >= MAX_CHAIN_RUNS) throw err;
-      } finally {
-        // Also when the transaction ended (a timeout) while still waiting for its turn: pass it on once it comes.
-        void ctx.turn?.then((release) => release());
-      }
-    }
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.chainedRuns((ctx) =>
+      this.db.prisma.$transaction(
+        async (tx) => {
+          this.chained.set(tx, ctx);
+          return fn(tx);
+        },
+        // Waiting for this process's other appenders counts against the transaction's time: allow for a queue.
+        { maxWait: CHAINED_MAX_WAIT_MS, timeout: CHAINED_TIMEOUT_MS },
+      ),
+    );
   }
 
   /**
@@ -212,35 +199,47 @@ export class ProvenanceService {
    * (BEGIN … COMMIT) rather than through the ORM; on PGlite, whose one connection the ORM
    * serialises, it is `transaction`.
    */
-  async rawTransaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
+  rawTransaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
     if (this.db.kind !== "postgres") return this.transaction(fn);
-    for (let run = 1; ; run++) {
+    return this.chainedRuns((ctx) =>
+      this.db.session(async (conn) => {
+        const tx: SqlTx = {
+          $executeRawUnsafe: (query, ...values) => conn.query(query, values),
+          $queryRawUnsafe: <R>(query: string, ...values: unknown[]) => conn.query(query, values) as Promise<R>,
+        };
+        this.chained.set(tx, ctx);
+        await conn.exec("BEGIN");
+        try {
+          const out = await fn(tx);
+          await conn.exec("COMMIT");
+          return out;
+        } catch (err) {
+          await conn.exec("ROLLBACK").catch(() => undefined);
+          throw err;
+        }
+      }),
+    );
+  }
+
+  /**
+   * Runs one chained transaction (`run` registers its client under `ctx`): on commit this process
+   * knows the new head; on a collision with another process's append it runs it again, up to
+   * MAX_CHAIN_RUNS times, reading the head under the chain lock for a while.
+   */
+  private async chainedRuns<T>(run: (ctx: ChainedTx) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
       const ctx: ChainedTx = { nextHead: null, turn: null };
       try {
-        const result = await this.db.session(async (conn) => {
-          const tx: SqlTx = {
-            $executeRawUnsafe: (query, ...values) => conn.query(query, values),
-            $queryRawUnsafe: <R>(query: string, ...values: unknown[]) => conn.query(query, values) as Promise<R>,
-          };
-          this.chained.set(tx, ctx);
-          await conn.exec("BEGIN");
-          try {
-            const out = await fn(tx);
-            await conn.exec("COMMIT");
-            return out;
-          } catch (err) {
-            await conn.exec("ROLLBACK").catch(() => undefined);
-            throw err;
-          }
-        });
+        const result = await run(ctx);
         if (ctx.nextHead) this.head = ctx.nextHead;
         return result;
       } catch (err) {
         if (!isChainConflict(err)) throw err;
         this.head = null;
         this.contendedUntil = Date.now() + CONTENDED_MS;
-        if (run >= MAX_CHAIN_RUNS) throw err;
+        if (attempt >= MAX_CHAIN_RUNS) throw err;
       } finally {
+        // Also when the transaction ended (a timeout) while still waiting for its turn: pass it on once it comes.
         void ctx.turn?.then((release) => release());
       }
     }
