@@ -5,11 +5,15 @@ import { taskFilterSchema } from "../../shared/task-list.js";
 import { LIMITS, taskSpecSchema } from "../../shared/task-spec.js";
 import { PROTOCOL_VERSION } from "../../shared/worker-protocol.js";
 import type { Database } from "../db/database.js";
+import type { Worker } from "../db/generated/client.js";
 import { DomainError } from "../errors.js";
 import type { WorkerClient } from "../execution/worker-client.js";
 import type { TaskService } from "../tasks/service.js";
 import { toTarget } from "../workers/service.js";
 import { type Command, helpText } from "./commands.js";
+
+/** What answering through a chat worker needs of it. */
+type ChatWorker = Pick<Worker, "id" | "name" | "url" | "token">;
 
 export interface Reply {
   content: string;
@@ -119,10 +123,11 @@ export class Assistant {
 
   /** An enabled worker with the `chat` capability whose breaker lets calls through, if any. */
   async chatWorker() {
-    const candidates = await this.deps.db.prisma.worker.findMany({
-      where: { enabled: true, tripped: false, capabilities: { has: "chat" } },
-      orderBy: { name: "asc" },
-    });
+    // Plain SQL: every free-text message asks.
+    const candidates = await this.deps.db.query<ChatWorker>(
+      `SELECT id, name, url, token FROM workers
+        WHERE enabled AND NOT tripped AND 'chat' = ANY(capabilities) ORDER BY name`,
+    );
     for (const w of candidates) if ((await this.deps.breakerOf(w.id)) === "closed") return w;
     return null;
   }
@@ -132,7 +137,7 @@ export class Assistant {
    * text as it streams: every NDJSON log line, then the result's summary if nothing streamed.
    */
   async converse(
-    worker: NonNullable<Awaited<ReturnType<Assistant["chatWorker"]>>>,
+    worker: ChatWorker,
     call: { replyId: string; sessionTitle: string; messages: { role: string; author: string; content: string }[] },
     onText: (textSoFar: string) => void,
     signal: AbortSignal,

@@ -20,6 +20,8 @@ import type { Logger } from "../logger.js";
 import { type Assistant, noChatWorkerText } from "./assistant.js";
 import { parseMessage } from "./commands.js";
 import {
+  findSent,
+  findSession,
   insertMessage,
   insertOperatorMessage,
   messageSource,
@@ -84,9 +86,9 @@ export class ChatService {
   }
 
   async getSession(id: string): Promise<ChatSessionDto> {
-    const s = await this.db.prisma.chatSession.findUnique({ where: { id } });
+    const s = await findSession(this.db, id);
     if (!s) throw notFound("Chat session", id);
-    return toSessionDto(s);
+    return s;
   }
 
   async createSession(actor: Actor, raw: { title?: string }): Promise<ChatSessionDto> {
@@ -186,18 +188,12 @@ export class ChatService {
       });
     }
     this.hub.notify();
-    const message = toMessageDto(row);
-    this.track(this.answer(actor, session, message));
-    return { message, duplicate: false };
+    this.track(this.answer(actor, session, row));
+    return { message: row, duplicate: false };
   }
 
-  private async findSent(actor: Actor, input: SendInput): Promise<ChatMessageDto | null> {
-    const row = await this.db.prisma.chatMessage.findUnique({
-      where: {
-        sessionId_author_clientId: { sessionId: input.sessionId, author: actor.id, clientId: input.clientId },
-      },
-    });
-    return row ? toMessageDto(row) : null;
+  private findSent(actor: Actor, input: SendInput): Promise<ChatMessageDto | null> {
+    return findSent(this.db, { sessionId: input.sessionId, author: actor.id, clientId: input.clientId });
   }
 
   private track(p: Promise<void>): void {

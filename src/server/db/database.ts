@@ -26,6 +26,11 @@ export interface Database extends SqlRunner {
   /** Runs `fn` on one connection, for session-scoped state such as advisory locks. */
   session<T>(fn: (conn: SqlRunner) => Promise<T>): Promise<T>;
   /**
+   * Runs `fn` in a transaction on the driver, without the ORM (committed when `fn` resolves, rolled
+   * back when it throws): for hot paths whose statements are raw SQL anyway.
+   */
+  transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
+  /**
    * LISTENs on `channel` (on a Postgres server over one dedicated connection per process, which
    * reconnects by itself and calls `onConnect` each time). Resolves to a function that stops listening.
    */
@@ -69,6 +74,18 @@ async function openPglite(dataDir?: string): Promise<Database> {
     ...runner,
     // PGlite has a single connection.
     session: (fn) => fn(runner),
+    // PGlite's own transaction holds its connection until the end, as the ORM's adapter does.
+    transaction: (fn) =>
+      client.transaction((tx) =>
+        fn({
+          async exec(sql) {
+            await tx.exec(sql);
+          },
+          async query<T>(sql: string, params: unknown[] = []) {
+            return (await tx.query<T>(sql, params)).rows;
+          },
+        }),
+      ),
     async listen(channel, handlers) {
       const unlisten = await client.listen(channel, (payload) => handlers.onNotify(payload));
       handlers.onConnect?.();
@@ -103,6 +120,21 @@ async function openPostgres(url: string, schema: string): Promise<Database> {
         `The LISTEN connection to Postgres failed (${err instanceof Error ? err.message : String(err)}); retrying in ${retryInMs} ms. Live events from other processes arrive by polling meanwhile.`,
       ),
   });
+  const session = async <T>(fn: (conn: SqlRunner) => Promise<T>): Promise<T> => {
+    const conn = await pool.connect();
+    try {
+      return await fn({
+        async exec(sql) {
+          await conn.query(sql);
+        },
+        async query<R>(sql: string, params: unknown[] = []) {
+          return (await conn.query(sql, params)).rows as R[];
+        },
+      });
+    } finally {
+      conn.release();
+    }
+  };
   return {
     kind: "postgres",
     schema,
@@ -113,21 +145,19 @@ async function openPostgres(url: string, schema: string): Promise<Database> {
     async query<T>(sql: string, params: unknown[] = []) {
       return (await pool.query(sql, params)).rows as T[];
     },
-    async session(fn) {
-      const conn = await pool.connect();
-      try {
-        return await fn({
-          async exec(sql) {
-            await conn.query(sql);
-          },
-          async query<T>(sql: string, params: unknown[] = []) {
-            return (await conn.query(sql, params)).rows as T[];
-          },
-        });
-      } finally {
-        conn.release();
-      }
-    },
+    session,
+    transaction: (fn) =>
+      session(async (conn) => {
+        await conn.exec("BEGIN");
+        try {
+          const out = await fn(conn);
+          await conn.exec("COMMIT");
+          return out;
+        } catch (err) {
+          await conn.exec("ROLLBACK").catch(() => undefined);
+          throw err;
+        }
+      }),
     listen: (channel, handlers) => listener.listen(channel, handlers),
     async close() {
       await listener.close();

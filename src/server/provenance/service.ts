@@ -195,28 +195,18 @@ export class ProvenanceService {
   }
 
   /**
-   * `transaction` for work that is raw SQL only: on a Postgres server it runs on a pool connection
-   * (BEGIN … COMMIT) rather than through the ORM; on PGlite, whose one connection the ORM
-   * serialises, it is `transaction`.
+   * `transaction` for work that is raw SQL only: it runs on the driver (`Database.transaction`),
+   * without the ORM's per-statement work on large JSON parameters.
    */
   rawTransaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
-    if (this.db.kind !== "postgres") return this.transaction(fn);
     return this.chainedRuns((ctx) =>
-      this.db.session(async (conn) => {
+      this.db.transaction((conn) => {
         const tx: SqlTx = {
           $executeRawUnsafe: (query, ...values) => conn.query(query, values),
           $queryRawUnsafe: <R>(query: string, ...values: unknown[]) => conn.query(query, values) as Promise<R>,
         };
         this.chained.set(tx, ctx);
-        await conn.exec("BEGIN");
-        try {
-          const out = await fn(tx);
-          await conn.exec("COMMIT");
-          return out;
-        } catch (err) {
-          await conn.exec("ROLLBACK").catch(() => undefined);
-          throw err;
-        }
+        return fn(tx);
       }),
     );
   }
