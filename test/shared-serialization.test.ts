@@ -1,6 +1,6 @@
 import superjson from "superjson";
 import { describe, expect, it } from "vitest";
-import { sharedSuperjson, shareWithSubscribers } from "../src/server/lib/shared-serialization.js";
+import { sharedFrameEncoder, sharedSuperjson, shareWithSubscribers } from "../src/server/lib/shared-serialization.js";
 
 const message = () => ({
   id: "m1",
@@ -41,5 +41,38 @@ describe("sharedSuperjson", () => {
     // A wrapper with more than id and data is not the adapter's: serialized on its own.
     const extra = { id: "7", data: item, more: 1 } as const;
     expect(sharedSuperjson.serialize(extra)).toEqual(superjson.serialize(extra));
+  });
+});
+
+describe("sharedFrameEncoder", () => {
+  /** The frame tRPC's WebSocket adapter sends for a tracked item to a subscription `sub`. */
+  const frameFor = (item: object, sub: number | string, tracked = "7") => ({
+    id: sub,
+    jsonrpc: "2.0",
+    result: { type: "data", data: sharedSuperjson.serialize({ id: tracked, data: item }), id: tracked },
+  });
+
+  it("encodes every frame as JSON.stringify does", () => {
+    const item = shareWithSubscribers(message());
+    for (const m of [frameFor(item, 1), frameFor(item, 2), { id: 3, result: { type: "stopped" } }, { x: [1, "a"] }]) {
+      expect(sharedFrameEncoder.encode(m)).toBe(JSON.stringify(m));
+    }
+    expect(sharedFrameEncoder.decode(JSON.stringify({ a: 1 }))).toEqual({ a: 1 });
+    expect(() => sharedFrameEncoder.decode(new Uint8Array([1]))).toThrow(/text frame/);
+  });
+
+  it("reuses a shared item's frame while the envelope is the same, and only then", () => {
+    const item = shareWithSubscribers(message());
+    const first = sharedFrameEncoder.encode(frameFor(item, 1));
+    expect(sharedFrameEncoder.encode(frameFor(item, 1))).toBe(first);
+    const other = sharedFrameEncoder.encode(frameFor(item, 2));
+    expect(other).toBe(JSON.stringify(frameFor(item, 2)));
+    expect(JSON.parse(other).id).toBe(2);
+    const retracked = sharedFrameEncoder.encode(frameFor(item, 2, "8"));
+    expect(JSON.parse(retracked).result.id).toBe("8");
+    expect(JSON.parse(retracked).result.data.json.id).toBe("8");
+    // An envelope with another shape (an extra field) is encoded on its own.
+    const extra = { ...frameFor(item, 2, "8"), more: true };
+    expect(sharedFrameEncoder.encode(extra)).toBe(JSON.stringify(extra));
   });
 });

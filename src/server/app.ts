@@ -9,6 +9,7 @@ import { WebSocket, WebSocketServer } from "ws";
 import { requestContext } from "./auth/request.js";
 import { SocketGuard } from "./auth/socket-guard.js";
 import type { Config } from "./config.js";
+import { sharedFrameEncoder } from "./lib/shared-serialization.js";
 import type { Logger } from "./logger.js";
 import { handleProvenanceHttp } from "./provenance/http.js";
 import { appRouter } from "./router.js";
@@ -156,6 +157,7 @@ export function createApp({ config, log, services }: AppOptions): App {
     wss,
     router: appRouter,
     createContext,
+    experimental_encoder: sharedFrameEncoder,
     keepAlive: { enabled: true, pingMs: config.WS_PING_MS, pongWaitMs: config.WS_PONG_WAIT_MS },
   });
   server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
