@@ -1,6 +1,7 @@
 import type { Actor } from "../../shared/roles.js";
 import { clientInfo, type RequestContext } from "../auth/request.js";
 import type { Prisma } from "../db/generated/client.js";
+import { EVENT_LOG_LOCK_KEY, type NewTaskEvent } from "../events/append.js";
 import {
   type NewProvenanceRecord,
   type ProvenanceService,
@@ -90,5 +91,37 @@ export class Trail {
   async prepare(tx: SqlTx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[]): Promise<PreparedTrail> {
     const sealed = await this.provenance.seal(tx, provenance);
     return { auditJson: auditRowsJson(audit), provenanceJson: provenanceRowsJson(sealed) };
+  }
+
+  /**
+   * What must be ordered, last in a chained transaction and in one statement: the provenance records
+   * (sealed in this process's turn on the chain, which lasts until the commit), then the task events
+   * under the event-log lock (taken after the row locks and the chain, like every other writer).
+   */
+  async appendOrdered(tx: SqlTx, provenance: NewProvenanceRecord[], events: NewTaskEvent[]): Promise<void> {
+    if (!provenance.length && !events.length) return;
+    const sealed = await this.provenance.seal(tx, provenance);
+    await tx.$executeRawUnsafe(
+      `WITH chain AS (${provenanceInsertSql("$2")}
+       ), lock AS (
+         SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint) FROM (SELECT count(*) FROM chain) c
+       )
+       INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
+       SELECT (e.v->>'task_id')::uuid, e.v->>'type', (e.v->>'from_state')::"TaskState",
+              (e.v->>'to_state')::"TaskState", e.v->>'actor', e.v->'data'
+         FROM lock, jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(v, n)
+        ORDER BY e.n`,
+      JSON.stringify(
+        events.map((e) => ({
+          task_id: e.taskId,
+          type: e.type,
+          from_state: e.fromState ?? null,
+          to_state: e.toState ?? null,
+          actor: e.actor,
+          data: e.data ?? {},
+        })),
+      ),
+      provenanceRowsJson(sealed),
+    );
   }
 }

@@ -11,14 +11,14 @@ import type { Worker } from "../db/generated/client.js";
 import { appendTaskEvents, type NewTaskEvent } from "../events/append.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
 import type { Logger } from "../logger.js";
-import type { NewProvenanceRecord } from "../provenance/service.js";
+import type { NewProvenanceRecord, SqlTx } from "../provenance/service.js";
 import { taskCancel, taskResult } from "../tasks/decisions.js";
 import type { BreakerRegistry } from "../workers/breakers.js";
 import { toTarget, type WorkerService } from "../workers/service.js";
-import { type ClaimedAttempt, claimForWorker } from "./claim.js";
+import { type Claim, type ClaimedAttempt, type ClaimWorker, claimForWorker, claimRows } from "./claim.js";
 import { WorkerCallError } from "./errors.js";
 import type { EventWriter } from "./event-writer.js";
-import { type AttemptEnd, Finisher, writeTasks } from "./finisher.js";
+import { type AttemptEnd, Finisher, type Refilled, writeTasks } from "./finisher.js";
 import type { WorkerClient } from "./worker-client.js";
 
 export interface EngineSettings {
@@ -112,6 +112,7 @@ export class ExecutionEngine {
       },
       () => this.wake(),
       trail,
+      (tx, written) => this.refill(tx, written),
     );
   }
 
@@ -159,17 +160,19 @@ export class ExecutionEngine {
     this.timers = [];
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = null;
-    const runs = [...this.running.values()];
-    for (const r of runs) {
-      r.ctrl.abort(
-        new WorkerCallError("canceled", "The agency process is shutting down; the task goes back to the queue.", {
-          retryable: false,
-          countsAgainstWorker: false,
-        }),
-      );
-    }
-    await Promise.allSettled(runs.map((r) => r.done));
     while (this.dispatching) await this.dispatching;
+    // Until none is left: a batch of ends committing meanwhile may have launched the attempts it claimed.
+    for (let runs = [...this.running.values()]; runs.length; runs = [...this.running.values()]) {
+      for (const r of runs) {
+        r.ctrl.abort(
+          new WorkerCallError("canceled", "The agency process is shutting down; the task goes back to the queue.", {
+            retryable: false,
+            countsAgainstWorker: false,
+          }),
+        );
+      }
+      await Promise.allSettled(runs.map((r) => r.done));
+    }
     await this.events.flush();
     this.started = false;
   }
@@ -229,9 +232,8 @@ export class ExecutionEngine {
       .sort((a, b) => b.free - a.free);
     for (const { w, free } of available) {
       if (this.stopping) return;
-      const claimed = await claimForWorker(this.trail, w, free, this.owner, this.settings.leaseMs);
-      if (claimed.length) this.hub.notify();
-      for (const c of claimed) this.launch(c, w);
+      const got = await claimForWorker(this.trail, w.id, free, this.owner, this.settings.leaseMs);
+      if (got?.claimed.length) this.launchAll([got]);
     }
     // Waiting reasons change slowly; refreshing them on every wake would cost two queries per finished batch.
     if (Date.now() - this.reasonsAt >= WAITING_REASON_EVERY_MS) {
@@ -267,7 +269,46 @@ export class ExecutionEngine {
     }
   }
 
-  private launch(c: ClaimedAttempt, w: DispatchWorker): void {
+  /**
+   * Claims again, in the transaction that ends a batch of attempts, as many tasks as those attempts
+   * freed slots on their workers: a slot is refilled in the same round trips that freed it instead
+   * of waiting for a dispatch pass and a claim transaction of its own. The claims are launched once
+   * the transaction has committed.
+   */
+  private async refill(tx: SqlTx, written: AttemptEnd[]): Promise<Refilled> {
+    const refilled: Refilled = { provenance: [], events: [], committed: () => {} };
+    if (this.stopping || !this.started) return refilled;
+    const freed = new Map<string, number>();
+    for (const end of written) {
+      const workerId = this.running.get(end.attemptId)?.workerId;
+      if (workerId) freed.set(workerId, (freed.get(workerId) ?? 0) + 1);
+    }
+    const claims: Claim[] = [];
+    for (const [workerId, slots] of freed) {
+      if (this.breakers.state(workerId) !== "closed") continue;
+      const claim = await claimRows(tx, {
+        workerId,
+        limit: slots,
+        owner: this.owner,
+        leaseMs: this.settings.leaseMs,
+        lockWorker: false,
+      });
+      if (!claim?.claimed.length) continue;
+      claims.push(claim);
+      refilled.provenance.push(...claim.provenance);
+      refilled.events.push(...claim.events);
+    }
+    refilled.committed = () => this.launchAll(claims);
+    return refilled;
+  }
+
+  private launchAll(claims: Claim[]): void {
+    if (!claims.length) return;
+    this.hub.notify();
+    for (const { worker, claimed } of claims) for (const c of claimed) this.launch(c, worker);
+  }
+
+  private launch(c: ClaimedAttempt, w: ClaimWorker): void {
     const ctrl = new AbortController();
     const entry: Running = {
       attemptId: c.attemptId,
@@ -286,7 +327,7 @@ export class ExecutionEngine {
       });
   }
 
-  private async run(c: ClaimedAttempt, w: DispatchWorker, ctrl: AbortController): Promise<void> {
+  private async run(c: ClaimedAttempt, w: ClaimWorker, ctrl: AbortController): Promise<void> {
     const spec: TaskSpec = c.spec;
     const policy = this.policyFor(c.riskTier);
     const deadlineMs = spec.budget.maxDurationSec ? spec.budget.maxDurationSec * 1000 : policy.deadlineMs;

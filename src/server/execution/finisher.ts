@@ -5,10 +5,10 @@ import { auditInsertSql, auditRowsJson, type NewAuditEntry } from "../audit/serv
 import { SYSTEM_ACTORS, type Trail, workerActor } from "../audit/trail.js";
 import { critiqueFrom } from "../council/council.js";
 import { parseUnifiedDiff } from "../council/diff.js";
-import { EVENT_LOG_LOCK_KEY, type NewTaskEvent, type Tx } from "../events/append.js";
+import type { NewTaskEvent, Tx } from "../events/append.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
 import type { Logger } from "../logger.js";
-import { type NewProvenanceRecord, provenanceInsertSql, type SqlTx } from "../provenance/service.js";
+import type { NewProvenanceRecord, SqlTx } from "../provenance/service.js";
 import { taskResult, taskVerdict } from "../tasks/decisions.js";
 
 /** The end of one attempt, as its run saw it. */
@@ -46,6 +46,23 @@ export interface FinishSettings {
   maxAutoRedispatch: number;
   attemptsFor(riskTier: number): number;
 }
+
+/** What a refill claimed: the ordered writes it leaves to the batch's transaction, and what to do after commit. */
+export interface Refilled {
+  provenance: NewProvenanceRecord[];
+  events: NewTaskEvent[];
+  committed: () => void;
+}
+
+/**
+ * Runs in the transaction that writes a batch of attempt ends, after their unordered writes: the
+ * slots they free can be claimed again at once, without a transaction of their own. It may run
+ * again if the transaction is run again.
+ */
+export type Refill = (tx: SqlTx, written: AttemptEnd[]) => Promise<Refilled>;
+
+/** Batches written at once: while one waits on Postgres, the next is planned, sealed and signed. */
+const BATCHES_IN_FLIGHT = 1;
 
 interface LockedRow {
   attempt_id: string;
@@ -119,7 +136,7 @@ function storedResult(r: ExecuteResult) {
  */
 export class Finisher {
   private queue: { end: AttemptEnd; done: (written: boolean) => void }[] = [];
-  private busy = false;
+  private inFlight = 0;
 
   constructor(
     private readonly hub: TaskEventHub,
@@ -127,39 +144,46 @@ export class Finisher {
     private readonly settings: FinishSettings,
     private readonly onWritten: () => void,
     private readonly trail: Trail,
+    private readonly refill: Refill,
   ) {}
 
   /** Resolves true when written, false when fenced off (the attempt was no longer ours to finish). */
   finish(end: AttemptEnd): Promise<boolean> {
     return new Promise((done) => {
       this.queue.push({ end, done });
-      if (!this.busy) void this.drain();
+      this.pump();
     });
   }
 
-  private async drain(): Promise<void> {
-    this.busy = true;
-    try {
-      while (this.queue.length) {
-        const batch = this.queue.splice(0, 500);
-        try {
-          const written = await this.writeBatch(batch.map((b) => b.end));
-          for (const b of batch) b.done(written.has(b.end.attemptId));
-        } catch (err) {
-          this.log.warn({ err, size: batch.length }, "finishing a batch of attempts failed; writing them one by one");
-          for (const b of batch) b.done(await this.writeAlone(b.end));
-        }
-        this.hub.notify();
-        this.onWritten();
-      }
-    } finally {
-      this.busy = false;
+  private pump(): void {
+    while (this.inFlight < BATCHES_IN_FLIGHT && this.queue.length) {
+      const batch = this.queue.splice(0, 500);
+      this.inFlight++;
+      void this.write(batch).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
     }
+  }
+
+  private async write(batch: { end: AttemptEnd; done: (written: boolean) => void }[]): Promise<void> {
+    try {
+      const { written, committed } = await this.writeBatch(batch.map((b) => b.end));
+      committed();
+      for (const b of batch) b.done(written.has(b.end.attemptId));
+    } catch (err) {
+      this.log.warn({ err, size: batch.length }, "finishing a batch of attempts failed; writing them one by one");
+      for (const b of batch) b.done(await this.writeAlone(b.end));
+    }
+    this.hub.notify();
+    this.onWritten();
   }
 
   private async writeAlone(end: AttemptEnd): Promise<boolean> {
     try {
-      return (await this.writeBatch([end])).has(end.attemptId);
+      const { written, committed } = await this.writeBatch([end]);
+      committed();
+      return written.has(end.attemptId);
     } catch (err) {
       this.log.error({ err, attemptId: end.attemptId }, "storing an attempt's result failed");
       const failed: AttemptEnd = {
@@ -172,11 +196,17 @@ export class Finisher {
         error: `The agency could not store this attempt's result: ${(err as Error).message}`.slice(0, 2000),
         countsAsFailure: true,
       };
-      return (await this.writeBatch([failed]).catch(() => new Set<string>())).has(end.attemptId);
+      return this.writeBatch([failed]).then(
+        ({ written, committed }) => {
+          committed();
+          return written.has(end.attemptId);
+        },
+        () => false,
+      );
     }
   }
 
-  private writeBatch(ends: AttemptEnd[]): Promise<Set<string>> {
+  private writeBatch(ends: AttemptEnd[]): Promise<{ written: Set<string>; committed: () => void }> {
     return this.trail.rawTransaction(async (tx) => {
       const locked = await tx.$queryRawUnsafe<LockedRow[]>(
         `SELECT a.id AS attempt_id, a.task_id, t.state AS task_state, t.redispatches, t.failures, t.risk_tier
@@ -197,10 +227,18 @@ export class Finisher {
         written.add(end.attemptId);
         this.plan(end, row, out);
       }
-      if (out.attempts.length) {
-        await writeEnds(tx, out, this.trail);
-      }
-      return written;
+      if (!out.attempts.length) return { written, committed: () => {} };
+      await writeEnds(tx, out);
+      const refilled = await this.refill(
+        tx,
+        ends.filter((e) => written.has(e.attemptId)),
+      );
+      await this.trail.appendOrdered(
+        tx,
+        [...out.provenance, ...refilled.provenance],
+        [...out.events, ...refilled.events],
+      );
+      return { written, committed: refilled.committed };
     });
   }
 
@@ -369,14 +407,13 @@ export class Finisher {
 }
 
 /**
- * A batch's writes in two statements. First the attempts, tasks, artifacts and audit entries, which
- * need no ordering beyond their row locks. Then, sealed in this process's turn on the provenance
- * chain, the chain's records and the task events under the event-log lock (taken after the row
- * locks and the chain, like every other writer): that part is serialized until the commit, so it
- * holds only what must be ordered.
+ * A batch's writes that need no ordering beyond their row locks, in one statement: the attempts,
+ * tasks, artifacts and audit entries. The provenance records and task events follow, last in the
+ * transaction (Trail.appendOrdered): that part is serialized until the commit, so it holds only
+ * what must be ordered.
  */
-async function writeEnds(tx: SqlTx, planned: Planned, trail: Trail): Promise<void> {
-  const { attempts, tasks, artifacts, events } = planned;
+async function writeEnds(tx: SqlTx, planned: Planned): Promise<void> {
+  const { attempts, tasks, artifacts } = planned;
   await tx.$executeRawUnsafe(
     `WITH a AS (
        UPDATE attempts a SET state = x.state::"AttemptState", finished_at = now(), tries = x.tries,
@@ -403,29 +440,6 @@ async function writeEnds(tx: SqlTx, planned: Planned, trail: Trail): Promise<voi
     JSON.stringify(tasks),
     JSON.stringify(artifacts),
     auditRowsJson(planned.audit),
-  );
-  const sealed = await trail.prepare(tx, [], planned.provenance);
-  await tx.$executeRawUnsafe(
-    `WITH chain AS (${provenanceInsertSql("$2")}
-     ), lock AS (
-       SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint) FROM (SELECT count(*) FROM chain) c
-     )
-     INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
-     SELECT (e.v->>'task_id')::uuid, e.v->>'type', (e.v->>'from_state')::"TaskState",
-            (e.v->>'to_state')::"TaskState", e.v->>'actor', e.v->'data'
-       FROM lock, jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(v, n)
-      ORDER BY e.n`,
-    JSON.stringify(
-      events.map((e) => ({
-        task_id: e.taskId,
-        type: e.type,
-        from_state: e.fromState ?? null,
-        to_state: e.toState ?? null,
-        actor: e.actor,
-        data: e.data ?? {},
-      })),
-    ),
-    sealed.provenanceJson,
   );
 }
 

@@ -81,13 +81,19 @@ export function provenanceRowsJson(records: ChainRecord[]): string {
   );
 }
 
-/** One INSERT for sealed records passed as a JSON array in `param`; usable as a CTE of a larger statement. */
+/**
+ * One INSERT for sealed records passed as a JSON array in `param`; usable as a CTE of a larger
+ * statement. It takes the chain lock (until commit) before inserting, so an appender that read the
+ * head under that lock (after a collision) is not overtaken again by one that links to the head it
+ * knew: that one waits, collides, and runs again in turn, rather than the first starving.
+ */
 export function provenanceInsertSql(param: string): string {
   return `INSERT INTO provenance_records (seq, kind, task_id, payload, payload_digest, prev_hash, hash, signature,
             key_id, created_at)
      SELECT x.seq, x.kind, x.task_id, x.payload, x.payload_digest, x.prev_hash, x.hash, x.signature, x.key_id,
             x.created_at
-       FROM jsonb_to_recordset(${param}::jsonb) AS x(seq bigint, kind text, task_id text, payload jsonb,
+       FROM (SELECT pg_advisory_xact_lock(${PROVENANCE_LOCK_KEY}::bigint)) AS chain_lock,
+            jsonb_to_recordset(${param}::jsonb) AS x(seq bigint, kind text, task_id text, payload jsonb,
             payload_digest text, prev_hash text, hash text, signature text, key_id text, created_at timestamptz)
      RETURNING seq`;
 }
