@@ -39,6 +39,8 @@ export interface FaultWorker {
   executions: Map<string, number>;
   /** For each task id, the most attempts it ever had running at once here (must stay 1). */
   maxConcurrentPerTask: Map<string, number>;
+  /** The most runs of any tasks it had at once. */
+  peakRuns(): number;
   cancels: { taskId: string; attempt: number; reason: string }[];
   authHeaders: (string | undefined)[];
   set(opts: Partial<Pick<FaultWorkerOptions, "afterwards" | "health" | "durationMs" | "ignoreCancel">>): void;
@@ -65,6 +67,8 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
   const executions = new Map<string, number>();
   const maxConcurrentPerTask = new Map<string, number>();
   const runningPerTask = new Map<string, number>();
+  let running = 0;
+  let peak = 0;
   const cancels: FaultWorker["cancels"] = [];
   const authHeaders: (string | undefined)[] = [];
   /** Runs by idempotency key: the result promise and how to stop it. */
@@ -76,6 +80,7 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
     const now = (runningPerTask.get(req.taskId) ?? 0) + 1;
     runningPerTask.set(req.taskId, now);
     maxConcurrentPerTask.set(req.taskId, Math.max(maxConcurrentPerTask.get(req.taskId) ?? 0, now));
+    peak = Math.max(peak, ++running);
     let stop = () => {};
     const result = new Promise<ExecuteResult>((resolve) => {
       let ended = false;
@@ -83,6 +88,7 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
         if (ended) return;
         ended = true;
         runningPerTask.set(req.taskId, (runningPerTask.get(req.taskId) ?? 1) - 1);
+        running--;
         resolve(r);
       };
       const timer = setTimeout(() => end((state.result ?? okResult)(req)), state.durationMs ?? 0);
@@ -167,6 +173,7 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
     requests,
     executions,
     maxConcurrentPerTask,
+    peakRuns: () => peak,
     cancels,
     authHeaders,
     set(o) {
