@@ -172,7 +172,8 @@ export async function runBenchServer(opts: ServeOptions): Promise<void> {
       for (let r = 0; r < m.rounds; r++) {
         const c0 = process.cpuUsage();
         const t0 = performance.now();
-        for (const ws of sockets) if (ws.readyState === WebSocket.OPEN) ws.send(frame);
+        // The prototype's send: no tRPC, no buffer cap, no coalescing, no trace.
+        for (const ws of sockets) if (ws.readyState === WebSocket.OPEN) send.call(ws, frame);
         const wallMs = performance.now() - t0;
         const c = process.cpuUsage(c0);
         rounds.push({ wallMs, cpuMs: (c.user + c.system) / 1000 });
