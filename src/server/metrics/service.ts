@@ -10,6 +10,7 @@ import type { TaskEventDto } from "../../shared/task-events.js";
 import type { Database } from "../db/database.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
 import { toEventDto } from "../events/task-event-hub.js";
+import { shareWithSubscribers } from "../lib/shared-serialization.js";
 import type { Logger } from "../logger.js";
 import { attemptKeys, attemptLookup, toObservations } from "./observations.js";
 import { PromExporter } from "./prometheus.js";
@@ -227,7 +228,8 @@ export class MetricsService {
   }
 
   private async tick(): Promise<void> {
-    const snap = await this.snapshot();
+    // Every live subscriber gets this object, unchanged: serialized once for all of them.
+    const snap = shareWithSubscribers(await this.snapshot());
     this.latest = snap;
     for (const l of this.listeners) l(snap);
     await this.rollup();
