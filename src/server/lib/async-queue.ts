@@ -6,6 +6,7 @@
 export class BoundedQueue<T> {
   private items: T[] = [];
   private wake: (() => void) | null = null;
+  private watched: AbortSignal | null = null;
   overflowed = false;
 
   constructor(private readonly max: number) {}
@@ -22,15 +23,17 @@ export class BoundedQueue<T> {
 
   /** Takes everything queued, waiting until there is something, an overflow, or the signal aborts. */
   async drain(signal?: AbortSignal): Promise<T[]> {
+    // One abort listener for the consumer's whole life, not one added and removed per wait.
+    if (signal && this.watched !== signal) {
+      this.watched = signal;
+      signal.addEventListener("abort", () => this.wake?.(), { once: true });
+    }
     while (this.items.length === 0 && !this.overflowed && !signal?.aborted) {
       await new Promise<void>((resolve) => {
-        const done = () => {
+        this.wake = () => {
           this.wake = null;
-          signal?.removeEventListener("abort", done);
           resolve();
         };
-        this.wake = done;
-        signal?.addEventListener("abort", done, { once: true });
       });
     }
     const out = this.items;
