@@ -178,6 +178,33 @@ describe.each(DATABASES)("metrics from real task runs on %s", (kind) => {
     expect(Number(got[1]?.id)).toBeGreaterThan(Number(got[0]?.id));
   });
 
+  it("hands each snapshot to every one of many live subscribers, the same object to all", async () => {
+    const ctrl = new AbortController();
+    const SUBSCRIBERS = 130; // more than one slice of subscribers woken per turn of the event loop
+    let since = Number.POSITIVE_INFINITY;
+    const seen: MetricsSnapshot[][] = Array.from({ length: SUBSCRIBERS }, () => []);
+    const runs = seen.map(async (mine) => {
+      for await (const snap of s.services.metrics.live(ctrl.signal)) {
+        // Only snapshots taken once every subscriber was listening.
+        if (snap.at.getTime() >= since) mine.push(snap);
+        if (mine.length === 2) return;
+      }
+    });
+    await waitFor(
+      "every subscriber to listen",
+      async () => s.services.metrics.liveSubscribers,
+      (n) => n === SUBSCRIBERS,
+    );
+    since = Date.now();
+    await Promise.all(runs);
+    ctrl.abort();
+    for (const mine of seen) {
+      expect(mine[0]).toBe(seen[0]?.[0]);
+      expect(mine[1]).toBe(seen[0]?.[1]);
+    }
+    expect(s.services.metrics.liveSubscribers).toBe(0);
+  });
+
   it("refuses a history request it cannot answer, naming the field", async () => {
     await expect(s.http.metrics.history.query({ from: new Date(2), to: new Date(1), step: 1 })).rejects.toThrow(
       /from must be before to/,

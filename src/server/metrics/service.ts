@@ -69,6 +69,9 @@ const floorMinute = (t: number) => Math.floor(t / MINUTE) * MINUTE;
  * histograms. At start the window is rebuilt from the last minutes of the log, so a restart does
  * not show zeros; closed minutes are persisted as rollups for history and pruned after retention.
  */
+/** Live subscribers woken per turn of the event loop when a snapshot is published. */
+const LIVE_SLICE = 50;
+
 export class MetricsService {
   private readonly window: SlotWindow;
   private readonly now: () => number;
@@ -231,9 +234,22 @@ export class MetricsService {
     // Every live subscriber gets this object, unchanged: serialized once for all of them.
     const snap = shareWithSubscribers(await this.snapshot());
     this.latest = snap;
-    for (const l of this.listeners) l(snap);
+    await this.publish(snap);
     await this.rollup();
     if (this.now() - this.lastPrune >= PRUNE_EVERY_MS) await this.prune();
+  }
+
+  /**
+   * Hands a snapshot to the live subscribers a slice at a time, letting the event loop run between
+   * slices: a once-a-second snapshot to many sockets does not hold an operator's chat message or a
+   * task event back behind all of its frames.
+   */
+  private async publish(snap: MetricsSnapshot): Promise<void> {
+    let n = 0;
+    for (const l of [...this.listeners]) {
+      l(snap);
+      if (++n % LIVE_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   /** A fresh snapshot: window figures plus the gauges read now. */
