@@ -11,10 +11,11 @@
  * BENCH_CLIENT_PROCESSES client processes (bench/lib/ws-clients.ts), so one client's decoding does not
  * queue behind the others'. Half the clients subscribe to `metrics.live`, half to `chat.onMessage` on
  * one session. Messages are sent one at a time over HTTP; a message's latency to a client is the time
- * from the `chat.send` mutation returning (the insert committed before that) to the client's onData,
- * on one clock across processes (bench/lib/clock.ts). Deliveries that beat the mutation's reply count
- * as 0 ms; the time from issuing the send is printed too. The server's send trace says when it handed
- * each message to the first and to the last subscriber's socket.
+ * from its commit (the server records when `chat.send` resolves, right after the insert commits) to
+ * the client's onData, on one clock across processes (bench/lib/clock.ts; every process's offset is
+ * printed); the target is judged on it. Also printed: from the mutation's reply (deliveries that beat
+ * it count as 0 ms) and from issuing the send. The server's send trace says when it handed each
+ * message to the first and to the last subscriber's socket.
  */
 
 import { randomBytes } from "node:crypto";
@@ -50,6 +51,15 @@ function serve() {
       return { sessionId: session.id };
     },
     traceKey: (frame) => TRACE_RE.exec(frame)?.[1] ?? null,
+    // chat.send resolves right after its insert commits (then it only notifies and starts the reply).
+    commits: (services, committed) => {
+      const send = services.chat.send.bind(services.chat);
+      services.chat.send = async (actor, input) => {
+        const sent = await send(actor, input);
+        committed(input.content);
+        return sent;
+      };
+    },
   });
 }
 
@@ -75,8 +85,10 @@ async function main() {
         .join(" ")}; ${limits}`,
   );
   const offsets = await pool.clockOffsets();
+  const serverOffset = await server.clockOffset();
   console.log(
-    `clock: client processes' offsets from the bench ${offsets.map((o) => `${fmt(o.offsetMs, 3)}±${fmt(o.rttMs / 2, 3)}`).join(", ")} ms`,
+    `clock: client processes' offsets from the bench ${offsets.map((o) => `${fmt(o.offsetMs, 3)}±${fmt(o.rttMs / 2, 3)}`).join(", ")} ms; ` +
+      `the server's ${fmt(serverOffset.offsetMs, 3)}±${fmt(serverOffset.rttMs / 2, 3)} ms`,
   );
 
   async function round(label: string, chatClients: number) {
@@ -114,7 +126,8 @@ async function main() {
       if (got >= expected) break;
       await sleep(100);
     }
-    const { spans, cpuUs } = await server.trace();
+    const { spans, commits, cpuUs } = await server.trace();
+    for (const [content, s] of sent) s.committed = commits.get(content);
     const lat = latencies(arrivals, sent);
     const rtt = Float64Array.from([...sent.values()].map((s) => s.returned - s.issued)).sort();
     const cpuMs = (cpuUs - cpuStart) / 1000;
@@ -124,7 +137,9 @@ async function main() {
 
   const print = (label: string, r: Awaited<ReturnType<typeof round>>) => {
     console.log(
-      `${label}: ${r.delivered}/${r.expected} deliveries; after the send returned p50 ${fmt(percentile(r.fromReturn, 50))} ms, ` +
+      `${label}: ${r.delivered}/${r.expected} deliveries; from the commit p50 ${fmt(percentile(r.fromCommit, 50))} ms, ` +
+        `p99 ${fmt(percentile(r.fromCommit, 99))} ms, max ${fmt(r.fromCommit.at(-1) ?? Number.NaN)} ms ` +
+        `(${r.fromCommit.length} timed); after the send returned p50 ${fmt(percentile(r.fromReturn, 50))} ms, ` +
         `p99 ${fmt(percentile(r.fromReturn, 99))} ms, max ${fmt(r.fromReturn.at(-1) ?? Number.NaN)} ms ` +
         `(${r.early} arrived before the reply); from issuing the send p50 ${fmt(percentile(r.fromIssue, 50))} ms, ` +
         `p99 ${fmt(percentile(r.fromIssue, 99))} ms; send round trip p50 ${fmt(percentile(r.rtt, 50))} ms, max ${fmt(r.rtt.at(-1) ?? Number.NaN)} ms`,
@@ -193,7 +208,7 @@ async function main() {
   const heapGrowthMb = (after.heapUsed + after.external - before.heapUsed - before.external) / 2 ** 20;
   const perThousand = (growthMb * 1000) / CLIENTS;
   const heapPerThousand = (heapGrowthMb * 1000) / CLIENTS;
-  const p99 = percentile(fan.fromReturn, 99);
+  const p99 = percentile(fan.fromCommit, 99);
   // RSS moves with PGlite's and the allocator's pages; the target is judged on the larger of the two figures.
   const judgedMb = Math.max(perThousand, heapPerThousand);
   console.log(
@@ -203,9 +218,9 @@ async function main() {
       `${fmt(heapGrowthMb)} MB, ${fmt(heapPerThousand)} MB per 1,000`,
   );
   console.log(
-    `targets: p99 delivery ${fmt(p99)} ms vs ≤ ${TARGET_P99_MS} ms: ${p99 <= TARGET_P99_MS ? "met" : "MISSED"}; ` +
+    `targets: p99 delivery from the commit ${fmt(p99)} ms vs ≤ ${TARGET_P99_MS} ms: ${p99 <= TARGET_P99_MS ? "met" : "MISSED"}; ` +
       `memory growth ${fmt(judgedMb)} MB per 1,000 vs ≤ ${TARGET_RSS_MB} MB: ${judgedMb <= TARGET_RSS_MB ? "met" : "MISSED"}; ` +
-      `fan-out cost p99 ${fmt(p99 / Math.max(0.1, percentile(reference.fromReturn, 99)))}× the 1-subscriber reference` +
+      `fan-out cost p99 ${fmt(p99 / Math.max(0.1, percentile(reference.fromCommit, 99)))}× the 1-subscriber reference` +
       (fan.delivered < fan.expected ? `; ${fan.expected - fan.delivered} deliveries MISSING` : ""),
   );
 

@@ -56,14 +56,16 @@ export interface SendSpan {
 }
 
 type ServerRequest =
+  | { kind: "clock" }
   | { kind: "memory" }
   | { kind: "trace" }
   | { kind: "floor"; bytes: number; rounds: number }
   | { kind: "stop" };
 type ServerReply =
   | { kind: "ready"; port: number; token: string; extra: Record<string, string>; wsConnections: number }
+  | { kind: "clock"; at: number }
   | ({ kind: "memory"; connections: number } & ServerMemory)
-  | { kind: "trace"; spans: Map<string, SendSpan>; cpuUs: number }
+  | { kind: "trace"; spans: Map<string, SendSpan>; commits: Map<string, number>; cpuUs: number }
   | ({ kind: "floor" } & SendFloor)
   | { kind: "stopped" };
 
@@ -78,6 +80,11 @@ export interface ServeOptions {
    * when the server handed a commit's frame to the first and to the last subscriber's socket.
    */
   traceKey?: (frame: string) => string | null;
+  /**
+   * Wraps what commits the bench's changes (chat.send, …) so the trace also says when each one was
+   * committed, by the same key: `committed(key)` right after the commit.
+   */
+  commits?: (services: Services, committed: (key: string) => void) => void;
 }
 
 /** In the server process: starts the server and answers the bench's requests until told to stop. */
@@ -109,6 +116,8 @@ export async function runBenchServer(opts: ServeOptions): Promise<void> {
   const extra = (await opts.setup?.(services, user)) ?? {};
 
   let spans = new Map<string, SendSpan>();
+  let commits = new Map<string, number>();
+  opts.commits?.(services, (key) => commits.set(key, clock()));
   /** Every socket that was sent something (each tRPC subscription's "started" reply): the floor's targets. */
   const sockets = new Set<WebSocket>();
   let connections = 0;
@@ -143,6 +152,7 @@ export async function runBenchServer(opts: ServeOptions): Promise<void> {
   const { port } = app.server.address() as AddressInfo;
   const reply = (m: ServerReply) => process.send?.(m);
   process.on("message", async (m: ServerRequest) => {
+    if (m.kind === "clock") reply({ kind: "clock", at: clock() });
     if (m.kind === "memory") {
       // Two full collections with a pause between, so garbage from earlier rounds is not counted.
       const gc = (globalThis as { gc?: () => void }).gc;
@@ -161,8 +171,9 @@ export async function runBenchServer(opts: ServeOptions): Promise<void> {
     }
     if (m.kind === "trace") {
       const cpu = process.cpuUsage();
-      reply({ kind: "trace", spans, cpuUs: cpu.user + cpu.system });
+      reply({ kind: "trace", spans, commits, cpuUs: cpu.user + cpu.system });
       spans = new Map();
+      commits = new Map();
     }
     if (m.kind === "floor") {
       // A response to a request id no client has: tRPC clients drop it after parsing it.
@@ -225,8 +236,10 @@ export interface BenchServer {
   token: string;
   extra: Record<string, string>;
   memory(): Promise<ServerMemory & { connections: number }>;
-  /** Takes (and clears) the send trace, with the CPU time (user + system, µs) the server process used so far. */
-  trace(): Promise<{ spans: Map<string, SendSpan>; cpuUs: number }>;
+  /** Takes (and clears) the send trace and the commit times, with the CPU time (user + system, µs) used so far. */
+  trace(): Promise<{ spans: Map<string, SendSpan>; commits: Map<string, number>; cpuUs: number }>;
+  /** The server process's clock offset from this one, NTP style over IPC (as the client processes'). */
+  clockOffset(rounds?: number): Promise<{ offsetMs: number; rttMs: number }>;
   /** Sends a `bytes` frame to every open connection `rounds` times, timing each loop (see SendFloor). */
   floor(bytes: number, rounds?: number): Promise<SendFloor>;
   stop(): Promise<void>;
@@ -274,8 +287,19 @@ export async function startBenchServer(entry: string): Promise<BenchServer> {
     },
     async trace() {
       child.send({ kind: "trace" } satisfies ServerRequest);
-      const { spans, cpuUs } = await next("trace");
-      return { spans, cpuUs };
+      const { spans, commits, cpuUs } = await next("trace");
+      return { spans, commits, cpuUs };
+    },
+    async clockOffset(rounds = 20) {
+      let best = { offsetMs: Number.NaN, rttMs: Number.POSITIVE_INFINITY };
+      for (let i = 0; i < rounds; i++) {
+        const t0 = clock();
+        child.send({ kind: "clock" } satisfies ServerRequest);
+        const { at } = await next("clock");
+        const t1 = clock();
+        if (t1 - t0 < best.rttMs) best = { offsetMs: at - (t0 + t1) / 2, rttMs: t1 - t0 };
+      }
+      return best;
     },
     async floor(bytes, rounds = 5) {
       child.send({ kind: "floor", bytes, rounds } satisfies ServerRequest);

@@ -310,6 +310,8 @@ export interface Sent {
   issued: number;
   /** When its reply arrived: the commit happened before this. */
   returned: number;
+  /** When the server committed it, when the server traced that (bench clock ± the offsets printed). */
+  committed?: number;
 }
 
 export interface Latencies {
@@ -318,12 +320,14 @@ export interface Latencies {
   early: number;
   fromReturn: Float64Array;
   fromIssue: Float64Array;
+  /** From the commit, for the messages whose commit time is known. */
+  fromCommit: Float64Array;
 }
 
-/** Matches receive times with the commits that produced them; keys not in `sent` are ignored. */
 export function latencies(arrivals: Map<string, number[]>, sent: Map<string, Sent>): Latencies {
   const fromReturn: number[] = [];
   const fromIssue: number[] = [];
+  const fromCommit: number[] = [];
   let early = 0;
   for (const [key, times] of arrivals) {
     const s = sent.get(key);
@@ -332,6 +336,7 @@ export function latencies(arrivals: Map<string, number[]>, sent: Map<string, Sen
       if (at < s.returned) early++;
       fromReturn.push(Math.max(0, at - s.returned));
       fromIssue.push(at - s.issued);
+      if (s.committed !== undefined) fromCommit.push(at - s.committed);
     }
   }
   return {
@@ -339,5 +344,6 @@ export function latencies(arrivals: Map<string, number[]>, sent: Map<string, Sen
     early,
     fromReturn: Float64Array.from(fromReturn).sort(),
     fromIssue: Float64Array.from(fromIssue).sort(),
+    fromCommit: Float64Array.from(fromCommit).sort(),
   };
 }
