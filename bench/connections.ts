@@ -22,17 +22,19 @@
  * Memory: the server's RSS and JS heap + external after a full GC, before and after connecting.
  */
 
-import os from "node:os";
 import { fileURLToPath } from "node:url";
 import {
+  benchEntry,
   benchHttpClient,
+  clockLine,
   databaseLabel,
+  floorLine,
   retryReset,
   runBenchServer,
   sendSpans,
   startBenchServer,
 } from "./lib/bench-server.js";
-import { clock, fmt, mb, percentile, sleep } from "./lib/clock.js";
+import { clock, fmt, loadAvg, machineLine, mb, percentile, sleep } from "./lib/clock.js";
 import { checkConnectionLimits, latencies, type Sent, WsClientPool } from "./lib/ws-clients.js";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 10_000);
@@ -57,12 +59,6 @@ function serve() {
   });
 }
 
-const load = () =>
-  os
-    .loadavg()
-    .map((l) => l.toFixed(2))
-    .join(" ");
-
 async function main() {
   const started = performance.now();
   const limits = checkConnectionLimits(CLIENTS, PROCESSES);
@@ -77,19 +73,12 @@ async function main() {
       `database ${databaseLabel()}` +
       (process.env.BENCH_SERVER_FLAGS ? `; server Node flags ${process.env.BENCH_SERVER_FLAGS}` : ""),
   );
-  console.log(
-    `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ` +
-      `Node ${process.version}, load ${load()}; ${limits}`,
-  );
-  const offsets = await pool.clockOffsets();
-  console.log(
-    `clock: client processes' offsets from the bench ${offsets.map((o) => `${fmt(o.offsetMs, 3)}±${fmt(o.rttMs / 2, 3)}`).join(", ")} ms`,
-  );
+  console.log(machineLine(limits));
+  console.log(await clockLine(pool, server));
 
   /** Creates and cancels `tasks` tasks, one request at a time; collects every client's receive times. */
   async function round(label: string, tasks: number, clients: number) {
     const clientCpuStart = (await pool.collect()).cpuUs;
-    let clientCpuUs = clientCpuStart;
     const cpuStart = (await server.trace()).cpuUs;
     const sent = new Map<string, Sent>();
     const t0 = clock();
@@ -109,28 +98,7 @@ async function main() {
     }
     const producedMs = clock() - t0;
     const expected = sent.size * clients;
-    const arrivals = new Map<string, number[]>();
-    const problems = { errors: [] as string[], unexpectedCloses: 0, connects: 0 };
-    let got = 0;
-    // Wait for everything, or until nothing more arrived for 10 s.
-    for (let idle = 0; got < expected && idle < 100; ) {
-      const c = await pool.collect();
-      clientCpuUs = c.cpuUs;
-      let fresh = 0;
-      for (const [k, times] of c.arrivals) {
-        if (!sent.has(k)) continue;
-        fresh += times.length;
-        const list = arrivals.get(k);
-        if (list) list.push(...times);
-        else arrivals.set(k, times);
-      }
-      got += fresh;
-      problems.errors.push(...c.errors);
-      problems.unexpectedCloses += c.unexpectedCloses;
-      problems.connects = c.connects;
-      idle = fresh ? 0 : idle + 1;
-      if (got < expected) await sleep(100);
-    }
+    const { arrivals, problems, clientCpuUs } = await pool.gather(sent, expected);
     const { spans, cpuUs } = await server.trace();
     return {
       ...latencies(arrivals, sent),
@@ -187,7 +155,7 @@ async function main() {
   const clientRss = await pool.memory();
   console.log(
     `connected ${CLIENTS} clients in ${fmt(connectMs / 1000)} s (server sees ${after.connections} WebSocket connections); ` +
-      `client processes' RSS ${clientRss.map((r) => mb(r)).join(", ")} MB; load ${load()}`,
+      `client processes' RSS ${clientRss.map((r) => mb(r)).join(", ")} MB; load ${loadAvg()}`,
   );
   const idleStart = process.hrtime.bigint() / 1000n;
   const idleAfter = IDLE_MS > 0 ? await idleCpu() : Number.NaN;
@@ -214,15 +182,7 @@ async function main() {
   );
 
   // The floor: the same connections, a frame of the same size, handed to each socket in one plain loop.
-  const floor = await server.floor(Math.round(fan.spans.frameBytes));
-  const floorUs = (floor.wallMs * 1000) / floor.sockets;
-  const spreadUs = (percentile(fan.spans.spread, 50) * 1000) / Math.max(1, CLIENTS - 1);
-  console.log(
-    `server send floor (raw ws.send of one ${floor.bytes}-byte frame to each of its ${floor.sockets} connections, ` +
-      `no tRPC, median of 5 loops): ${fmt(floor.wallMs)} ms, ${fmt(floorUs)} µs per connection ` +
-      `(CPU ${fmt((floor.cpuMs * 1000) / floor.sockets)} µs); the fan-out's first-to-last frame p50 is ` +
-      `${fmt(spreadUs)} µs per subscriber, ${fmt(spreadUs / floorUs)}× the floor`,
-  );
+  console.log(await floorLine(server, fan.spans, CLIENTS));
 
   const heapBefore = before.heapUsed + before.external;
   const heapAfter = after.heapUsed + after.external;
@@ -245,18 +205,8 @@ async function main() {
   await pool.closeClients();
   await pool.stop();
   await server.stop();
-  console.log(`run took ${fmt((performance.now() - started) / 1000)} s; load ${load()}`);
+  console.log(`run took ${fmt((performance.now() - started) / 1000)} s; load ${loadAvg()}`);
   process.exit(0);
 }
 
-if (process.argv[2] === "serve") {
-  serve().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-} else {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+benchEntry(serve, main);

@@ -19,17 +19,19 @@
  */
 
 import { randomBytes } from "node:crypto";
-import os from "node:os";
 import { fileURLToPath } from "node:url";
 import {
+  benchEntry,
   benchHttpClient,
+  clockLine,
   databaseLabel,
+  floorLine,
   retryReset,
   runBenchServer,
   sendSpans,
   startBenchServer,
 } from "./lib/bench-server.js";
-import { clock, fmt, mb, percentile, sleep } from "./lib/clock.js";
+import { clock, fmt, loadAvg, machineLine, mb, percentile, sleep } from "./lib/clock.js";
 import { checkConnectionLimits, latencies, type Sent, WsClientPool } from "./lib/ws-clients.js";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
@@ -77,23 +79,11 @@ async function main() {
       `in ${PROCESSES} client processes, ${MESSAGES} messages ${GAP_MS} ms apart, database ${databaseLabel()}` +
       (process.env.BENCH_SERVER_FLAGS ? `; server Node flags ${process.env.BENCH_SERVER_FLAGS}` : ""),
   );
-  console.log(
-    `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ` +
-      `Node ${process.version}, load ${os
-        .loadavg()
-        .map((l) => l.toFixed(2))
-        .join(" ")}; ${limits}`,
-  );
-  const offsets = await pool.clockOffsets();
-  const serverOffset = await server.clockOffset();
-  console.log(
-    `clock: client processes' offsets from the bench ${offsets.map((o) => `${fmt(o.offsetMs, 3)}±${fmt(o.rttMs / 2, 3)}`).join(", ")} ms; ` +
-      `the server's ${fmt(serverOffset.offsetMs, 3)}±${fmt(serverOffset.rttMs / 2, 3)} ms`,
-  );
+  console.log(machineLine(limits));
+  console.log(await clockLine(pool, server));
 
   async function round(label: string, chatClients: number) {
     const clientCpuStart = (await pool.collect()).cpuUs;
-    let clientCpuUs = clientCpuStart;
     const cpuStart = (await server.trace()).cpuUs;
     const sent = new Map<string, Sent>();
     for (let i = 0; i < MESSAGES; i++) {
@@ -106,26 +96,7 @@ async function main() {
       await sleep(GAP_MS);
     }
     const expected = MESSAGES * chatClients;
-    const arrivals = new Map<string, number[]>();
-    let got = 0;
-    const frames: Record<string, number> = {};
-    const problems = { errors: [] as string[], unexpectedCloses: 0 };
-    for (let i = 0; i < 100; i++) {
-      const c = await pool.collect();
-      clientCpuUs = c.cpuUs;
-      for (const [k, times] of c.arrivals) {
-        if (!sent.has(k)) continue;
-        got += times.length;
-        const list = arrivals.get(k);
-        if (list) list.push(...times);
-        else arrivals.set(k, times);
-      }
-      for (const [t, n] of Object.entries(c.frames)) frames[t] = (frames[t] ?? 0) + n;
-      problems.errors.push(...c.errors);
-      problems.unexpectedCloses += c.unexpectedCloses;
-      if (got >= expected) break;
-      await sleep(100);
-    }
+    const { arrivals, frames, problems, clientCpuUs } = await pool.gather(sent, expected);
     const { spans, commits, cpuUs } = await server.trace();
     for (const [content, s] of sent) s.committed = commits.get(content);
     const lat = latencies(arrivals, sent);
@@ -186,15 +157,7 @@ async function main() {
   );
 
   // The floor: the same connections, a frame of the same size, handed to each socket in one plain loop.
-  const floor = await server.floor(Math.round(fan.spans.frameBytes));
-  const floorUs = (floor.wallMs * 1000) / floor.sockets;
-  const spreadUs = (percentile(fan.spans.spread, 50) * 1000) / Math.max(1, chatCount - 1);
-  console.log(
-    `server send floor (raw ws.send of one ${floor.bytes}-byte frame to each of its ${floor.sockets} connections, ` +
-      `no tRPC, median of 5 loops): ${fmt(floor.wallMs)} ms, ${fmt(floorUs)} µs per connection ` +
-      `(CPU ${fmt((floor.cpuMs * 1000) / floor.sockets)} µs); the fan-out's first-to-last frame p50 is ` +
-      `${fmt(spreadUs)} µs per subscriber, ${fmt(spreadUs / floorUs)}× the floor`,
-  );
+  console.log(await floorLine(server, fan.spans, chatCount));
 
   // Each send writes the message, the assistant's reply and reads both back: the reference pays that once
   // per message, so what the fan-out round costs beyond it is the cost of the extra deliveries.
@@ -227,23 +190,8 @@ async function main() {
   await pool.closeClients();
   await pool.stop();
   await server.stop();
-  console.log(
-    `run took ${fmt((performance.now() - started) / 1000)} s; load ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(" ")}`,
-  );
+  console.log(`run took ${fmt((performance.now() - started) / 1000)} s; load ${loadAvg()}`);
   process.exit(0);
 }
 
-if (process.argv[2] === "serve") {
-  serve().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-} else {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+benchEntry(serve, main);

@@ -18,7 +18,8 @@ import { migrate } from "../../src/server/db/migrate.js";
 import type { AppRouter } from "../../src/server/router.js";
 import { createServices, type Services } from "../../src/server/services.js";
 import type { Actor } from "../../src/shared/roles.js";
-import { clock, sleep } from "./clock.js";
+import { clock, fmt, percentile, sleep } from "./clock.js";
+import type { WsClientPool } from "./ws-clients.js";
 
 /** A Postgres server's URL when the bench should use one; undefined means PGlite. */
 export function benchDatabaseUrl(): string | undefined {
@@ -217,6 +218,14 @@ export async function runBenchServer(opts: ServeOptions): Promise<void> {
   reply({ kind: "ready", port, token, extra, wsConnections: connections });
 }
 
+/** A WebSocket bench's file runs as the bench, or (forked with `serve`) as its server; either exits 1 on an error. */
+export function benchEntry(serve: () => Promise<void>, main: () => Promise<void>): void {
+  (process.argv[2] === "serve" ? serve() : main()).catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
+
 /** A tRPC HTTP client of the bench server, with its token. */
 export function benchHttpClient(server: Pick<BenchServer, "port" | "token">) {
   return createTRPCClient<AppRouter>({
@@ -313,6 +322,34 @@ export async function startBenchServer(entry: string): Promise<BenchServer> {
       await exited;
     },
   };
+}
+
+/** The bench's "clock:" line: each client process's and the server's offset from the bench's clock. */
+export async function clockLine(pool: WsClientPool, server: BenchServer): Promise<string> {
+  const offsets = await pool.clockOffsets();
+  const serverOffset = await server.clockOffset();
+  const show = (o: { offsetMs: number; rttMs: number }) => `${fmt(o.offsetMs, 3)}±${fmt(o.rttMs / 2, 3)}`;
+  return `clock: client processes' offsets from the bench ${offsets.map(show).join(", ")} ms; the server's ${show(serverOffset)} ms`;
+}
+
+/**
+ * The send floor (a frame of the fan-out's size handed to every connection in one plain loop),
+ * against the fan-out's first-to-last frame p50 per subscriber.
+ */
+export async function floorLine(
+  server: BenchServer,
+  spans: ReturnType<typeof sendSpans>,
+  subscribers: number,
+): Promise<string> {
+  const floor = await server.floor(Math.round(spans.frameBytes));
+  const floorUs = (floor.wallMs * 1000) / floor.sockets;
+  const spreadUs = (percentile(spans.spread, 50) * 1000) / Math.max(1, subscribers - 1);
+  return (
+    `server send floor (raw ws.send of one ${floor.bytes}-byte frame to each of its ${floor.sockets} connections, ` +
+    `no tRPC, median of 5 loops): ${fmt(floor.wallMs)} ms, ${fmt(floorUs)} µs per connection ` +
+    `(CPU ${fmt((floor.cpuMs * 1000) / floor.sockets)} µs); the fan-out's first-to-last frame p50 is ` +
+    `${fmt(spreadUs)} µs per subscriber, ${fmt(spreadUs / floorUs)}× the floor`
+  );
 }
 
 /** Per commit: from its request's reply to the server handing the frame to the last subscriber's socket, and first-to-last. */

@@ -1,3 +1,5 @@
+import os from "node:os";
+
 /**
  * One clock for the bench process, the server process and every client process.
  *
@@ -11,6 +13,18 @@
 export function clock(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** The load averages, as `uptime` prints them. */
+export const loadAvg = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+
+/** The bench's "machine:" line: cores, memory, Node, load, and the connection limits checked. */
+export const machineLine = (limits: string) =>
+  `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ` +
+  `Node ${process.version}, load ${loadAvg()}; ${limits}`;
 
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (!sorted.length) return Number.NaN;

@@ -240,6 +240,40 @@ export class WsClientPool {
     return { opened, ms: performance.now() - t0 };
   }
 
+  /**
+   * Collects, every 100 ms, the deliveries of the keys in `sent` until `expected` arrived or nothing
+   * new arrived for 10 s: receive times per key, frames per topic, errors, and the client processes'
+   * CPU time at the end.
+   */
+  async gather(sent: ReadonlyMap<string, unknown>, expected: number) {
+    const arrivals = new Map<string, number[]>();
+    const frames: Record<string, number> = {};
+    const problems = { errors: [] as string[], unexpectedCloses: 0, connects: 0 };
+    let clientCpuUs = 0;
+    let got = 0;
+    let idle = 0;
+    do {
+      const c = await this.collect();
+      clientCpuUs = c.cpuUs;
+      let fresh = 0;
+      for (const [k, times] of c.arrivals) {
+        if (!sent.has(k)) continue;
+        fresh += times.length;
+        const list = arrivals.get(k);
+        if (list) list.push(...times);
+        else arrivals.set(k, times);
+      }
+      got += fresh;
+      for (const [t, n] of Object.entries(c.frames)) frames[t] = (frames[t] ?? 0) + n;
+      problems.errors.push(...c.errors);
+      problems.unexpectedCloses += c.unexpectedCloses;
+      problems.connects = c.connects;
+      idle = fresh ? 0 : idle + 1;
+      if (got < expected) await new Promise((r) => setTimeout(r, 100));
+    } while (got < expected && idle < 100);
+    return { arrivals, frames, problems, clientCpuUs };
+  }
+
   /** Takes (and clears) what every process received since the last collect. */
   async collect(): Promise<Collected> {
     const replies = await Promise.all(this.procs.map((p) => p.request({ kind: "collect" }, "collected")));

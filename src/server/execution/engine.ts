@@ -42,13 +42,11 @@ interface Running {
 const WAITING_REASON_EVERY_MS = 250;
 
 /** What dispatching needs of a worker. */
-type DispatchWorker = Pick<Worker, "id" | "name" | "url" | "token" | "capabilities" | "maxConcurrency" | "tripped">;
+type DispatchWorker = Pick<Worker, "id" | "name" | "capabilities" | "maxConcurrency" | "tripped">;
 
 interface DispatchWorkerRow {
   id: string;
   name: string;
-  url: string;
-  token: string | null;
   capabilities: string[] | null;
   max_concurrency: number;
   tripped: boolean;
@@ -210,15 +208,13 @@ export class ExecutionEngine {
     // One plain query per pass (it runs after every claim and every finished batch): the enabled
     // workers with their running attempts.
     const rows = await this.db.query<DispatchWorkerRow>(
-      `SELECT w.id, w.name, w.url, w.token, w.capabilities, w.max_concurrency, w.tripped,
+      `SELECT w.id, w.name, w.capabilities, w.max_concurrency, w.tripped,
               (SELECT count(*) FROM attempts a WHERE a.worker_id = w.id AND a.state = 'running')::int AS busy
          FROM workers w WHERE w.enabled`,
     );
     const workers: DispatchWorker[] = rows.map((r) => ({
       id: r.id,
       name: r.name,
-      url: r.url,
-      token: r.token,
       capabilities: r.capabilities ?? [],
       maxConcurrency: Number(r.max_concurrency),
       tripped: r.tripped,
