@@ -14,6 +14,8 @@ export interface TailSource<T, F> {
 }
 
 const PAGE = 500;
+/** After a failed read, how long before reading again. */
+const RETRY_MS = 1_000;
 
 /**
  * The task event hub's delivery, for any table that is tailed by a position drawn under a lock
@@ -30,6 +32,7 @@ export class TailHub<T, F> {
   /** The highest position other processes announced while a pull was running. */
   private announced = 0n;
   private timer: NodeJS.Timeout | null = null;
+  private retry: NodeJS.Timeout | null = null;
   private started: Promise<void> | null = null;
   private unfollow: (() => void)[] = [];
 
@@ -53,6 +56,8 @@ export class TailHub<T, F> {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
   }
 
   /** Takes rows committed by other processes from the bus, and reads what was missed after a reconnection. */
@@ -91,15 +96,32 @@ export class TailHub<T, F> {
       this.again = true;
       return;
     }
-    this.pulling = this.pull()
-      .catch((err: unknown) => this.log.error({ err }, `${this.name}: reading new rows failed`))
-      .finally(() => {
-        this.pulling = null;
-        if (this.again || this.announced > this.last) {
-          this.again = false;
-          this.notify();
-        }
-      });
+    this.pulling = this.pull().then(
+      () => this.pulled(true),
+      (err: unknown) => {
+        this.log.error({ err }, `${this.name}: reading new rows failed`);
+        this.pulled(false);
+      },
+    );
+  }
+
+  /**
+   * After a pull: pull again at once for what was committed meanwhile. After a failed pull, pull again
+   * after a pause (the rows it was told of are still unread): a read that fails at once, the database
+   * gone, must not become a loop that never yields to the event loop.
+   */
+  private pulled(ok: boolean): void {
+    this.pulling = null;
+    if (!ok) {
+      this.again = false;
+      this.retry ??= setTimeout(() => {
+        this.retry = null;
+        this.notify();
+      }, RETRY_MS).unref();
+    } else if (this.again || this.announced > this.last) {
+      this.again = false;
+      this.notify();
+    }
   }
 
   /** Resolves once every row committed before the call has been handed to subscribers. */
