@@ -68,11 +68,22 @@ export function Logs({ events, live }: { events: TaskEventDto[]; live: boolean }
   const lines = events.filter((e) => LOG_TYPES.has(e.type)).map(toLine);
   const box = useRef<HTMLDivElement>(null);
   const [follow, setFollow] = useState(true);
+  /** The scroll height when this view last moved to the bottom itself; null after "Follow new lines". */
+  const snappedAt = useRef<number | null>(null);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: scrolls when lines are added.
   useLayoutEffect(() => {
     const el = box.current;
-    if (el && follow) el.scrollTop = el.scrollHeight;
+    if (!el || !follow) return;
+    // The reader may have scrolled up after the last snap while its scroll event is still pending
+    // (browsers dispatch them with the next frame); snapping now would undo their scroll.
+    const snapped = snappedAt.current;
+    if (snapped !== null && snapped - el.scrollTop - el.clientHeight > STICK_PX) {
+      setFollow(false);
+      return;
+    }
+    el.scrollTop = el.scrollHeight;
+    snappedAt.current = el.scrollHeight;
   }, [lines.length, follow]);
 
   if (!lines.length) {
@@ -100,7 +111,14 @@ export function Logs({ events, live }: { events: TaskEventDto[]; live: boolean }
             Following new lines
           </span>
         ) : (
-          <button type="button" className="btn btn-small" onClick={() => setFollow(true)}>
+          <button
+            type="button"
+            className="btn btn-small"
+            onClick={() => {
+              snappedAt.current = null;
+              setFollow(true);
+            }}
+          >
             Follow new lines
           </button>
         )}
