@@ -96,6 +96,8 @@ describe.each(DATABASES)("HTTP and WebSocket API on %s", (kind) => {
     await expect.poll(() => received.length).toBe(2);
     expect(received.map((e) => e.taskId)).toEqual([a.id, b.id]);
     sub.unsubscribe();
+    // The client's stop ends the subscription on the server, not only on the client.
+    await expect.poll(() => s.services.hub.subscriberCount).toBe(baseline);
 
     // Written while nobody listened; a client resuming after the first event gets the rest, in order.
     const c = await s.http.tasks.create.mutate({ title: "while away" });
