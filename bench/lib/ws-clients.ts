@@ -8,7 +8,7 @@
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { clock } from "./clock.js";
+import { clock, sleep } from "./clock.js";
 
 export type SubscriptionSpec =
   | { topic: "chat"; sessionId: string }
@@ -269,7 +269,7 @@ export class WsClientPool {
       problems.unexpectedCloses += c.unexpectedCloses;
       problems.connects = c.connects;
       idle = fresh ? 0 : idle + 1;
-      if (got < expected) await new Promise((r) => setTimeout(r, 100));
+      if (got < expected) await sleep(100);
     } while (got < expected && idle < 100);
     return { arrivals, frames, problems, clientCpuUs };
   }
@@ -358,6 +358,7 @@ export interface Latencies {
   fromCommit: Float64Array;
 }
 
+/** Matches receive times with the commits that produced them; keys not in `sent` are ignored. */
 export function latencies(arrivals: Map<string, number[]>, sent: Map<string, Sent>): Latencies {
   const fromReturn: number[] = [];
   const fromIssue: number[] = [];

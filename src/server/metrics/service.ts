@@ -62,6 +62,8 @@ const RELEVANT_TYPES = ["state_changed", "attempt_try_failed"];
 
 const ratio = (num: number, den: number) => (den > 0 ? num / den : null);
 const floorMinute = (t: number) => Math.floor(t / MINUTE) * MINUTE;
+/** Live subscribers woken per turn of the event loop when a snapshot is published. */
+const LIVE_SLICE = 50;
 
 /**
  * Live task metrics, computed from the task event log: every committed state change, dispatch,
@@ -69,9 +71,6 @@ const floorMinute = (t: number) => Math.floor(t / MINUTE) * MINUTE;
  * histograms. At start the window is rebuilt from the last minutes of the log, so a restart does
  * not show zeros; closed minutes are persisted as rollups for history and pruned after retention.
  */
-/** Live subscribers woken per turn of the event loop when a snapshot is published. */
-const LIVE_SLICE = 50;
-
 export class MetricsService {
   private readonly window: SlotWindow;
   private readonly now: () => number;
