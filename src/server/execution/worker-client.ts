@@ -223,6 +223,8 @@ export class WorkerClient {
       Math.max(0, call.deadline - Date.now()),
     );
     armIdle();
+    // Set once the body has been read to its end: the connection is then clean and goes back to the pool.
+    let drained = false;
     try {
       const res = await http(workerEndpoint(base, "execute"), {
         method: "POST",
@@ -240,6 +242,7 @@ export class WorkerClient {
       const type = header(res, "content-type") ?? "";
       if (type.includes(NDJSON_CONTENT_TYPE)) return await readStream(res, worker.name, armIdle, call.onLine);
       const text = await res.body.text();
+      drained = true;
       return parseResult(text, worker.name);
     } catch (err) {
       if (ctrl.signal.aborted && ctrl.signal.reason instanceof WorkerCallError) throw ctrl.signal.reason;
@@ -248,8 +251,9 @@ export class WorkerClient {
       clearTimeout(idle);
       clearTimeout(deadlineTimer);
       call.signal.removeEventListener("abort", onOuterAbort);
-      // Drops the connection if the body was not read to the end (a timeout, a protocol error).
-      if (!ctrl.signal.aborted) ctrl.abort();
+      // Drops the connection if the body was not read to the end (a timeout, a stream, a protocol
+      // error). Not after a drained body: an abort builds a DOMException with its stack on every call.
+      if (!drained && !ctrl.signal.aborted) ctrl.abort();
     }
   }
 
