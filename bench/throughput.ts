@@ -15,6 +15,8 @@
  * process and for its Postgres backends (told apart by application_name), which is what bounds the
  * rates on a 2-core machine.
  * Overhead per task = (finished − created) − the worker's own time for that request.
+ * Last, the storage floor (bench/lib/storage-floor.ts): the same rows per task written by bare SQL,
+ * with what each table costs the Postgres server, against pg-boss's whole cost per job.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -24,6 +26,7 @@ import path from "node:path";
 import { request } from "undici";
 import { openDatabase } from "../src/server/db/database.js";
 import { positiveInt } from "./lib/env.js";
+import { storageFloor } from "./lib/storage-floor.js";
 
 const N = positiveInt("BENCH_N", 2000);
 const ROUNDS = positiveInt("BENCH_ROUNDS", 1);
@@ -147,6 +150,8 @@ interface Outcome {
   /** CPU ms per task: the agency processes (or the pg-boss process), and the Postgres server. */
   appCpu: number;
   pgCpu: number;
+  /** The no-op worker process's CPU ms per task. */
+  workerCpu: number;
   note: string;
 }
 
@@ -166,8 +171,10 @@ async function waitFor(
   }
 }
 
-async function workerTimes(worker: Child): Promise<Record<string, number>> {
-  return (await worker.ask<{ ms: Record<string, number> }>("times", { type: "times" })).ms;
+/** How long the worker held each request since the last call, and the CPU ms its process used meanwhile. */
+async function workerTimes(worker: Child): Promise<{ held: Record<string, number>; cpuMs: number }> {
+  const { ms, cpuMs } = await worker.ask<{ ms: Record<string, number>; cpuMs: number }>("times", { type: "times" });
+  return { held: ms, cpuMs };
 }
 
 async function benchAgency(worker: Child, workerUrl: string, processes: number, round: number): Promise<Outcome> {
@@ -231,7 +238,7 @@ async function benchAgency(worker: Child, workerUrl: string, processes: number, 
       children.map((c) => c.ask<{ userMs: number; systemMs: number }>("cpu", { type: "cpu" })),
     );
     const appCpu = cpu1.reduce((s, c, i) => s + c.userMs + c.systemMs - (cpu0[i]!.userMs + cpu0[i]!.systemMs), 0);
-    const held = await workerTimes(worker);
+    const { held, cpuMs: workerCpu } = await workerTimes(worker);
     const rows = await db.query<{ id: string; created: Date; finished: Date }>(
       `SELECT t.id, t.created_at AS created, a.finished_at AS finished
          FROM tasks t JOIN attempts a ON a.task_id = t.id WHERE t.title LIKE 'bench %'`,
@@ -251,6 +258,7 @@ async function benchAgency(worker: Child, workerUrl: string, processes: number, 
       overhead,
       appCpu: appCpu / N,
       pgCpu: pgCpu / N,
+      workerCpu: workerCpu / N,
       note: `for all ${WARMUP + N} tasks: ${counts?.events} events, ${counts?.verdicts} verdicts, ${counts?.audit} audit entries, ${counts?.provenance} signed provenance records`,
     };
   } finally {
@@ -327,7 +335,7 @@ async function benchPgBoss(worker: Child, workerUrl: string): Promise<Outcome | 
     await backends.sample();
     const pgCpu = backends.totalMs();
     const cpu = process.cpuUsage(cpu0);
-    const held = await workerTimes(worker);
+    const { held, cpuMs: workerCpu } = await workerTimes(worker);
     const rows = await db.query<{ id: string; created: Date; completed: Date }>(
       `SELECT id, created_on AS created, completed_on AS completed FROM "${schema}".job
         WHERE name = $1 AND data->>'phase' = 'bench'`,
@@ -342,6 +350,7 @@ async function benchPgBoss(worker: Child, workerUrl: string): Promise<Outcome | 
       overhead,
       appCpu: (cpu.user + cpu.system) / 1000 / N,
       pgCpu: pgCpu / N,
+      workerCpu: workerCpu / N,
       note: "jobs only: no events, verdicts, audit or provenance",
     };
   } finally {
@@ -358,7 +367,51 @@ function line(name: string, o: Outcome): string {
   return (
     `${name.padEnd(20)} ${fmt(o.rate).padStart(7)} tasks/s  (${fmt(o.seconds, 2)} s)  ` +
     `overhead p50 ${fmt(percentile(o.overhead, 50))} ms p95 ${fmt(percentile(o.overhead, 95))} ms  ` +
-    `CPU per task: app ${fmt(o.appCpu, 2)} ms, Postgres ${fmt(o.pgCpu, 2)} ms  [${o.note}]`
+    `CPU per task: app ${fmt(o.appCpu, 2)} ms, Postgres ${fmt(o.pgCpu, 2)} ms, worker ${fmt(o.workerCpu, 2)} ms  [${o.note}]`
+  );
+}
+
+/**
+ * The storage floor (the agency's rows alone, by bare SQL) and what it and the measured CPU per task
+ * allow on this machine: the most any design keeping these rows could reach against pg-boss, and the
+ * most two agency processes could reach with every core busy.
+ */
+async function printFloorAndBounds(
+  m: Record<"one" | "boss" | "bossCpus" | "bossApp" | "workerCpus" | "twoCpus", number[]>,
+) {
+  const { one, boss, bossCpus, bossApp, workerCpus, twoCpus } = m;
+  const floor = await storageFloor(URL_, `bench_floor_${randomBytes(4).toString("hex")}`, {
+    tasks: N,
+    warmup: WARMUP,
+    batch: 100,
+  });
+  const tables = Object.entries(floor.cpuMs)
+    .map(([table, ms]) => `${table} ${fmt(ms, 3)}`)
+    .join(", ");
+  console.log(
+    `storage floor        ${fmt(floor.tasks / floor.seconds).padStart(7)} tasks/s  (${fmt(floor.seconds, 2)} s)  ` +
+      `the agency's rows alone, bare SQL in batches of 100 on one connection: Postgres CPU per task ` +
+      `${fmt(floor.totalCpuMs, 3)} ms (${tables})`,
+  );
+  const bossCpu = median(bossCpus);
+  console.log(
+    `ratio  storage floor's Postgres CPU per task / pg-boss's whole CPU per job (app + Postgres, ${fmt(bossCpu, 2)} ms) = ` +
+      `${fmt(floor.totalCpuMs / bossCpu, 2)}`,
+  );
+  // A design that keeps these rows and pays no more than pg-boss per worker call still needs, per task,
+  // the floor's Postgres CPU + pg-boss's own CPU per job (its HTTP call and little else) + the worker's CPU.
+  const perTask = floor.totalCpuMs + median(bossApp) + median(workerCpus);
+  const bound = (os.cpus().length * 1000) / perTask;
+  console.log(
+    `bound  ${os.cpus().length} cores / (floor ${fmt(floor.totalCpuMs, 2)} + pg-boss's app CPU ${fmt(median(bossApp), 2)} + ` +
+      `worker ${fmt(median(workerCpus), 2)} ms per task) = ${fmt(bound, 0)} tasks/s for any design with these rows, ` +
+      `${fmt(bound / median(boss), 2)} × pg-boss`,
+  );
+  // Two processes on this machine: at most every core busy at the CPU per task they were measured at.
+  const twoBound = (os.cpus().length * 1000) / median(twoCpus);
+  console.log(
+    `bound  2 agency processes: ${os.cpus().length} cores / ${fmt(median(twoCpus), 2)} ms of CPU per task (app + Postgres + worker) = ` +
+      `${fmt(twoBound, 0)} tasks/s with every core busy, ${fmt(twoBound / median(one), 2)} × one process's measured rate`,
   );
 }
 
@@ -376,6 +429,10 @@ async function main() {
   const one: number[] = [];
   const two: number[] = [];
   const boss: number[] = [];
+  const bossCpus: number[] = [];
+  const bossApp: number[] = [];
+  const workerCpus: number[] = [];
+  const twoCpus: number[] = [];
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       const a1 = await benchAgency(worker, workerUrl, 1, round);
@@ -391,8 +448,13 @@ async function main() {
       console.log(line("agency, 2 processes", a2));
       one.push(a1.rate);
       boss.push(b.rate);
+      bossCpus.push(b.appCpu + b.pgCpu);
+      bossApp.push(b.appCpu);
+      workerCpus.push(b.workerCpu);
       two.push(a2.rate);
+      twoCpus.push(a2.appCpu + a2.pgCpu + a2.workerCpu);
     }
+    await printFloorAndBounds({ one, boss, bossCpus, bossApp, workerCpus, twoCpus });
     const r1 = median(one) / median(boss);
     const r2 = median(two) / median(one);
     console.log(

@@ -2,12 +2,14 @@
  * The no-op worker of bench/throughput.ts, in a process of its own so that its CPU time is charged to
  * neither side: answers every execute at once and records how long it held each request.
  *
- *   messages out: { type: "ready", url }   in: { type: "times" } → out: { type: "times", ms: Record<id, ms> }
+ *   messages out: { type: "ready", url }   in: { type: "times" } → out: { type: "times", ms: Record<id, ms>, cpuMs }
+ *   (cpuMs: the process's CPU since the previous "times")
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 
 let held: Record<string, number> = {};
+let cpuAtLastTimes = 0;
 
 const server = http.createServer((req, res) => {
   const t0 = performance.now();
@@ -31,7 +33,9 @@ server.listen(0, "127.0.0.1", () => {
 });
 process.on("message", (m: { type: string }) => {
   if (m.type === "times") {
-    process.send?.({ type: "times", ms: held });
+    const cpu = process.cpuUsage();
+    process.send?.({ type: "times", ms: held, cpuMs: (cpu.user + cpu.system) / 1000 - cpuAtLastTimes });
+    cpuAtLastTimes = (cpu.user + cpu.system) / 1000;
     held = {};
   }
 });
