@@ -66,8 +66,12 @@ const envSchema = z.object({
     ),
   /** Workers to register (upsert) at start: JSON array, or `name=url|cap1,cap2|concurrency` entries separated by `;`. */
   WORKERS: z.string().default(""),
-  /** `npm start` runs one reference worker as a child process unless this is 0. */
-  START_REFERENCE_WORKER: flag.default(true),
+  /**
+   * `npm start` runs one reference worker as a child process: by default with the embedded database
+   * only. It registers as "reference" at a loopback URL, which means something to this process alone,
+   * so on a shared Postgres server it is off unless asked for (one process of a cluster at most).
+   */
+  START_REFERENCE_WORKER: flag.optional().or(z.literal("").transform(() => undefined)),
   /** Run the dispatcher, lease recovery and health polling in this process (0: API only). */
   EXECUTION_ENABLED: flag.default(true),
   WORKER_HEALTH_INTERVAL_MS: ms(200).default(10_000),
@@ -164,6 +168,8 @@ function parseRetryPolicy(raw: string): Record<1 | 2 | 3, TierPolicy> {
 
 export type Config = z.output<typeof envSchema> & {
   dataDir: string;
+  /** START_REFERENCE_WORKER, or its default: on with the embedded database, off with DATABASE_URL. */
+  startReferenceWorker: boolean;
   retryPolicy: Record<1 | 2 | 3, TierPolicy>;
 };
 
@@ -177,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     ...parsed.data,
     dataDir: path.resolve(parsed.data.DATA_DIR),
+    startReferenceWorker: parsed.data.START_REFERENCE_WORKER ?? !parsed.data.DATABASE_URL,
     retryPolicy: parseRetryPolicy(parsed.data.RETRY_POLICY),
   };
 }

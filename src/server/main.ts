@@ -18,7 +18,12 @@ async function main() {
   );
   const services = await createServices(db, log, config);
   let reference: ReferenceWorkerChild | undefined;
-  if (config.START_REFERENCE_WORKER && config.EXECUTION_ENABLED) {
+  if (config.startReferenceWorker && config.EXECUTION_ENABLED) {
+    if (config.DATABASE_URL) {
+      log.warn(
+        'START_REFERENCE_WORKER=1 on a Postgres server: the reference worker registers as "reference" at a loopback URL of this process; run it on one process of a cluster at most',
+      );
+    }
     reference = await startReferenceWorkerChild(log, config.dataDir);
     log.info({ url: reference.worker.url }, "reference worker started (START_REFERENCE_WORKER=0 turns it off)");
   }
