@@ -376,10 +376,13 @@ function line(name: string, o: Outcome): string {
  * allow on this machine: the most any design keeping these rows could reach against pg-boss, and the
  * most two agency processes could reach with every core busy.
  */
-async function printFloorAndBounds(
-  m: Record<"one" | "boss" | "bossCpus" | "bossApp" | "workerCpus" | "twoCpus", number[]>,
-) {
-  const { one, boss, bossCpus, bossApp, workerCpus, twoCpus } = m;
+async function printFloorAndBounds(rounds: { one: Outcome; boss: Outcome; two: Outcome }[]) {
+  const m = (pick: (r: (typeof rounds)[number]) => number) => median(rounds.map(pick));
+  const bossRate = m((r) => r.boss.rate);
+  const bossCpu = m((r) => r.boss.appCpu + r.boss.pgCpu);
+  const bossApp = m((r) => r.boss.appCpu);
+  const bossWorker = m((r) => r.boss.workerCpu);
+  const twoCpu = m((r) => r.two.appCpu + r.two.pgCpu + r.two.workerCpu);
   const floor = await storageFloor(URL_, `bench_floor_${randomBytes(4).toString("hex")}`, {
     tasks: N,
     warmup: WARMUP,
@@ -393,25 +396,24 @@ async function printFloorAndBounds(
       `the agency's rows alone, bare SQL in batches of 100 on one connection: Postgres CPU per task ` +
       `${fmt(floor.totalCpuMs, 3)} ms (${tables})`,
   );
-  const bossCpu = median(bossCpus);
   console.log(
     `ratio  storage floor's Postgres CPU per task / pg-boss's whole CPU per job (app + Postgres, ${fmt(bossCpu, 2)} ms) = ` +
       `${fmt(floor.totalCpuMs / bossCpu, 2)}`,
   );
   // A design that keeps these rows and pays no more than pg-boss per worker call still needs, per task,
   // the floor's Postgres CPU + pg-boss's own CPU per job (its HTTP call and little else) + the worker's CPU.
-  const perTask = floor.totalCpuMs + median(bossApp) + median(workerCpus);
+  const perTask = floor.totalCpuMs + bossApp + bossWorker;
   const bound = (os.cpus().length * 1000) / perTask;
   console.log(
-    `bound  ${os.cpus().length} cores / (floor ${fmt(floor.totalCpuMs, 2)} + pg-boss's app CPU ${fmt(median(bossApp), 2)} + ` +
-      `worker ${fmt(median(workerCpus), 2)} ms per task) = ${fmt(bound, 0)} tasks/s for any design with these rows, ` +
-      `${fmt(bound / median(boss), 2)} × pg-boss`,
+    `bound  ${os.cpus().length} cores / (floor ${fmt(floor.totalCpuMs, 2)} + pg-boss's app CPU ${fmt(bossApp, 2)} + ` +
+      `worker ${fmt(bossWorker, 2)} ms per task) = ${fmt(bound, 0)} tasks/s for any design with these rows, ` +
+      `${fmt(bound / bossRate, 2)} × pg-boss`,
   );
   // Two processes on this machine: at most every core busy at the CPU per task they were measured at.
-  const twoBound = (os.cpus().length * 1000) / median(twoCpus);
+  const twoBound = (os.cpus().length * 1000) / twoCpu;
   console.log(
-    `bound  2 agency processes: ${os.cpus().length} cores / ${fmt(median(twoCpus), 2)} ms of CPU per task (app + Postgres + worker) = ` +
-      `${fmt(twoBound, 0)} tasks/s with every core busy, ${fmt(twoBound / median(one), 2)} × one process's measured rate`,
+    `bound  2 agency processes: ${os.cpus().length} cores / ${fmt(twoCpu, 2)} ms of CPU per task (app + Postgres + worker) = ` +
+      `${fmt(twoBound, 0)} tasks/s with every core busy, ${fmt(twoBound / m((r) => r.one.rate), 2)} × one process's measured rate`,
   );
 }
 
@@ -426,13 +428,7 @@ async function main() {
   );
   const worker = new Child("lib/noop-worker.ts", {});
   const { url: workerUrl } = await worker.ask<{ url: string }>("ready");
-  const one: number[] = [];
-  const two: number[] = [];
-  const boss: number[] = [];
-  const bossCpus: number[] = [];
-  const bossApp: number[] = [];
-  const workerCpus: number[] = [];
-  const twoCpus: number[] = [];
+  const rounds: { one: Outcome; boss: Outcome; two: Outcome }[] = [];
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       const a1 = await benchAgency(worker, workerUrl, 1, round);
@@ -446,17 +442,12 @@ async function main() {
       console.log(line("pg-boss 12", b));
       const a2 = await benchAgency(worker, workerUrl, 2, round);
       console.log(line("agency, 2 processes", a2));
-      one.push(a1.rate);
-      boss.push(b.rate);
-      bossCpus.push(b.appCpu + b.pgCpu);
-      bossApp.push(b.appCpu);
-      workerCpus.push(b.workerCpu);
-      two.push(a2.rate);
-      twoCpus.push(a2.appCpu + a2.pgCpu + a2.workerCpu);
+      rounds.push({ one: a1, boss: b, two: a2 });
     }
-    await printFloorAndBounds({ one, boss, bossCpus, bossApp, workerCpus, twoCpus });
-    const r1 = median(one) / median(boss);
-    const r2 = median(two) / median(one);
+    await printFloorAndBounds(rounds);
+    const rate = (side: "one" | "boss" | "two") => median(rounds.map((r) => r[side].rate));
+    const r1 = rate("one") / rate("boss");
+    const r2 = rate("two") / rate("one");
     console.log(
       `ratio  agency 1 process / pg-boss = ${fmt(r1, 2)} (targets: ≥ 1.0 execution issue, ≥ 2.0 scale issue)`,
     );
