@@ -63,30 +63,43 @@ export async function storageFloor(
       await client.query(sql, params);
       cpu[table] += onCpuNs(pid) - before;
     };
-    const audit = (ids: string, action: string, times: number) =>
-      `INSERT INTO audit_entries (actor_kind, actor_id, action, resource_type, resource_id, before, after)
-       SELECT 'system', 'engine', '${action}', 'task', id::text, jsonb_build_object('state', 'running', 'attempt', 1),
-              jsonb_build_object('state', 'accepted', 'attempt', 1, 'worker', 'noop', 'tries', 1)
-         FROM unnest(${ids}::uuid[]) AS id, generate_series(1, ${times})`;
-    const events = (ids: string, from: string, to: string, times: number) =>
-      `INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
-       SELECT id, 'state_changed', '${from}', '${to}', 'system',
-              jsonb_build_object('name', 'complete', 'attempt', 1, 'worker', 'noop', 'tries', 1, 'artifacts', 0)
-         FROM unnest(${ids}::uuid[]) AS id, generate_series(1, ${times})`;
-    /** Chain records numbered on from the last one, as the chain's head would give them. */
-    const chained = async (ids: string[], kind: string, times: number) => {
+    /**
+     * A state change's trail, `times` of each per task: audit entries, chain records (numbered on from
+     * the last one, as the chain's head would give them) and events.
+     */
+    const trail = async (
+      ids: string[],
+      t: { action: string; kind: string; from: string; to: string; times: number },
+    ) => {
+      const each = `FROM unnest($1::uuid[]) AS id, generate_series(1, ${t.times}) AS g`;
+      await run(
+        "audit_entries",
+        `INSERT INTO audit_entries (actor_kind, actor_id, action, resource_type, resource_id, before, after)
+         SELECT 'system', 'engine', '${t.action}', 'task', id::text, jsonb_build_object('state', 'running', 'attempt', 1),
+                jsonb_build_object('state', 'accepted', 'attempt', 1, 'worker', 'noop', 'tries', 1)
+           ${each}`,
+        [ids],
+      );
       await run(
         "provenance_records",
         `INSERT INTO provenance_records (seq, kind, task_id, payload, payload_digest, prev_hash, hash, signature,
                 key_id, created_at)
-         SELECT $2::bigint + row_number() OVER (), '${kind}', id::text,
+         SELECT $2::bigint + row_number() OVER (), '${t.kind}', id::text,
                 jsonb_build_object('attempt', 1, 'attemptId', gen_random_uuid(), 'worker', 'noop',
                                    'status', 'completed', 'artifacts', '[]'::jsonb, 'summaryDigest', '${DIGEST}'),
-                '${DIGEST}', '${DIGEST}', md5(id::text || '${kind}' || g) || md5(g || '${kind}' || id::text), '${SIGNATURE}', 'floor', now()
-           FROM unnest($1::uuid[]) AS id, generate_series(1, ${times}) AS g`,
+                '${DIGEST}', '${DIGEST}', md5(id::text || '${t.kind}' || g) || md5(g || '${t.kind}' || id::text), '${SIGNATURE}', 'floor', now()
+           ${each}`,
         [ids, seq],
       );
-      seq += ids.length * times;
+      seq += ids.length * t.times;
+      await run(
+        "task_events",
+        `INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
+         SELECT id, 'state_changed', '${t.from}', '${t.to}', 'system',
+                jsonb_build_object('name', 'complete', 'attempt', 1, 'worker', 'noop', 'tries', 1, 'artifacts', 0)
+           ${each}`,
+        [ids],
+      );
     };
 
     const write = async (count: number) => {
@@ -105,9 +118,7 @@ export async function storageFloor(
            FROM unnest($1::uuid[]) AS id`,
           [ids],
         );
-        await run("audit_entries", audit("$1", "task.create", 1), [ids]);
-        await chained(ids, "task.created", 1);
-        await run("task_events", events("$1", "queued", "queued", 1), [ids]);
+        await trail(ids, { action: "task.create", kind: "task.created", from: "queued", to: "queued", times: 1 });
         await run("begin/commit", "COMMIT");
         // Claim: running, a new attempt with its lease, audited, chained, an event.
         await run("begin/commit", "BEGIN");
@@ -124,9 +135,7 @@ export async function storageFloor(
            FROM unnest($1::uuid[]) AS id`,
           [ids],
         );
-        await run("audit_entries", audit("$1", "task.dispatch", 1), [ids]);
-        await chained(ids, "task.dispatched", 1);
-        await run("task_events", events("$1", "queued", "running", 1), [ids]);
+        await trail(ids, { action: "task.dispatch", kind: "task.dispatched", from: "queued", to: "running", times: 1 });
         await run("begin/commit", "COMMIT");
         // End: the attempt's result and verdict, the task accepted; two of each trail row (complete, verdict).
         await run("begin/commit", "BEGIN");
@@ -146,9 +155,7 @@ export async function storageFloor(
           WHERE id = ANY($1::uuid[])`,
           [ids],
         );
-        await run("audit_entries", audit("$1", "task.verdict", 2), [ids]);
-        await chained(ids, "task.result", 2);
-        await run("task_events", events("$1", "running", "judging", 2), [ids]);
+        await trail(ids, { action: "task.verdict", kind: "task.result", from: "running", to: "judging", times: 2 });
         await run("begin/commit", "COMMIT");
       }
     };
