@@ -164,7 +164,6 @@ const oneIlike = (term: string): RawFilter => ({ where: "search_text ILIKE $1", 
 
 /** `sample`: the planner's sample of search_text, which orders a multi-word term's pieces (as in the service). */
 function cases(sample: string[]): Case[] {
-  const rare = RARE;
   return [
     { name: "first page, no filter", filter: filter({}), raw: NONE, kind: "first" },
     { name: "first page, state + priority", filter: filter(stateAndPriority), raw: STATE_PRIORITY, kind: "first" },
@@ -178,17 +177,17 @@ function cases(sample: string[]): Case[] {
     // One matching row: nothing to stop early on, so the trigram index has to find it. "ticket" is
     // in every row, "4242." in about a hundred.
     {
-      name: `text search, one match ("${rare}")`,
-      filter: filter({ text: rare }),
-      raw: search(rare, sample),
+      name: `text search, one match ("${RARE}")`,
+      filter: filter({ text: RARE }),
+      raw: search(RARE, sample),
       kind: "first",
     },
     // The same term as a single ILIKE on search_text (bare SQL), against the service's SQL bare.
     {
       name: `text search, one match, single ILIKE (bare SQL)`,
-      filter: filter({ text: rare }),
-      raw: search(rare, sample),
-      alternative: oneIlike(rare),
+      filter: filter({ text: RARE }),
+      raw: search(RARE, sample),
+      alternative: oneIlike(RARE),
       kind: "first",
     },
     {

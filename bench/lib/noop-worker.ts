@@ -34,8 +34,9 @@ server.listen(0, "127.0.0.1", () => {
 process.on("message", (m: { type: string }) => {
   if (m.type === "times") {
     const cpu = process.cpuUsage();
-    process.send?.({ type: "times", ms: held, cpuMs: (cpu.user + cpu.system) / 1000 - cpuAtLastTimes });
-    cpuAtLastTimes = (cpu.user + cpu.system) / 1000;
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    process.send?.({ type: "times", ms: held, cpuMs: cpuMs - cpuAtLastTimes });
+    cpuAtLastTimes = cpuMs;
     held = {};
   }
 });
