@@ -103,15 +103,35 @@ describe("acceptance judge: pattern checks", () => {
     expect(outcomes[0]?.detail).toBe("/VERSION = 2/ found at v.ts:11.");
   });
 
-  it("fails with an actionable message on an invalid regular expression", () => {
+  it("fails with an actionable message on a pattern stored before patterns were compiled at create", () => {
+    // The schema refuses these now; a task created earlier still holds one and must not break judging.
+    for (const pattern of ["([", "(a)\\1"]) {
+      const stored: AcceptanceCriterion[] = [{ text: "bad", check: { kind: "pattern", pattern, mustMatch: true } }];
+      const { criteria: outcomes } = acceptanceJudge(stored, ARTIFACTS);
+      expect(outcomes[0]?.status).toBe("failed");
+      expect(outcomes[0]?.detail).toMatch(/^The pattern \/.+\/ cannot run: .*; fix the task's acceptance criterion\.$/);
+    }
+  });
+
+  it("matches in linear time: a pattern that backtracks exponentially in JavaScript finishes at once", () => {
+    // With JavaScript's engine /^(a+)+$/ on 40 a's and a '!' takes hours; the test's own timeout is the bound.
     const { criteria: outcomes } = acceptanceJudge(
-      criteria({ text: "bad", check: { kind: "pattern", pattern: "([" } }),
+      criteria({ text: "all a", check: { kind: "pattern", pattern: "^(a+)+$" } }),
+      [{ path: "a.txt", operation: "create", content: `${"a".repeat(40)}!\n${"a".repeat(5_000)}!` }],
+    );
+    expect(outcomes[0]).toMatchObject({ status: "failed", detail: "/^(a+)+$/ was not found in any artifact." });
+  });
+
+  it("applies the check's flags", () => {
+    const { criteria: outcomes } = acceptanceJudge(
+      criteria(
+        { text: "ci", check: { kind: "pattern", pattern: "EXPORT FUNCTION", flags: "i" } },
+        { text: "cs", check: { kind: "pattern", pattern: "EXPORT FUNCTION" } },
+        { text: "dotall", check: { kind: "pattern", pattern: "Sum.+Adds", flags: "s" } },
+      ),
       ARTIFACTS,
     );
-    expect(outcomes[0]?.status).toBe("failed");
-    expect(outcomes[0]?.detail).toMatch(
-      /^The pattern \/\(\[\/ is not a valid regular expression .*fix the task's acceptance criterion\.$/,
-    );
+    expect(outcomes.map((o) => o.status)).toEqual(["passed", "failed", "passed"]);
   });
 });
 

@@ -14,8 +14,8 @@ const completed = (r: Partial<ExecuteResult> = {}): ExecuteResult => ({
 const TESTS = { text: "tests pass", check: { kind: "command" as const, command: "npm test" } };
 
 describe("council verdicts", () => {
-  it("accepts when every judge passes", () => {
-    const j = judgeAttempt({
+  it("accepts when every judge passes", async () => {
+    const j = await judgeAttempt({
       spec: spec({ acceptanceCriteria: [TESTS, { text: "is clear" }], budget: { maxFiles: 1 } }),
       result: completed({ checks: [{ criterion: 0, passed: true, exitCode: 0 }] }),
     });
@@ -34,8 +34,8 @@ describe("council verdicts", () => {
     expect(judgementSchema.safeParse(j).success).toBe(true);
   });
 
-  it("requests changes on a placeholder even when every criterion passes", () => {
-    const j = judgeAttempt({
+  it("requests changes on a placeholder even when every criterion passes", async () => {
+    const j = await judgeAttempt({
       spec: spec({ acceptanceCriteria: [TESTS] }),
       result: completed({
         artifacts: [{ path: "a.py", operation: "create", content: "def f():\n    raise NotImplementedError\n" }],
@@ -47,15 +47,15 @@ describe("council verdicts", () => {
     expect(j.rationale.startsWith("Changes requested: 1 judge of 3 failed (placeholder), 1 finding.")).toBe(true);
   });
 
-  it("requests changes when over budget or out of scope", () => {
-    const over = judgeAttempt({
+  it("requests changes when over budget or out of scope", async () => {
+    const over = await judgeAttempt({
       spec: spec({ budget: { maxLinesChanged: 1 } }),
       result: completed({
         artifacts: [{ path: "a.ts", operation: "create", content: "a\nb\n" }],
       }),
     });
     expect(over.verdict).toBe("changes_requested");
-    const outside = judgeAttempt({
+    const outside = await judgeAttempt({
       spec: spec({ scope: { include: ["src/**"] } }),
       result: completed({
         artifacts: [{ path: "package.json", operation: "modify", content: "{}\n" }],
@@ -65,41 +65,40 @@ describe("council verdicts", () => {
     expect(outside.judges[1]?.findings[0]?.path).toBe("package.json");
   });
 
-  it("requests changes when a criterion fails, including a check the worker did not run", () => {
-    const j = judgeAttempt({ spec: spec({ acceptanceCriteria: [TESTS] }), result: completed() });
+  it("requests changes when a criterion fails, including a check the worker did not run", async () => {
+    const j = await judgeAttempt({ spec: spec({ acceptanceCriteria: [TESTS] }), result: completed() });
     expect(j.verdict).toBe("changes_requested");
     expect(j.criteria[0]).toMatchObject({ status: "failed", detail: "The worker did not run the check." });
   });
 
-  it("rejects a feature, fix or refactor with no artifacts and no passing criterion", () => {
+  it("rejects a feature, fix or refactor with no artifacts and no passing criterion", async () => {
     for (const mode of ["feature", "fix", "refactor"] as const) {
-      const j = judgeAttempt({ spec: spec({ mode }), result: completed({ artifacts: [] }) });
+      const j = await judgeAttempt({ spec: spec({ mode }), result: completed({ artifacts: [] }) });
       expect(j.verdict).toBe("reject");
       expect(j.rationale.startsWith(`Rejected: the ${mode} task came back with no artifacts`)).toBe(true);
     }
   });
 
-  it("does not reject an empty chore, nor an empty fix whose criterion passed", () => {
-    expect(judgeAttempt({ spec: spec({ mode: "chore" }), result: completed({ artifacts: [] }) }).verdict).toBe(
-      "accept",
-    );
-    const fix = judgeAttempt({
+  it("does not reject an empty chore, nor an empty fix whose criterion passed", async () => {
+    const chore = await judgeAttempt({ spec: spec({ mode: "chore" }), result: completed({ artifacts: [] }) });
+    expect(chore.verdict).toBe("accept");
+    const fix = await judgeAttempt({
       spec: spec({ mode: "fix", acceptanceCriteria: [TESTS] }),
       result: completed({ artifacts: [], checks: [{ criterion: 0, passed: true }] }),
     });
     expect(fix.verdict).toBe("accept");
   });
 
-  it("refuses to judge a failed worker result", () => {
-    expect(() => judgeAttempt({ spec: spec(), result: completed({ status: "failed" }) })).toThrow(
+  it("refuses to judge a failed worker result", async () => {
+    await expect(judgeAttempt({ spec: spec(), result: completed({ status: "failed" }) })).rejects.toThrow(
       /needs a completed result/,
     );
   });
 });
 
 describe("critique for the next attempt", () => {
-  it("carries every failing finding of every judge", () => {
-    const j = judgeAttempt({
+  it("carries every failing finding of every judge", async () => {
+    const j = await judgeAttempt({
       spec: spec({ acceptanceCriteria: [TESTS], budget: { maxFiles: 1 } }),
       result: completed({
         artifacts: [
@@ -119,14 +118,14 @@ describe("critique for the next attempt", () => {
     ]);
   });
 
-  it("carries a reject", () => {
-    const j = judgeAttempt({ spec: spec(), result: completed({ artifacts: [] }) });
+  it("carries a reject", async () => {
+    const j = await judgeAttempt({ spec: spec(), result: completed({ artifacts: [] }) });
     expect(critiqueFrom(1, j)).toMatchObject({ fromAttempt: 1, verdict: "reject", findings: [] });
   });
 
-  it("stays within the protocol's bound and says how many findings were left out", () => {
+  it("stays within the protocol's bound and says how many findings were left out", async () => {
     const content = Array.from({ length: 700 }, (_, i) => `# TODO: ${i}`).join("\n");
-    const j = judgeAttempt({
+    const j = await judgeAttempt({
       spec: spec(),
       result: completed({ artifacts: [{ path: "x.sh", operation: "create", content }] }),
     });
@@ -136,8 +135,8 @@ describe("critique for the next attempt", () => {
     expect(critique.findings.at(-1)?.message).toMatch(/^201 more findings are not listed/);
   });
 
-  it("has nothing to say about an accepted attempt", () => {
-    const j = judgeAttempt({ spec: spec(), result: completed() });
+  it("has nothing to say about an accepted attempt", async () => {
+    const j = await judgeAttempt({ spec: spec(), result: completed() });
     expect(() => critiqueFrom(1, j)).toThrow(/accepted/);
   });
 });

@@ -84,6 +84,10 @@ const envSchema = z.object({
   RECOVERY_INTERVAL_MS: ms(100).default(10_000),
   /** Automatic re-dispatches of a `changes_requested` task, with the council's critique, before an operator decides. */
   MAX_AUTO_REDISPATCH: z.coerce.number().int().min(0).max(20).default(2),
+  /** Threads that judge attempts off the event loop (each started on first need and reused). */
+  COUNCIL_THREADS: z.coerce.number().int().min(1).max(8).default(2),
+  /** Longest the council may take on one attempt; past it the thread is stopped and the verdict says so. */
+  COUNCIL_TIMEOUT_MS: ms(100).default(60_000),
   /** How long the worker gets to confirm a `/cancel`. */
   CANCEL_TIMEOUT_MS: ms(50).default(5_000),
   /** Breaker opens after this many failed calls to one worker within BREAKER_WINDOW_MS. */

@@ -8,6 +8,7 @@ import { ChatService } from "./chat/service.js";
 import { relayCredentialChanges } from "./cluster/credentials-relay.js";
 import { LiveBus } from "./cluster/live-bus.js";
 import { type Config, loadConfig } from "./config.js";
+import { configureCouncil } from "./council/council.js";
 import type { Database } from "./db/database.js";
 import { TaskEventHub } from "./events/task-event-hub.js";
 import { ExecutionEngine } from "./execution/engine.js";
@@ -102,6 +103,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
   // Every change writes its audit entry (and every decision its provenance record) in its own transaction.
   const trail = new Trail(trust.audit, trust.provenance);
   workers = new WorkerService(db, breakers, client, config.WORKER_ALLOWED_HOSTS, log, trust.secretBox, trust.audit);
+  configureCouncil({ threads: config.COUNCIL_THREADS, timeoutMs: config.COUNCIL_TIMEOUT_MS, log });
   const execution = new ExecutionEngine(
     db,
     hub,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { compileCheckPattern } from "./check-pattern.js";
 
 export const PRIORITIES = ["low", "medium", "high", "critical"] as const;
 export const RISK_TIERS = [1, 2, 3] as const;
@@ -33,12 +34,20 @@ export const acceptanceCheckSchema = z.discriminatedUnion("kind", [
     kind: z.literal("command"),
     command: trimmed(LIMITS.checkCommand, "Check command").min(1, "Check command is required"),
   }),
-  z.object({
-    kind: z.literal("pattern"),
-    pattern: trimmed(LIMITS.checkPattern, "Check pattern").min(1, "Check pattern is required"),
-    mustMatch: z.boolean().default(true),
-    path: trimmed(LIMITS.glob, "Check path").optional(),
-  }),
+  z
+    .object({
+      kind: z.literal("pattern"),
+      /** RE2 syntax (linear-time matching); compiled here so an invalid or unsupported one is refused at create. */
+      pattern: trimmed(LIMITS.checkPattern, "Check pattern").min(1, "Check pattern is required"),
+      /** Regex-literal flags: i and s change matching; m and u are always on. */
+      flags: z.string().max(4, "Check flags must be at most 4 characters").optional(),
+      mustMatch: z.boolean().default(true),
+      path: trimmed(LIMITS.glob, "Check path").optional(),
+    })
+    .superRefine((check, ctx) => {
+      const compiled = compileCheckPattern(check.pattern, check.flags);
+      if (!compiled.ok) ctx.addIssue({ code: "custom", path: [compiled.field], message: compiled.message });
+    }),
 ]);
 export type AcceptanceCheck = z.infer<typeof acceptanceCheckSchema>;
 

@@ -1,4 +1,5 @@
 import picomatch from "picomatch";
+import { compileCheckPattern } from "../../shared/check-pattern.js";
 import type { AcceptanceCriterion } from "../../shared/task-spec.js";
 import type { CriterionOutcome, JudgeReport } from "../../shared/verdict.js";
 import type { Artifact, CheckResult, Finding } from "../../shared/worker-protocol.js";
@@ -37,16 +38,19 @@ function textOf(artifact: Artifact): { text: string; lineOf: (i: number) => numb
   return { text: added.map((l) => l.text).join("\n"), lineOf: (i) => added[i]?.line ?? i + 1 };
 }
 
-function patternOutcome(check: { pattern: string; mustMatch: boolean; path?: string }, artifacts: Artifact[]): Outcome {
-  let regex: RegExp;
-  try {
-    regex = new RegExp(check.pattern, "m");
-  } catch (err) {
+function patternOutcome(
+  check: { pattern: string; flags?: string; mustMatch: boolean; path?: string },
+  artifacts: Artifact[],
+): Outcome {
+  // Specs are refused at create when their pattern does not compile; one stored before that rule gets here.
+  const compiled = compileCheckPattern(check.pattern, check.flags);
+  if (!compiled.ok) {
     return {
       status: "failed",
-      detail: `The pattern /${check.pattern}/ is not a valid regular expression (${(err as Error).message}); fix the task's acceptance criterion.`,
+      detail: `The pattern /${check.pattern}/ cannot run: ${compiled.message}; fix the task's acceptance criterion.`,
     };
   }
+  const { regex } = compiled;
   const inPath = check.path ? picomatch(check.path, { dot: true }) : () => true;
   const where = check.path ? ` in files matching ${check.path}` : "";
   const candidates = artifacts.filter((a) => inPath(normalizePath(a.path)));
@@ -54,14 +58,16 @@ function patternOutcome(check: { pattern: string; mustMatch: boolean; path?: str
   for (const artifact of candidates) {
     const source = textOf(artifact);
     if (!source) continue;
+    const path = normalizePath(artifact.path);
     const lines = source.text.split("\n");
+    let lineMatched = false;
     lines.forEach((line, i) => {
-      if (regex.test(line)) matches.push({ path: normalizePath(artifact.path), line: source.lineOf(i) });
+      if (!regex.test(line)) return;
+      lineMatched = true;
+      matches.push({ path, line: source.lineOf(i) });
     });
     // A pattern may span lines: count it once for the file if no single line matched.
-    if (!lines.some((l) => regex.test(l)) && regex.test(source.text)) {
-      matches.push({ path: normalizePath(artifact.path), line: source.lineOf(0) });
-    }
+    if (!lineMatched && regex.test(source.text)) matches.push({ path, line: source.lineOf(0) });
   }
   const list = matches
     .slice(0, MAX_LOCATIONS)

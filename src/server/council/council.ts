@@ -1,58 +1,95 @@
-import type { TaskSpec } from "../../shared/task-spec.js";
-import type { Judgement, JudgeReport, Verdict } from "../../shared/verdict.js";
-import type { Critique, ExecuteResult, Finding } from "../../shared/worker-protocol.js";
-import { acceptanceJudge } from "./acceptance-judge.js";
-import { budgetScopeJudge } from "./budget-scope-judge.js";
+import type { Judgement, JudgeReport } from "../../shared/verdict.js";
+import type { Critique, Finding } from "../../shared/worker-protocol.js";
+import type { Logger } from "../logger.js";
 import { clip, plural } from "./findings.js";
-import { placeholderJudge } from "./placeholder-judge.js";
+import { type AttemptToJudge, judgeInThread } from "./judge.js";
+import { JudgePool, JudgeTimeoutError } from "./judge-pool.js";
 
-export interface AttemptToJudge {
-  spec: TaskSpec;
-  result: ExecuteResult;
+export { type AttemptToJudge, judgeInThread };
+
+export const COUNCIL_JUDGE = "council";
+
+export interface CouncilSettings {
+  /** Judging threads at most. */
+  threads: number;
+  /** Longest one attempt may take to judge; past it the verdict says so instead of waiting. */
+  timeoutMs: number;
+  log?: Logger;
 }
 
-/** Modes whose whole point is a change to files: finishing one with no artifact delivers nothing. */
-const CHANGE_MODES: ReadonlySet<TaskSpec["mode"]> = new Set(["feature", "fix", "refactor"]);
+let settings: CouncilSettings = { threads: 2, timeoutMs: 60_000 };
+let pool: JudgePool | null = null;
+
+/** Applies the server's configuration (COUNCIL_THREADS, COUNCIL_TIMEOUT_MS); a changed pool size or limit takes a new pool. */
+export function configureCouncil(next: CouncilSettings): void {
+  const changed = next.threads !== settings.threads || next.timeoutMs !== settings.timeoutMs;
+  settings = next;
+  if (changed && pool) {
+    // Judgements already on the old pool finish there; its threads end once it is idle.
+    void pool.close();
+    pool = null;
+  }
+}
 
 /**
- * Runs every judge on a completed attempt and decides:
- * - `reject` when the result is unusable: a feature, fix or refactor that came back with no
- *   artifact at all and without a single acceptance criterion passing. There is nothing to
- *   review and nothing to critique line by line, so asking for changes would only repeat the
- *   attempt. A chore may legitimately change no file, and a passing criterion shows the work
- *   was done (for instance the fix was already in place), so neither is rejected.
- * - `changes_requested` when any judge did not pass: a placeholder, the budget or the scope (hard
- *   fails), or a failed acceptance criterion.
- * - `accept` otherwise.
- *
- * A `failed` worker result is not judged: the dispatcher records the failure and retries.
+ * Judges a completed attempt (see `judgeInThread` for the rules) on a judging thread, so that no
+ * artifact set or acceptance pattern can hold up the server's event loop. A judgement that runs past
+ * the time limit is stopped and becomes a `changes_requested` verdict whose finding says why; any
+ * other failure of the thread rejects, like a failure of the judges themselves.
  */
-export function judgeAttempt({ spec, result }: AttemptToJudge): Judgement {
-  if (result.status !== "completed") {
+export async function judgeAttempt(attempt: AttemptToJudge): Promise<Judgement> {
+  if (attempt.result.status !== "completed") {
     throw new Error("judgeAttempt needs a completed result; a failed attempt is the dispatcher's to record.");
   }
-  const placeholders = placeholderJudge(result.artifacts);
-  const budgetScope = budgetScopeJudge(spec, result.artifacts);
-  const acceptance = acceptanceJudge(spec.acceptanceCriteria, result.artifacts, result.checks);
-  const judges: JudgeReport[] = [placeholders, budgetScope, acceptance.report];
-
-  const anyCriterionPassed = acceptance.criteria.some((c) => c.status === "passed");
-  const unusable = result.artifacts.length === 0 && CHANGE_MODES.has(spec.mode) && !anyCriterionPassed;
-  const failing = judges.filter((j) => !j.passed);
-  const verdict: Verdict = unusable ? "reject" : failing.length ? "changes_requested" : "accept";
-
-  const lead =
-    verdict === "reject"
-      ? `Rejected: the ${spec.mode} task came back with no artifacts and no acceptance criterion passed.`
-      : verdict === "changes_requested"
-        ? `Changes requested: ${plural(failing.length, "judge")} of ${judges.length} failed (${failing.map((j) => j.judge).join(", ")}), ${plural(countErrors(failing), "finding")}.`
-        : `Accepted: all ${judges.length} judges passed.`;
-  const rationale = clip([lead, ...judges.map((j) => `${j.judge}: ${j.rationale}`)].join(" "), 10_000);
-  return { verdict, rationale, judges, criteria: acceptance.criteria };
+  pool ??= new JudgePool({ size: settings.threads, timeoutMs: settings.timeoutMs });
+  try {
+    return await pool.judge(attempt);
+  } catch (err) {
+    if (!(err instanceof JudgeTimeoutError)) throw err;
+    settings.log?.warn(
+      { limitMs: err.limitMs, artifacts: attempt.result.artifacts.length, bytes: artifactBytes(attempt) },
+      "the council stopped judging an attempt at its time limit",
+    );
+    return stoppedJudgement(attempt, err.limitMs);
+  }
 }
 
-function countErrors(judges: JudgeReport[]): number {
-  return judges.reduce((n, j) => n + j.findings.filter((f) => f.severity === "error").length, 0);
+function artifactBytes({ result }: AttemptToJudge): number {
+  return result.artifacts.reduce((n, a) => n + (a.content?.length ?? 0) + (a.diff?.length ?? 0), 0);
+}
+
+/** The verdict on an attempt the council could not finish judging: changes requested, with the reason as a finding. */
+export function stoppedJudgement(attempt: AttemptToJudge, limitMs: number): Judgement {
+  const { spec, result } = attempt;
+  const seconds = Math.round(limitMs / 100) / 10;
+  const size = `${plural(result.artifacts.length, "artifact")} (${(artifactBytes(attempt) / (1024 * 1024)).toFixed(1)} MiB of text)`;
+  const finding: Finding = {
+    judge: COUNCIL_JUDGE,
+    severity: "error",
+    pattern: "time-limit",
+    message: `The council stopped judging after ${seconds} s (COUNCIL_TIMEOUT_MS): checking ${size} against the placeholder scan, the budget, the scope and the acceptance patterns took longer. Deliver a smaller change; an operator may simplify the task's acceptance patterns.`,
+  };
+  const report: JudgeReport = {
+    judge: COUNCIL_JUDGE,
+    passed: false,
+    hardFail: true,
+    findings: [finding],
+    rationale: `Judging ${size} did not finish within ${seconds} s.`,
+  };
+  return {
+    verdict: "changes_requested",
+    rationale: clip(
+      `Changes requested: the council could not finish judging this attempt within ${seconds} s. ${COUNCIL_JUDGE}: ${report.rationale}`,
+      10_000,
+    ),
+    judges: [report],
+    criteria: spec.acceptanceCriteria.map((c, index) => ({
+      index,
+      text: c.text,
+      status: "not_checked" as const,
+      ...(c.check ? { detail: "Not checked: the council stopped at its time limit before this criterion." } : {}),
+    })),
+  };
 }
 
 /** Critique schema bound on findings. */

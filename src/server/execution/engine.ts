@@ -394,7 +394,8 @@ export class ExecutionEngine {
         let judgement = null;
         let councilError: string | undefined;
         try {
-          judgement = judgeAttempt({ spec, result: outcome.result });
+          // On a judging thread: a large artifact set or a costly pattern never holds up the event loop.
+          judgement = await judgeAttempt({ spec, result: outcome.result });
         } catch (err) {
           councilError = (err as Error).message;
           this.log.error({ err, attemptId: c.attemptId }, "the council failed on an attempt");
