@@ -6,11 +6,13 @@ import type { Worker } from "../src/worker/sdk.js";
 import {
   execute,
   executeRequest,
+  hostPidsWith,
   isProcessAlive,
   postCancel,
   postExecute,
   readStream,
   startReferenceWorkerProcess,
+  uniqueSleep,
   waitFor,
 } from "./helpers/worker.js";
 
@@ -23,10 +25,10 @@ beforeAll(async () => {
 afterAll(() => worker.close());
 
 const script = (s: string, extra: Record<string, unknown> = {}) => ({ input: { script: s, ...extra } });
-const pidFrom = (logs: string[] | undefined, label: string) => {
-  const line = logs?.find((l) => l.startsWith(`${label} `));
-  if (!line) throw new Error(`no '${label} <pid>' line in ${JSON.stringify(logs)}`);
-  return Number(line.slice(label.length + 1));
+/** The script printed that its grandchild started, and no process with that command line is left on the host. */
+const expectGrandchildGone = async (logs: string[] | undefined, sleep: string) => {
+  expect(logs).toContain("grandchild started");
+  await waitFor(() => hostPidsWith(sleep).length === 0, `'${sleep}' to be gone`);
 };
 
 describe("reference worker: files and artifacts", () => {
@@ -162,46 +164,48 @@ describe("reference worker: acceptance checks", () => {
 
 describe("reference worker: stopping scripts", () => {
   it("kills the whole process group when the script exceeds budget.maxDurationSec", async () => {
+    const sleep = uniqueSleep();
     const result = await execute(
       url,
-      executeRequest({ input: { script: 'sleep 300 & echo "grandchild $!"; wait' }, budget: { maxDurationSec: 1 } }),
+      executeRequest({
+        input: { script: `${sleep} & echo "grandchild started"; wait` },
+        budget: { maxDurationSec: 1 },
+      }),
     );
     expect(result.status).toBe("failed");
     expect(result.error?.code).toBe("timeout");
     expect(result.error?.message).toMatch(/budget\.maxDurationSec/);
-    const pid = pidFrom(result.logs, "grandchild");
-    await waitFor(() => !isProcessAlive(pid), `grandchild ${pid} to be gone`);
+    await expectGrandchildGone(result.logs, sleep);
   });
 
   it("escalates to SIGKILL when the script ignores SIGTERM, and fails at the deadline", async () => {
+    const sleep = uniqueSleep();
     const result = await execute(
       url,
-      executeRequest(script("trap '' TERM; sleep 300 & echo \"grandchild $!\"; while true; do sleep 1; done"), {
+      executeRequest(script(`trap '' TERM; ${sleep} & echo "grandchild started"; while true; do sleep 1; done`), {
         deadlineMs: 1_500,
       }),
     );
     expect(result.status).toBe("failed");
     expect(result.error?.code).toBe("deadline_exceeded");
-    const pid = pidFrom(result.logs, "grandchild");
-    await waitFor(() => !isProcessAlive(pid), `grandchild ${pid} to be gone`);
+    await expectGrandchildGone(result.logs, sleep);
   });
 
   it("stops processes a successful script leaves behind", async () => {
-    const result = await execute(url, executeRequest(script('(sleep 300 & echo "grandchild $!") ; echo done')));
+    const sleep = uniqueSleep();
+    const result = await execute(url, executeRequest(script(`(${sleep} & echo "grandchild started") ; echo done`)));
     expect(result.status).toBe("completed");
-    const pid = pidFrom(result.logs, "grandchild");
-    await waitFor(() => !isProcessAlive(pid), `grandchild ${pid} to be gone`);
+    await expectGrandchildGone(result.logs, sleep);
   });
 
   it("cancels mid-run: the group is killed, cancel answers canceled and the stream ends failed", async () => {
-    const body = executeRequest(script('sleep 300 & echo "grandchild $!"; wait'));
+    const sleep = uniqueSleep();
+    const body = executeRequest(script(`${sleep} & echo "grandchild started"; wait`));
     const res = await postExecute(url, body, { stream: true });
-    let pid = 0;
     let canceled: Promise<Response> | undefined;
     const lines = await readStream(res, (line) => {
-      if (line.type === "log" && line.line.startsWith("grandchild ")) {
-        pid = Number(line.line.slice("grandchild ".length));
-        expect(isProcessAlive(pid)).toBe(true);
+      if (line.type === "log" && line.line === "grandchild started") {
+        expect(hostPidsWith(sleep)).toHaveLength(1);
         canceled = postCancel(url, { taskId: body.taskId, attempt: 1, reason: "wrong task" });
       }
     });
@@ -211,7 +215,7 @@ describe("reference worker: stopping scripts", () => {
     expect(last.result.status).toBe("failed");
     expect(last.result.error?.code).toBe("canceled");
     expect(last.result.error?.message).toMatch(/wrong task.*process group was killed/);
-    await waitFor(() => !isProcessAlive(pid), `grandchild ${pid} to be gone`);
+    await waitFor(() => hostPidsWith(sleep).length === 0, `'${sleep}' to be gone`);
   });
 });
 
@@ -237,19 +241,19 @@ describe("reference worker as a child process (npm run worker)", () => {
       expect(result.artifacts).toEqual([expect.objectContaining({ path: "t.txt", content: "token=none\n" })]);
 
       // SIGTERM while a task runs: the task is aborted (its group killed), answered, and the process exits 0.
-      const body = executeRequest(script('sleep 300 & echo "grandchild $!"; wait'));
+      const sleep = uniqueSleep();
+      const body = executeRequest(script(`${sleep} & echo "grandchild started"; wait`));
       const res = await postExecute(proc.url, body, { ...token, stream: true });
-      let pid = 0;
       const lines = await readStream(res, (line) => {
-        if (line.type === "log" && line.line.startsWith("grandchild ")) {
-          pid = Number(line.line.slice("grandchild ".length));
+        if (line.type === "log" && line.line === "grandchild started") {
+          expect(hostPidsWith(sleep)).toHaveLength(1);
           proc.kill("SIGTERM");
         }
       });
       const last = lines.at(-1);
       expect(last?.type === "result" && executeResultSchema.parse(last.result).error?.code).toBe("shutdown");
       expect(await proc.exited).toEqual({ code: 0, signal: null });
-      await waitFor(() => !isProcessAlive(pid), `grandchild ${pid} to be gone`);
+      await waitFor(() => hostPidsWith(sleep).length === 0, `'${sleep}' to be gone`);
       const logged = proc.output.map((l) => JSON.parse(l) as { msg?: string });
       expect(logged.some((l) => l.msg === "stopped")).toBe(true);
       expect(proc.output.join("\n")).not.toContain("child-token");

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { taskSpecSchema } from "./task-spec.js";
+import { text } from "./text.js";
 
 /**
  * Worker protocol v1: JSON over HTTP between the agency and a worker agent.
@@ -52,12 +53,14 @@ export const executeRequestSchema = z.object({
 });
 export type ExecuteRequest = z.infer<typeof executeRequestSchema>;
 
+// What a worker sends is stored, judged and signed as sent: text with a NUL character or a lone
+// surrogate cannot be (text.ts), so a result holding one does not match the protocol.
 export const artifactSchema = z.object({
-  path: z.string().min(1).max(1_000),
+  path: text().min(1).max(1_000),
   operation: z.enum(["create", "modify", "delete"]),
-  content: z.string().max(MAX_ARTIFACT_BYTES).optional(),
+  content: text().max(MAX_ARTIFACT_BYTES).optional(),
   /** Unified diff against the file as it was before the attempt. */
-  diff: z.string().max(MAX_ARTIFACT_BYTES).optional(),
+  diff: text().max(MAX_ARTIFACT_BYTES).optional(),
 });
 export type Artifact = z.infer<typeof artifactSchema>;
 
@@ -66,15 +69,15 @@ export const checkResultSchema = z.object({
   criterion: z.number().int().min(0),
   passed: z.boolean(),
   exitCode: z.number().int().nullable().optional(),
-  output: z.string().max(20_000).optional(),
+  output: text().max(20_000).optional(),
 });
 export type CheckResult = z.infer<typeof checkResultSchema>;
 
 export const executeResultSchema = z.object({
   status: z.enum(["completed", "failed"]),
-  summary: z.string().max(MAX_TEXT),
+  summary: text().max(MAX_TEXT),
   artifacts: z.array(artifactSchema).max(10_000),
-  logs: z.array(z.string().max(MAX_TEXT)).max(10_000).optional(),
+  logs: z.array(text().max(MAX_TEXT)).max(10_000).optional(),
   checks: z.array(checkResultSchema).max(100).optional(),
   usage: z
     .object({
@@ -84,7 +87,7 @@ export const executeResultSchema = z.object({
       costUsd: z.number().min(0).optional(),
     })
     .optional(),
-  error: z.object({ code: z.string().max(100).optional(), message: z.string().max(10_000) }).optional(),
+  error: z.object({ code: text().max(100).optional(), message: text().max(10_000) }).optional(),
 });
 export type ExecuteResult = z.infer<typeof executeResultSchema>;
 
@@ -120,9 +123,14 @@ export type CancelResponse = z.infer<typeof cancelResponseSchema>;
 export const workerHealthSchema = z.object({
   status: z.enum(["ok", "degraded"]),
   protocol: z.literal(PROTOCOL_VERSION),
-  capabilities: z.array(z.string().max(64)).max(100),
+  capabilities: z.array(text().max(64)).max(100),
   inFlight: z.number().int().min(0),
   maxConcurrency: z.number().int().min(1).optional(),
-  version: z.string().max(100).optional(),
+  version: text().max(100).optional(),
+  /**
+   * How the worker confines the scripts it runs: "bubblewrap" (each in its own sandbox) or "off" (unconfined, with
+   * the worker's own privileges: shown as "unsandboxed"). Absent: the worker does not say.
+   */
+  sandbox: z.enum(["bubblewrap", "off"]).optional(),
 });
 export type WorkerHealth = z.infer<typeof workerHealthSchema>;

@@ -1,6 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import type { SandboxOptions } from "./sandbox.js";
 
 const capabilityName = z
   .string()
@@ -31,9 +32,38 @@ const workerEnvSchema = z.object({
   WORKER_KILL_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   WORKER_CHECK_TIMEOUT_SEC: z.coerce.number().int().min(1).max(86_400).default(60),
   WORKER_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** "bubblewrap": every script and check runs in a bwrap sandbox (refused when bwrap cannot start); "off": unconfined. */
+  WORKER_SANDBOX: z.enum(["bubblewrap", "off"], { error: "must be 'bubblewrap' or 'off'" }).default("bubblewrap"),
+  WORKER_SANDBOX_BWRAP: z.string().min(1).default("bwrap"),
+  /** "allow": a task with spec.input.network: true shares the host's network (no per-host allowlist). */
+  WORKER_SANDBOX_NETWORK: z.enum(["none", "allow"], { error: "must be 'none' or 'allow'" }).default("none"),
+  WORKER_SANDBOX_MEMORY_MB: z.coerce.number().int().min(16).max(1_048_576).default(2_048),
+  WORKER_SANDBOX_MAX_PROCESSES: z.coerce.number().int().min(4).max(100_000).default(256),
+  WORKER_SANDBOX_MAX_FILE_MB: z.coerce.number().int().min(1).max(1_048_576).default(1_024),
+  WORKER_SANDBOX_MAX_WORKSPACE_MB: z.coerce.number().int().min(1).max(1_048_576).default(2_048),
+  WORKER_SANDBOX_MAX_WORKSPACE_FILES: z.coerce.number().int().min(10).max(10_000_000).default(100_000),
+  WORKER_SANDBOX_TMP_MB: z.coerce.number().int().min(1).max(1_048_576).default(256),
 });
 
 export type WorkerConfig = z.output<typeof workerEnvSchema>;
+
+const MiB = 1024 * 1024;
+/** The sandbox options the WORKER_SANDBOX* variables describe. */
+export function sandboxOptionsFrom(config: WorkerConfig): SandboxOptions {
+  return {
+    mode: config.WORKER_SANDBOX,
+    bwrapPath: config.WORKER_SANDBOX_BWRAP,
+    network: config.WORKER_SANDBOX_NETWORK,
+    limits: {
+      memoryBytes: config.WORKER_SANDBOX_MEMORY_MB * MiB,
+      maxProcesses: config.WORKER_SANDBOX_MAX_PROCESSES,
+      maxFileBytes: config.WORKER_SANDBOX_MAX_FILE_MB * MiB,
+      maxWorkspaceBytes: config.WORKER_SANDBOX_MAX_WORKSPACE_MB * MiB,
+      maxWorkspaceFiles: config.WORKER_SANDBOX_MAX_WORKSPACE_FILES,
+      tmpBytes: config.WORKER_SANDBOX_TMP_MB * MiB,
+    },
+  };
+}
 
 /** Parses the reference worker's environment; a bad value stops the start with a message naming the variable. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {

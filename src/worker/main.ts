@@ -1,6 +1,8 @@
 import pino from "pino";
-import { loadWorkerConfig } from "./config.js";
+import { loadWorkerConfig, sandboxOptionsFrom } from "./config.js";
 import { createReferenceWorker } from "./reference.js";
+import { createScriptSandbox, sandboxUnavailableMessage } from "./sandbox.js";
+import { prepareWorkspacesDir } from "./workspace.js";
 
 // `npm run worker`: the reference worker as its own process, configured by WORKER_* variables.
 async function main() {
@@ -12,7 +14,26 @@ async function main() {
     process.exit(2);
   }
   const log = pino({ level: config.WORKER_LOG_LEVEL, base: { worker: config.WORKER_NAME } });
+  try {
+    await prepareWorkspacesDir(config.WORKER_WORKSPACES_DIR);
+  } catch (err) {
+    console.error(`WORKER_WORKSPACES_DIR: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  const sandbox = createScriptSandbox(sandboxOptionsFrom(config));
+  // Probed once, here: a worker that cannot sandbox still starts (and says so on /health), but refuses scripts.
+  const sandboxStatus = await sandbox.status();
+  if (sandboxStatus.mode === "off") {
+    log.warn(
+      { sandbox: "off" },
+      "WORKER_SANDBOX=off: scripts run UNSANDBOXED with this worker's user, environment-free but able to read and " +
+        "write whatever that user can (DATA_DIR, the master key, other workspaces) and to use the network",
+    );
+  } else if (!sandboxStatus.ready) {
+    log.error({ sandbox: "bubblewrap" }, `${sandboxUnavailableMessage(sandboxStatus.reason)}; every script is refused`);
+  }
   const worker = createReferenceWorker({
+    sandbox,
     name: config.WORKER_NAME,
     capabilities: config.WORKER_CAPABILITIES,
     ...(config.WORKER_TOKEN ? { token: config.WORKER_TOKEN } : {}),
@@ -31,6 +52,12 @@ async function main() {
       maxConcurrency: config.WORKER_MAX_CONCURRENCY,
       workspacesDir: config.WORKER_WORKSPACES_DIR,
       auth: config.WORKER_TOKEN ? "bearer token" : "none",
+      sandbox:
+        sandboxStatus.mode === "off"
+          ? "off (unsandboxed)"
+          : sandboxStatus.ready
+            ? { mode: "bubblewrap", network: sandbox.network, limits: sandbox.limits }
+            : "bubblewrap unavailable: scripts are refused",
     },
     `reference worker listening on ${url}`,
   );

@@ -1,11 +1,19 @@
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 
-export interface ShellOptions {
-  command: string;
+export interface ProcessOptions {
+  file: string;
+  args: string[];
   cwd: string;
   env: NodeJS.ProcessEnv;
+  /** Host user and group to run as (only a root worker may set them). */
+  uid?: number;
+  gid?: number;
+  /** File descriptors handed to the child as fd 3, 4, …: an open fd, or "pipe" (reachable through `onSpawn`). */
+  extraFds?: Array<number | "pipe">;
+  /** Called once the child exists, before any output is read; may stop it early through `stop`. */
+  onSpawn?(child: ChildProcess, stop: () => void): void;
   /** The group is killed when this passes. */
   timeoutMs: number;
   signal?: AbortSignal;
@@ -15,13 +23,17 @@ export interface ShellOptions {
   onLine(stream: "stdout" | "stderr", line: string): void;
 }
 
+export interface ShellOptions extends Omit<ProcessOptions, "file" | "args"> {
+  command: string;
+}
+
 export interface ShellOutcome {
   pid: number | undefined;
   exitCode: number | null;
   signal: NodeJS.Signals | null;
   timedOut: boolean;
   aborted: boolean;
-  /** Set when bash could not be started at all. */
+  /** Set when the process could not be started at all. */
   spawnError?: string;
 }
 
@@ -54,20 +66,31 @@ function forwardLines(stream: Readable, maxLineChars: number, onLine: (line: str
 }
 
 /**
- * Runs `bash -c command` as the leader of its own process group, so a timeout or an abort can stop everything it
+ * Runs `bash -c command` unconfined, with the worker's own privileges: only for `WORKER_SANDBOX=off`; the
+ * sandbox (`sandbox.ts`) is the default way scripts run.
+ */
+export function runShell(opts: ShellOptions): Promise<ShellOutcome> {
+  const { command, ...rest } = opts;
+  return runProcess({ ...rest, file: "bash", args: ["-c", command] });
+}
+
+/**
+ * Runs a process as the leader of its own process group, so a timeout or an abort can stop everything it
  * started (SIGTERM to the group, SIGKILL after the grace period). Processes it leaves behind after exiting are
  * stopped the same way: nothing outlives the run.
  */
-export function runShell(opts: ShellOptions): Promise<ShellOutcome> {
+export function runProcess(opts: ProcessOptions): Promise<ShellOutcome> {
   return new Promise((resolve) => {
     const outcome: ShellOutcome = { pid: undefined, exitCode: null, signal: null, timedOut: false, aborted: false };
-    let child: ReturnType<typeof spawn>;
+    let child: ChildProcess;
     try {
-      child = spawn("bash", ["-c", opts.command], {
+      child = spawn(opts.file, opts.args, {
         cwd: opts.cwd,
         env: opts.env,
         detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
+        stdio: ["ignore", "pipe", "pipe", ...(opts.extraFds ?? [])],
+        ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+        ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
       });
     } catch (err) {
       resolve({ ...outcome, spawnError: (err as Error).message });
@@ -118,6 +141,7 @@ export function runShell(opts: ShellOptions): Promise<ShellOutcome> {
       resolve(outcome);
     };
 
+    opts.onSpawn?.(child, terminate);
     if (child.stdout) forwardLines(child.stdout, opts.maxLineChars, (l) => opts.onLine("stdout", l));
     if (child.stderr) forwardLines(child.stderr, opts.maxLineChars, (l) => opts.onLine("stderr", l));
 

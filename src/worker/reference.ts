@@ -1,6 +1,12 @@
 import { z } from "zod";
 import type { CheckResult, ExecuteResult } from "../shared/worker-protocol.js";
-import { runShell, type ShellOutcome } from "./process.js";
+import {
+  createScriptSandbox,
+  type LimitKind,
+  SandboxRefusedError,
+  type ScriptOutcome,
+  type ScriptSandbox,
+} from "./sandbox.js";
 import { createWorker, type Worker, WorkerAbortError, type WorkerContext, type WorkerLogger } from "./sdk.js";
 import { diffSnapshots, snapshotWorkspace } from "./snapshot.js";
 import { WorkspacePathError } from "./workspace.js";
@@ -9,6 +15,8 @@ import { WorkspacePathError } from "./workspace.js";
  * The reference worker: runs `spec.input.script` with bash in the task's empty workspace (seeded first from
  * `spec.input.files`, a map of relative path to text), streams its output line by line, reports the files it
  * created, modified or deleted as artifacts with unified diffs, then runs the acceptance criteria's command checks.
+ * Scripts and checks run in the sandbox (`sandbox.ts`); `spec.input.network: true` asks for network access, which
+ * the sandbox grants only when the worker allows it.
  */
 
 export interface ReferenceWorkerOptions {
@@ -29,6 +37,8 @@ export interface ReferenceWorkerOptions {
   maxResultChars?: number;
   /** Extra environment for scripts, on top of the minimal one they get. */
   env?: Record<string, string>;
+  /** Where scripts run; default a bubblewrap sandbox with default limits (`createScriptSandbox()`). */
+  sandbox?: ScriptSandbox;
   abortGraceMs?: number;
   keepWorkspaces?: boolean;
 }
@@ -40,21 +50,22 @@ export const referenceInputSchema = z.looseObject({
   files: z
     .record(z.string(), z.string(), { error: "spec.input.files must map relative paths to text contents" })
     .optional(),
+  network: z.boolean({ error: "spec.input.network must be true or false" }).optional(),
 });
 
 const MAX_LINE_CHARS = 100_000;
 const MAX_CHECK_OUTPUT = 20_000;
-/** Variables a script inherits; nothing else from the worker's environment (its token, a server's secrets) leaks. */
-const INHERITED_ENV = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TERM", "TMPDIR"];
+const LIMIT_CODES: Record<LimitKind, string> = {
+  memory: "memory_limit",
+  processes: "process_limit",
+  file_size: "file_size_limit",
+  workspace_size: "workspace_limit",
+  workspace_files: "workspace_limit",
+};
 
-function scriptEnv(extra: Record<string, string>, vars: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const name of INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name];
-  return { ...env, ...extra, ...vars };
-}
-
-function describeExit(outcome: ShellOutcome): string {
-  if (outcome.spawnError) return `could not start bash: ${outcome.spawnError}`;
+function describeExit(outcome: ScriptOutcome): string {
+  if (outcome.spawnError) return `could not start: ${outcome.spawnError}`;
+  if (outcome.limit) return `was stopped at a sandbox limit: ${outcome.limit.message}`;
   if (outcome.signal) return `was killed by ${outcome.signal}`;
   return `exited with code ${outcome.exitCode}`;
 }
@@ -62,7 +73,9 @@ function describeExit(outcome: ShellOutcome): string {
 async function runChecks(
   ctx: WorkerContext,
   opts: Required<Pick<ReferenceWorkerOptions, "killGraceMs" | "checkTimeoutMs">>,
-  env: NodeJS.ProcessEnv,
+  sandbox: ScriptSandbox,
+  env: Record<string, string>,
+  network: boolean,
 ): Promise<CheckResult[]> {
   const checks: CheckResult[] = [];
   const deadline = Date.parse(ctx.request.deadline);
@@ -76,10 +89,11 @@ async function runChecks(
       continue;
     }
     let output = "";
-    const outcome = await runShell({
+    const outcome = await sandbox.run({
       command,
-      cwd: ctx.workspace.root,
+      workspaceRoot: ctx.workspace.root,
       env,
+      network,
       timeoutMs: Math.min(opts.checkTimeoutMs, remaining),
       signal: ctx.signal,
       killGraceMs: opts.killGraceMs,
@@ -91,7 +105,8 @@ async function runChecks(
     });
     const passed = outcome.exitCode === 0 && !outcome.timedOut && !outcome.aborted;
     if (outcome.timedOut) output = `${output}(check timed out and was killed)\n`.slice(-MAX_CHECK_OUTPUT);
-    if (outcome.spawnError) output = `could not start bash: ${outcome.spawnError}`;
+    if (outcome.limit) output = `${output}(check ${describeExit(outcome)})\n`.slice(-MAX_CHECK_OUTPUT);
+    if (outcome.spawnError) output = `could not start: ${outcome.spawnError}`;
     checks.push({ criterion: i, passed, exitCode: outcome.exitCode, output });
     ctx.log("info", `check ${i} ${passed ? "passed" : "failed"} (${describeExit(outcome)}): ${command}`);
   }
@@ -123,7 +138,8 @@ export async function runReferenceTask(
     const issues = input.error.issues.map((i) => i.message).join("; ");
     return fail("invalid_input", `The reference worker needs spec.input.script: ${issues}`);
   }
-  const { script, files = {} } = input.data;
+  const { script, files = {}, network = false } = input.data;
+  const sandbox = options.sandbox ?? defaultSandbox();
 
   try {
     for (const [rel, content] of Object.entries(files)) await workspace.write(rel, content);
@@ -136,11 +152,7 @@ export async function runReferenceTask(
 
   const snapshotLimits = { maxTextChars: maxResultChars };
   const before = await snapshotWorkspace(workspace, snapshotLimits);
-  const env = scriptEnv(options.env ?? {}, {
-    TASK_ID: request.taskId,
-    TASK_ATTEMPT: String(request.attempt),
-    WORKSPACE: workspace.root,
-  });
+  const env = { ...options.env, TASK_ID: request.taskId, TASK_ATTEMPT: String(request.attempt) };
 
   const untilDeadline = Date.parse(request.deadline) - Date.now();
   const budgetMs =
@@ -151,21 +163,28 @@ export async function runReferenceTask(
   let forwarded = 0;
   let suppressed = 0;
   ctx.progress(0, "script started");
-  const outcome = await runShell({
-    command: script,
-    cwd: workspace.root,
-    env,
-    timeoutMs,
-    signal: ctx.signal,
-    killGraceMs,
-    maxLineChars: MAX_LINE_CHARS,
-    onLine(stream, line) {
-      if (forwarded < maxLogLines) {
-        forwarded++;
-        ctx.log(stream, line);
-      } else suppressed++;
-    },
-  });
+  let outcome: ScriptOutcome;
+  try {
+    outcome = await sandbox.run({
+      command: script,
+      workspaceRoot: workspace.root,
+      env,
+      network,
+      timeoutMs,
+      signal: ctx.signal,
+      killGraceMs,
+      maxLineChars: MAX_LINE_CHARS,
+      onLine(stream, line) {
+        if (forwarded < maxLogLines) {
+          forwarded++;
+          ctx.log(stream, line);
+        } else suppressed++;
+      },
+    });
+  } catch (err) {
+    if (err instanceof SandboxRefusedError) return fail(err.code, err.message);
+    throw err;
+  }
   if (suppressed) ctx.log("info", `(${suppressed} more output lines were not forwarded; limit ${maxLogLines})`);
   ctx.progress(undefined, `script ${describeExit(outcome)}`);
 
@@ -191,11 +210,14 @@ export async function runReferenceTask(
       { artifacts },
     );
   }
+  if (outcome.limit) {
+    return fail(LIMIT_CODES[outcome.limit.kind], `Script ${describeExit(outcome)}; ${changes}`, { artifacts });
+  }
   if (outcome.spawnError || outcome.exitCode !== 0) {
     return fail("script_failed", `Script ${describeExit(outcome)}; ${changes}`, { artifacts });
   }
 
-  const checks = await runChecks(ctx, { killGraceMs, checkTimeoutMs }, env);
+  const checks = await runChecks(ctx, { killGraceMs, checkTimeoutMs }, sandbox, env, network);
   const passed = checks.filter((c) => c.passed).length;
   const checkSummary = checks.length ? `; checks ${passed}/${checks.length} passed` : "";
   ctx.progress(100, "done");
@@ -208,9 +230,18 @@ export async function runReferenceTask(
   };
 }
 
+let sharedDefaultSandbox: ScriptSandbox | undefined;
+/** One default sandbox per process, so bubblewrap is probed once. */
+function defaultSandbox(): ScriptSandbox {
+  sharedDefaultSandbox ??= createScriptSandbox();
+  return sharedDefaultSandbox;
+}
+
 /** The reference worker as an SDK worker, ready to `listen`; tests and the server start it in-process with this. */
 export function createReferenceWorker(options: ReferenceWorkerOptions = {}): Worker {
+  const sandbox = options.sandbox ?? defaultSandbox();
   return createWorker({
+    sandbox: sandbox.mode,
     name: options.name ?? "reference",
     capabilities: options.capabilities ?? ["script"],
     ...(options.token ? { token: options.token } : {}),
@@ -220,6 +251,6 @@ export function createReferenceWorker(options: ReferenceWorkerOptions = {}): Wor
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.abortGraceMs !== undefined ? { abortGraceMs: options.abortGraceMs } : {}),
     ...(options.keepWorkspaces !== undefined ? { keepWorkspaces: options.keepWorkspaces } : {}),
-    handle: (ctx) => runReferenceTask(ctx, options),
+    handle: (ctx) => runReferenceTask(ctx, { ...options, sandbox }),
   });
 }

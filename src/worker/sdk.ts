@@ -49,6 +49,10 @@
  *
  * Workspaces: each run gets an empty directory `<workspacesDir>/<taskId>/<attempt>` (default: a fresh temporary
  * directory), removed after the run unless `keepWorkspaces` is set.
+ *
+ * Running scripts: `createScriptSandbox()` (re-exported here from `sandbox.ts`) runs a command confined by
+ * bubblewrap in a workspace, with limits; pass its `mode` as `sandbox` so `/health` tells the agency whether this
+ * worker's scripts are sandboxed.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import fs from "node:fs/promises";
@@ -71,7 +75,27 @@ import {
   type StreamLine,
   type WorkerHealth,
 } from "../shared/worker-protocol.js";
+import type { SandboxMode } from "./sandbox.js";
 import { createWorkspace, type Workspace } from "./workspace.js";
+
+export {
+  createScriptSandbox,
+  DEFAULT_SANDBOX_LIMITS,
+  type LimitHit,
+  type LimitKind,
+  SANDBOX_BASE_ENV,
+  SANDBOX_WORKSPACE,
+  type SandboxLimits,
+  type SandboxMode,
+  type SandboxNetwork,
+  type SandboxOptions,
+  SandboxRefusedError,
+  type SandboxStatus,
+  type ScriptOutcome,
+  type ScriptRun,
+  type ScriptSandbox,
+  sandboxUnavailableMessage,
+} from "./sandbox.js";
 
 export type LogStream = "stdout" | "stderr" | "info";
 export type AbortCode = "canceled" | "deadline_exceeded" | "client_disconnected" | "shutdown";
@@ -121,6 +145,8 @@ export interface CreateWorkerOptions {
   abortGraceMs?: number;
   keepWorkspaces?: boolean;
   logger?: WorkerLogger;
+  /** Reported in `/health`: how this worker's scripts are confined. */
+  sandbox?: SandboxMode;
 }
 
 export interface Worker {
@@ -621,6 +647,7 @@ export function createWorker(options: CreateWorkerOptions): Worker {
       inFlight: handlersRunning,
       maxConcurrency,
       ...(options.version ? { version: options.version } : {}),
+      ...(options.sandbox ? { sandbox: options.sandbox } : {}),
     };
     sendJson(res, 200, options.name ? { ...health, name: options.name } : health);
   };

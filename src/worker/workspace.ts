@@ -222,6 +222,23 @@ export async function openWorkspace(dir: string): Promise<Workspace> {
   return workspace;
 }
 
+/**
+ * Creates the directory that holds every workspace (mode 0700) and checks that it is a real directory of this
+ * process's user that no one else can write to: another local user must not be able to pre-create it, or plant a
+ * symlink in its place, to read or redirect the workspaces.
+ */
+export async function prepareWorkspacesDir(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const stat = await fs.lstat(dir);
+  if (stat.isSymbolicLink()) throw new Error(`${dir} is a symlink; point the variable at a real directory`);
+  if (!stat.isDirectory()) throw new Error(`${dir} exists and is not a directory`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid) {
+    throw new Error(`${dir} belongs to uid ${stat.uid}, not to this worker's user (uid ${uid})`);
+  }
+  if (stat.mode & 0o022) await fs.chmod(dir, 0o700);
+}
+
 /** Creates (emptying any leftover from an earlier process) the workspace of one task attempt. */
 export async function createWorkspace(workspacesDir: string, taskId: string, attempt: number): Promise<Workspace> {
   if (!/^[A-Za-z0-9-]{1,64}$/.test(taskId))

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -201,6 +201,30 @@ export function isProcessAlive(pid: number): boolean {
   }
   const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
   return state !== "Z" && state !== "X";
+}
+
+/**
+ * Host pids of live processes whose command line starts with `marker` (so not the shells whose script names it). Scripts run in their own PID namespace, so the
+ * pid a script prints (`$!`) means nothing outside it: tests find their processes by a unique argument instead.
+ */
+export function hostPidsWith(marker: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").join(" ");
+    } catch {
+      continue;
+    }
+    if (cmdline.startsWith(marker) && isProcessAlive(Number(name))) pids.push(Number(name));
+  }
+  return pids;
+}
+
+/** A `sleep` command no other test runs, to find with `hostPidsWith`. */
+export function uniqueSleep(): string {
+  return `sleep 300.${String(Math.floor(Math.random() * 1e6)).padStart(6, "0")}`;
 }
 
 /** Polls until `check` holds; fails with `what` after `timeoutMs`. */

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -11,6 +12,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../.
 export interface ReferenceWorkerChild {
   worker: WorkerInput;
   stop(): Promise<void>;
+}
+
+/** `<tmpdir>/agent-agency-workspaces`, or a sibling of DATA_DIR when the temporary directory lies inside it. */
+export function defaultWorkspacesDir(dataDir: string): string {
+  const data = path.resolve(dataDir);
+  const dir = path.join(os.tmpdir(), "agent-agency-workspaces");
+  const inside = dir === data || dir.startsWith(data + path.sep);
+  return inside ? `${data}-workspaces` : dir;
 }
 
 /**
@@ -28,7 +37,9 @@ export function startReferenceWorkerChild(log: Logger, dataDir: string): Promise
       WORKER_TOKEN: token,
       WORKER_NAME: "reference",
       WORKER_CAPABILITIES: "script",
-      WORKER_WORKSPACES_DIR: process.env.WORKER_WORKSPACES_DIR ?? path.join(dataDir, "workspaces"),
+      // Workspaces stay out of DATA_DIR (the worker's default is under the system's temporary directory), so no
+      // path to a workspace ever leads through the directory that holds the master key.
+      WORKER_WORKSPACES_DIR: process.env.WORKER_WORKSPACES_DIR ?? defaultWorkspacesDir(dataDir),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
