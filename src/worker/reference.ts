@@ -241,7 +241,7 @@ function defaultSandbox(): ScriptSandbox {
 export function createReferenceWorker(options: ReferenceWorkerOptions = {}): Worker {
   const sandbox = options.sandbox ?? defaultSandbox();
   return createWorker({
-    sandbox: sandbox.mode,
+    sandbox: () => sandbox.state(),
     name: options.name ?? "reference",
     capabilities: options.capabilities ?? ["script"],
     ...(options.token ? { token: options.token } : {}),

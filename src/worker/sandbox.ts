@@ -3,6 +3,7 @@ import { closeSync, type Dirent, constants as fsConstants, lstatSync, openSync, 
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { Readable, Writable } from "node:stream";
+import type { SandboxState } from "../shared/worker-protocol.js";
 import { type ProcessOptions, runProcess, type ShellOutcome } from "./process.js";
 
 /**
@@ -152,6 +153,8 @@ export interface SandboxOptions {
 
 export interface ScriptSandbox {
   readonly mode: SandboxMode;
+  /** For `/health`: "bubblewrap", "off", or "unavailable" when bubblewrap cannot start. */
+  state(): Promise<SandboxState>;
   readonly network: SandboxNetwork;
   readonly limits: Readonly<SandboxLimits>;
   /** Probes bubblewrap once (a trivial sandboxed command) and remembers the answer. */
@@ -481,6 +484,10 @@ export function createScriptSandbox(options: SandboxOptions = {}): ScriptSandbox
       "--bind-fd",
       "3",
       SANDBOX_WORKSPACE,
+      // The sandbox's own root (where /etc's files and the mount points live) becomes read-only too; /tmp and the
+      // workspace are separate mounts and stay writable.
+      "--remount-ro",
+      "/",
       "--chdir",
       SANDBOX_WORKSPACE,
       "--info-fd",
@@ -605,6 +612,10 @@ export function createScriptSandbox(options: SandboxOptions = {}): ScriptSandbox
     network,
     limits,
     status,
+    async state() {
+      const current = await status();
+      return current.mode === "off" ? "off" : current.ready ? "bubblewrap" : "unavailable";
+    },
     async run(run) {
       if (mode === "off") return runUnconfined(run);
       const current = await status();

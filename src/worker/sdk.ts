@@ -72,10 +72,10 @@ import {
   idempotencyKey,
   NDJSON_CONTENT_TYPE,
   PROTOCOL_VERSION,
+  type SandboxState,
   type StreamLine,
   type WorkerHealth,
 } from "../shared/worker-protocol.js";
-import type { SandboxMode } from "./sandbox.js";
 import { createWorkspace, type Workspace } from "./workspace.js";
 
 export {
@@ -145,8 +145,8 @@ export interface CreateWorkerOptions {
   abortGraceMs?: number;
   keepWorkspaces?: boolean;
   logger?: WorkerLogger;
-  /** Reported in `/health`: how this worker's scripts are confined. */
-  sandbox?: SandboxMode;
+  /** Reported in `/health`: how this worker's scripts are confined (asked on every health request). */
+  sandbox?: SandboxState | (() => Promise<SandboxState>);
 }
 
 export interface Worker {
@@ -636,10 +636,11 @@ export function createWorker(options: CreateWorkerOptions): Worker {
     sendJson(res, 200, answer);
   };
 
-  const handleHealth = (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const handleHealth = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (checkToken(req.headers.authorization) === false) {
       throw new HttpError(401, "Worker token does not match", { "www-authenticate": "Bearer" });
     }
+    const sandbox = typeof options.sandbox === "function" ? await options.sandbox() : options.sandbox;
     const health: WorkerHealth = {
       status: closing ? "degraded" : "ok",
       protocol: PROTOCOL_VERSION,
@@ -647,7 +648,7 @@ export function createWorker(options: CreateWorkerOptions): Worker {
       inFlight: handlersRunning,
       maxConcurrency,
       ...(options.version ? { version: options.version } : {}),
-      ...(options.sandbox ? { sandbox: options.sandbox } : {}),
+      ...(sandbox ? { sandbox } : {}),
     };
     sendJson(res, 200, options.name ? { ...health, name: options.name } : health);
   };
@@ -655,7 +656,7 @@ export function createWorker(options: CreateWorkerOptions): Worker {
   const routes: Record<string, { method: string; run: typeof handleExecute }> = {
     "/execute": { method: "POST", run: handleExecute },
     "/cancel": { method: "POST", run: handleCancel },
-    "/health": { method: "GET", run: async (req, res) => handleHealth(req, res) },
+    "/health": { method: "GET", run: handleHealth },
   };
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
