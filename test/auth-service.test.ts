@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService } from "../src/server/audit/service.js";
 import { SESSION_COOKIE } from "../src/server/auth/cookies.js";
 import { hashPassword, verifyPassword } from "../src/server/auth/credentials.js";
-import { AuthService, type AuthSettings, type Caller } from "../src/server/auth/service.js";
+import {
+  AuthService,
+  type AuthSettings,
+  addressKey,
+  type Caller,
+  type SignInDelayedError,
+} from "../src/server/auth/service.js";
 import type { DomainError } from "../src/server/errors.js";
 import { auditListInputSchema } from "../src/shared/audit.js";
 import { DATABASES, freshDatabase, type TestDatabase } from "./helpers/databases.js";
@@ -26,8 +32,10 @@ function capturedLog() {
 
 const settings: AuthSettings = {
   SESSION_TTL_HOURS: 1,
-  SIGNIN_MAX_FAILURES_PER_ACCOUNT: 3,
-  SIGNIN_MAX_FAILURES_PER_ADDRESS: 8,
+  SIGNIN_FAILURES_BEFORE_DELAY: 3,
+  SIGNIN_FAILURES_BEFORE_DELAY_PER_ADDRESS: 8,
+  SIGNIN_DELAY_MS: 60_000,
+  SIGNIN_MAX_DELAY_MS: 240_000,
   SIGNIN_WINDOW_MINUTES: 15,
 };
 const cookie = (token: string) => `theme=dark; ${SESSION_COOKIE}=${token}`;
@@ -73,9 +81,15 @@ describe.each(DATABASES)("auth service on %s", (kind) => {
     expect(user.role).toBe("admin");
     const actor = await auth.resolveActor({ cookieHeader: cookie(sessionToken) });
     expect(actor).toMatchObject({ kind: "user", id: "admin", role: "admin" });
-    admin = { actor: actor!, client };
+    admin = { actor: actor!, client, credentials: { cookieHeader: cookie(sessionToken) } };
+    // while the password must change, only changing it is open to this session (trpc.ts enforces it)
+    expect((await auth.resolveCaller({ cookieHeader: cookie(sessionToken) }))?.passwordChangeRequired).toBe(true);
+    const other = (await auth.signIn("admin", password, { address: "10.9.9.9" })).sessionToken;
     await auth.changePassword(admin, password, "a much better admin password");
+    // the session that changed it stays, the other one ends
     expect((await auth.me({ cookieHeader: cookie(sessionToken) }))?.user.mustChangePassword).toBe(false);
+    expect((await auth.resolveCaller({ cookieHeader: cookie(sessionToken) }))?.passwordChangeRequired).toBe(false);
+    expect(await auth.resolveActor({ cookieHeader: cookie(other) })).toBeNull();
     await expect(auth.changePassword(admin, "wrong", "another password 123")).rejects.toMatchObject({
       code: "FORBIDDEN",
     });
@@ -124,40 +138,66 @@ describe.each(DATABASES)("auth service on %s", (kind) => {
     expect(failed.items[0]?.clientAddress).toBe("10.1.1.1");
   });
 
-  it("rate-limits failed sign-ins per account, counting concurrent attempts, and a success clears the account", async () => {
+  it("delays sign-ins per account and address with growing delays, never locking the account from elsewhere", async () => {
     await auth.createUser(admin, { username: "rita", role: "viewer", password: "rita password 123" });
     const addr = { address: "10.2.2.2" };
-    await auth.signIn("rita", "bad password", addr).catch(() => undefined);
-    await auth.signIn("rita", "rita password 123", addr); // clears the account's failures
-    // concurrent attempts are all counted: no more than the limit ever reach the password check
-    const burst = await Promise.all(
-      Array.from({ length: 6 }, () => auth.signIn("rita", "bad password", addr).catch((e: unknown) => code(e))),
-    );
-    expect(burst.filter((c) => c === "UNAUTHORIZED").length).toBeLessThanOrEqual(3);
-    expect(burst.filter((c) => c !== "UNAUTHORIZED").every((c) => c === "TOO_MANY_REQUESTS")).toBe(true);
-    await db.exec(`UPDATE sign_in_attempts SET created_at = created_at - interval '16 minutes'`);
-    const sequential: string[] = [];
-    for (let i = 0; i < 5; i++)
-      sequential.push(
-        await auth.signIn("rita", "bad password", addr).then(
-          () => "OK",
-          (e: unknown) => code(e),
-        ),
+    const attempt = (password: string, from = addr) =>
+      auth.signIn("rita", password, from).then(
+        () => ({ code: "OK", retryAfterMs: 0 }),
+        (e: unknown) => ({ code: code(e), retryAfterMs: (e as SignInDelayedError).retryAfterMs ?? 0 }),
       );
-    expect(sequential).toEqual([
-      "UNAUTHORIZED",
-      "UNAUTHORIZED",
-      "UNAUTHORIZED",
-      "TOO_MANY_REQUESTS",
-      "TOO_MANY_REQUESTS",
-    ]);
-    // the right password does not get through while locked
-    const locked = await auth.signIn("rita", "rita password 123", addr).catch((e: unknown) => e);
-    expect(code(locked)).toBe("TOO_MANY_REQUESTS");
-    expect((locked as Error).message).toMatch(/for this account; try again in 15 minutes/);
-    // when the window has passed, it works again
-    await db.exec(`UPDATE sign_in_attempts SET created_at = created_at - interval '16 minutes'`);
-    await expect(auth.signIn("rita", "rita password 123", addr)).resolves.toBeDefined();
+    const codes: string[] = [];
+    for (let i = 0; i < 3; i++) codes.push((await attempt("bad password")).code);
+    expect(codes).toEqual(["UNAUTHORIZED", "UNAUTHORIZED", "UNAUTHORIZED"]);
+    // the right password waits too (the delay is not an oracle) ...
+    const first = await attempt("rita password 123");
+    expect(first.code).toBe("TOO_MANY_REQUESTS");
+    expect(first.retryAfterMs).toBeGreaterThan(0);
+    expect(first.retryAfterMs).toBeLessThanOrEqual(60_000);
+    // ... but only from this address: the owner elsewhere signs in
+    expect((await attempt("rita password 123", { address: "10.2.2.3" })).code).toBe("OK");
+    expect((await attempt("rita password 123", { address: "fd00:1:2:3::9" })).code).toBe("OK");
+
+    // Waiting is done by moving the recorded failures back in time, so no test waits a real minute.
+    const pass = (ms: number) =>
+      db.exec(
+        `UPDATE sign_in_attempts SET created_at = created_at - interval '${Math.ceil(ms) + 50} milliseconds' WHERE key LIKE 'pair:rita@%'`,
+      );
+    // each further failure doubles the wait, up to the cap
+    const waits: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await pass(waits.at(-1) ?? first.retryAfterMs);
+      expect((await attempt("bad password")).code).toBe("UNAUTHORIZED");
+      const delayed = await attempt("bad password");
+      expect(delayed.code).toBe("TOO_MANY_REQUESTS");
+      waits.push(delayed.retryAfterMs);
+    }
+    expect(waits[0]).toBeGreaterThan(60_000);
+    expect(waits[0]).toBeLessThanOrEqual(120_000);
+    expect(waits[1]).toBeGreaterThan(120_000);
+    expect(waits[1]).toBeLessThanOrEqual(240_000);
+    // capped at SIGNIN_MAX_DELAY_MS
+    expect(waits[2]).toBeGreaterThan(120_000);
+    expect(waits[2]).toBeLessThanOrEqual(240_000);
+    // a refused attempt is not a failure: once the wait has passed, the right password gets through
+    await pass(waits.at(-1) as number);
+    expect((await attempt("rita password 123")).code).toBe("OK");
+    // and a success clears this account's failures from this address
+    expect((await attempt("bad password")).code).toBe("UNAUTHORIZED");
+
+    // concurrent attempts all count: no more than the free failures reach the password check
+    const burst = await Promise.all(Array.from({ length: 6 }, () => attempt("bad password", { address: "10.2.2.9" })));
+    expect(burst.filter((r) => r.code === "UNAUTHORIZED").length).toBeLessThanOrEqual(3);
+    expect(burst.filter((r) => r.code !== "UNAUTHORIZED").every((r) => r.code === "TOO_MANY_REQUESTS")).toBe(true);
+  });
+
+  it("counts IPv6 clients per /64 and IPv4-mapped ones as IPv4", () => {
+    expect(addressKey("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(addressKey("2001:db8:1:2:bbbb:cccc:dddd:eeee")).toBe("2001:db8:1:2::/64");
+    expect(addressKey("2001:db8::1")).toBe("2001:db8:0:0::/64");
+    expect(addressKey("::ffff:10.0.0.7")).toBe("10.0.0.7");
+    expect(addressKey("10.0.0.7")).toBe("10.0.0.7");
+    expect(addressKey("::1")).toBe("0:0:0:0::/64");
   });
 
   it("rate-limits failed sign-ins per address across accounts", async () => {

@@ -89,6 +89,7 @@ describe.each(DATABASES)("execution faults on %s", (kind) => {
     expect(["open", "half_open"]).toContain(listed?.breaker.state);
     expect(listed?.lastError).toContain("503");
     const health = await s.http.system.health.query();
+    if (!("workers" in health)) throw new Error("expected the signed-in health answer");
     expect(["open", "half_open"]).toContain(health.workers.find((w) => w.id === badW.id)?.breaker.state);
 
     await worker("cap-flaky", {}, "good-one");

@@ -129,7 +129,8 @@ describe.each(DATABASES)("metrics from real task runs on %s", (kind) => {
 
   it("serves the figures on GET /metrics in Prometheus text format", async () => {
     const exp = await expectedFromDatabase();
-    const res = await fetch(`${s.url}/metrics`);
+    // /metrics needs a token (test/web-origin.test.ts covers who may read it); this is the admin's.
+    const res = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = await res.text();

@@ -6,7 +6,10 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import sirv from "sirv";
 import { WebSocket, WebSocketServer } from "ws";
+import { refuseMetrics, WebBoundary } from "./auth/boundary.js";
+import { OriginPolicy } from "./auth/origin.js";
 import { requestContext } from "./auth/request.js";
+import { SignInDelayedError } from "./auth/service.js";
 import { SocketGuard } from "./auth/socket-guard.js";
 import type { Config } from "./config.js";
 import { sharedFrameEncoder } from "./lib/shared-serialization.js";
@@ -51,6 +54,7 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown) {
 
 export function createApp({ config, log, services }: AppOptions): App {
   const socketGuard = new SocketGuard(services.auth);
+  const boundary = new WebBoundary(new OriginPolicy(config), services.auth, config.METRICS_TOKEN);
   // Every request and every WebSocket connection is resolved to an actor (or none): session cookie,
   // bearer API token, or a token in the WebSocket's connectionParams. Roles are checked per procedure.
   const createContext = async ({
@@ -67,10 +71,13 @@ export function createApp({ config, log, services }: AppOptions): App {
       res instanceof http.ServerResponse ? res : undefined,
       info?.connectionParams ?? null,
     );
-    const actor = await services.auth.resolveActor(request.credentials);
-    if (actor && res instanceof WebSocket) socketGuard.watch(res, request.credentials, actor);
+    const caller = await services.auth.resolveCaller(request.credentials);
+    const actor = caller?.actor ?? null;
+    if (actor && res instanceof WebSocket)
+      socketGuard.watch(res, request.credentials, actor, caller?.passwordChangeRequired ?? false);
     return {
       actor,
+      passwordChangeRequired: caller?.passwordChangeRequired ?? false,
       services,
       clientAddress: req.socket.remoteAddress ?? null,
       request,
@@ -82,6 +89,12 @@ export function createApp({ config, log, services }: AppOptions): App {
     basePath: "/trpc/",
     maxBodySize: config.MAX_BODY_BYTES,
     createContext,
+    responseMeta: ({ errors }) => {
+      const delayed = errors.find((e) => e instanceof SignInDelayedError);
+      return delayed instanceof SignInDelayedError
+        ? { headers: { "Retry-After": String(Math.ceil(delayed.retryAfterMs / 1000)) } }
+        : {};
+    },
     onError({ error, path: procedure }) {
       if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error, procedure }, "procedure failed");
     },
@@ -106,9 +119,17 @@ export function createApp({ config, log, services }: AppOptions): App {
       return;
     }
     if (pathname === "/metrics" && req.method === "GET") {
-      services.metrics
-        .prometheus()
+      boundary
+        .metricsAccess(req)
+        .then((access) => {
+          if (access !== "ok") {
+            refuseMetrics(res);
+            return null;
+          }
+          return services.metrics.prometheus();
+        })
         .then((m) => {
+          if (!m) return;
           res.writeHead(200, { "Content-Type": m.contentType, "Cache-Control": "no-store" });
           res.end(m.body);
         })
@@ -119,8 +140,12 @@ export function createApp({ config, log, services }: AppOptions): App {
         });
       return;
     }
-    if (pathname === "/trpc" || pathname.startsWith("/trpc/")) return trpcHandler(req, res);
+    if (pathname === "/trpc" || pathname.startsWith("/trpc/")) {
+      if (!boundary.admitHttp(req, res, pathname)) return;
+      return trpcHandler(req, res);
+    }
     if (pathname.startsWith("/provenance/")) {
+      if (!boundary.admitHttp(req, res, pathname)) return;
       const handled = handleProvenanceHttp(req, res, {
         provenance: services.provenance,
         actorFor: (r) => services.auth.resolveActor(requestContext(r, undefined).credentials),
@@ -166,6 +191,7 @@ export function createApp({ config, log, services }: AppOptions): App {
   server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const pathname = (req.url ?? "/").split("?")[0];
     if (pathname !== "/trpc") return; // Vite's HMR socket in dev, or nothing: left to other listeners.
+    if (!boundary.admitUpgrade(req, socket)) return;
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
   });
 

@@ -40,6 +40,32 @@ const envSchema = z.object({
   /** Built console to serve; `npm run dev` serves the sources through Vite instead. */
   WEB_DIST_DIR: z.string().default("dist/web"),
   DEV: flag.default(false),
+  /**
+   * The console's address as browsers see it (scheme://host[:port]), when a proxy does not pass the
+   * Host header through. Pages from it may use the session cookie (besides the Host's own origin).
+   */
+  PUBLIC_URL: z
+    .url({ protocol: /^https?$/, error: "PUBLIC_URL must be an http:// or https:// URL" })
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  /** Further origins (comma list of scheme://host[:port]) whose pages may use the session cookie and WebSocket. */
+  ALLOWED_ORIGINS: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.url({ protocol: /^https?$/, error: "ALLOWED_ORIGINS: each entry must be an http(s) origin" }))),
+  /** Bearer token a Prometheus scraper may use for GET /metrics (any user's API token works too); at least 32 characters. */
+  METRICS_TOKEN: z
+    .string()
+    .min(32, "METRICS_TOKEN needs at least 32 characters")
+    .max(256)
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
   WS_PING_MS: z.coerce.number().int().min(1000).default(30_000),
   WS_PONG_WAIT_MS: z.coerce.number().int().min(500).default(10_000),
   /** A WebSocket connection with more unsent bytes than this (a client not reading) is dropped; it resumes by lastEventId. */

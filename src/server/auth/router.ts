@@ -10,7 +10,7 @@ import {
   userUpdateInputSchema,
 } from "../../shared/auth.js";
 import type { Actor } from "../../shared/roles.js";
-import { adminProcedure, publicProcedure, router, viewerProcedure } from "../trpc.js";
+import { adminProcedure, ownPasswordProcedure, publicProcedure, router, viewerProcedure } from "../trpc.js";
 import { clearedSessionCookie, sessionCookie } from "./cookies.js";
 import { clientInfo, type RequestContext } from "./request.js";
 import type { Caller } from "./service.js";
@@ -18,6 +18,7 @@ import type { Caller } from "./service.js";
 const caller = (ctx: { actor: Actor; clientAddress: string | null; request?: RequestContext }): Caller => ({
   actor: ctx.actor,
   client: clientInfo(ctx.clientAddress, ctx.request),
+  ...(ctx.request ? { credentials: ctx.request.credentials } : {}),
 });
 
 export const authRouter = router({
@@ -45,12 +46,13 @@ export const authRouter = router({
   }),
   /** Null when nobody is signed in, so the console knows to show the sign-in page. */
   me: publicProcedure.query(({ ctx }) => (ctx.request ? ctx.services.auth.me(ctx.request.credentials) : null)),
-  changePassword: viewerProcedure
+  /** Ends the user's other sessions; open while the password must be changed. */
+  changePassword: ownPasswordProcedure
     .input(changePasswordInputSchema)
     .mutation(({ ctx, input }) =>
       ctx.services.auth
         .changePassword(caller(ctx), input.currentPassword, input.newPassword)
-        .then(() => ({ changed: true })),
+        .then((r) => ({ changed: true, endedSessions: r.endedSessions })),
     ),
 });
 
@@ -65,6 +67,13 @@ export const usersRouter = router({
   disable: adminProcedure
     .input(userIdInputSchema)
     .mutation(({ ctx, input }) => ctx.services.auth.disableUser(caller(ctx), input.id)),
+  /** A generated temporary password, shown once; the user must change it at next sign-in. */
+  resetPassword: adminProcedure
+    .input(userIdInputSchema)
+    .mutation(({ ctx, input }) => ctx.services.auth.resetPassword(caller(ctx), input.id)),
+  endSessions: adminProcedure
+    .input(userIdInputSchema)
+    .mutation(({ ctx, input }) => ctx.services.auth.endSessions(caller(ctx), input.id)),
 });
 
 // Everyone signed in manages their own tokens; `all` (admin) lists everyone's, and admins may revoke any.

@@ -25,9 +25,28 @@ export interface AuthSettings {
   AGENCY_ADMIN_PASSWORD?: string | undefined;
   AGENCY_BOOTSTRAP_TOKEN?: string | undefined;
   SESSION_TTL_HOURS: number;
-  SIGNIN_MAX_FAILURES_PER_ACCOUNT: number;
-  SIGNIN_MAX_FAILURES_PER_ADDRESS: number;
+  SIGNIN_FAILURES_BEFORE_DELAY: number;
+  SIGNIN_FAILURES_BEFORE_DELAY_PER_ADDRESS: number;
+  SIGNIN_DELAY_MS: number;
+  SIGNIN_MAX_DELAY_MS: number;
   SIGNIN_WINDOW_MINUTES: number;
+}
+
+/** Who is calling, and whether they may only change their password (a password someone else set). */
+export interface ResolvedCaller {
+  actor: Actor;
+  /** A session of a user whose password an admin set: only changing it and signing out are open. */
+  passwordChangeRequired: boolean;
+}
+
+/** A refused sign-in attempt that may be tried again after `retryAfterMs` (also sent as Retry-After). */
+export class SignInDelayedError extends TRPCError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super({ code: "TOO_MANY_REQUESTS", message });
+  }
 }
 
 /** What identifies a caller, for HTTP requests and WebSocket connections alike. */
@@ -42,6 +61,8 @@ export interface Credentials {
 export interface Caller {
   actor: Actor;
   client?: ClientInfo;
+  /** The request's credentials: a password change keeps the session they carry and ends the others. */
+  credentials?: Credentials;
 }
 
 const BOOTSTRAP_LOCK_KEY = 72_707_372;
@@ -75,6 +96,37 @@ function toTokenDto(t: ApiToken & { user: { username: string } }): ApiTokenDto {
 }
 
 const userActor = (u: User): Actor => ({ kind: "user", id: u.username, name: u.displayName, role: u.role });
+
+interface SignInLimit {
+  key: string;
+  /** Failures within the window before attempts are delayed. */
+  free: number;
+  /** For the message: whose attempts are delayed. */
+  what: string;
+}
+
+/** The key an address is counted under: IPv4 as is (IPv4-mapped IPv6 too), IPv6 by its /64. */
+export function addressKey(address: string): string {
+  const a = address.trim().toLowerCase().replace(/%.*$/, "");
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(a);
+  if (mapped) return mapped[1] as string;
+  if (!a.includes(":")) return a;
+  const [head = "", tail] = a.split("::");
+  const groups = (part: string) => (part ? part.split(":").flatMap((g) => (g.includes(".") ? ["0", "0"] : [g])) : []);
+  const h = groups(head);
+  const t = tail === undefined ? [] : groups(tail);
+  const all = tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t];
+  return `${all
+    .slice(0, 4)
+    .map((g) => (Number.parseInt(g, 16) || 0).toString(16))
+    .join(":")}::/64`;
+}
+
+function describeWait(ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  if (s < 120) return `${s} second${s === 1 ? "" : "s"}`;
+  return `${Math.ceil(s / 60)} minutes`;
+}
 
 const badCredentials = () => new TRPCError({ code: "UNAUTHORIZED", message: "Wrong username or password." });
 
@@ -163,13 +215,27 @@ export class AuthService {
 
   /** Who the caller is: a bearer API token, a token in WebSocket connectionParams, or the session cookie. */
   async resolveActor(creds: Credentials): Promise<Actor | null> {
+    return (await this.resolveCaller(creds))?.actor ?? null;
+  }
+
+  /**
+   * As resolveActor, plus whether the caller may only change their password. That holds for sessions
+   * only: the flag says someone else (an admin, or the bootstrap) knows the password, and a session is
+   * what that password buys. API tokens are credentials the user (or the host's operator, for
+   * AGENCY_BOOTSTRAP_TOKEN) made on purpose, and a flagged session cannot make new ones.
+   */
+  async resolveCaller(creds: Credentials): Promise<ResolvedCaller | null> {
     const bearer = /^Bearer\s+(\S+)$/i.exec(creds.authorizationHeader ?? "")?.[1];
     const paramToken = creds.connectionParams?.token;
     const token = bearer ?? (typeof paramToken === "string" ? paramToken : undefined);
-    if (token) return (await this.actorForToken(token))?.actor ?? null;
+    if (token) {
+      const found = await this.actorForToken(token);
+      return found ? { actor: found.actor, passwordChangeRequired: false } : null;
+    }
     const session = readCookie(creds.cookieHeader, SESSION_COOKIE);
-    if (session) return (await this.userForSession(session))?.actor ?? null;
-    return null;
+    if (!session) return null;
+    const found = await this.userForSession(session);
+    return found ? { actor: found.actor, passwordChangeRequired: found.user.mustChangePassword } : null;
   }
 
   private async actorForToken(token: string): Promise<{ actor: Actor; user: User } | null> {
@@ -225,8 +291,8 @@ export class AuthService {
     password: string,
     client: ClientInfo,
   ): Promise<{ sessionToken: string; user: UserDto; expiresAt: Date }> {
-    const keys = [`account:${username}`, ...(client.address ? [`address:${client.address}`] : [])];
-    const reserved = await this.reserveAttempt(keys);
+    const limits = this.signInLimits(username, client.address ?? null);
+    const reserved = await this.reserveAttempt(limits);
     const user = await this.db.prisma.user.findUnique({ where: { username } });
     let ok = false;
     if (user) ok = await verifyPassword(password, user.passwordHash);
@@ -242,13 +308,15 @@ export class AuthService {
           client,
         }),
       );
+      await this.pruneAttempts();
       throw badCredentials();
     }
     const sessionToken = newSessionToken();
     const expiresAt = new Date(Date.now() + this.sessionTtlSeconds * 1000);
+    const pairKey = limits[0]?.key as string;
     await this.db.prisma.$transaction(async (tx) => {
-      // Success clears this account's failures; the address keeps its count.
-      await tx.signInAttempt.deleteMany({ where: { OR: [{ key: `account:${username}` }, { id: { in: reserved } }] } });
+      // Success clears this account's failures from this address; the address keeps its count.
+      await tx.signInAttempt.deleteMany({ where: { OR: [{ key: pairKey }, { id: { in: reserved } }] } });
       await tx.userSession.create({
         data: {
           id: randomUUID(),
@@ -264,6 +332,7 @@ export class AuthService {
         actor: { kind: "user", id: user.username },
         action: "auth.sign_in",
         resource: { type: "user", id: user.id },
+        ...(user.mustChangePassword ? { after: { mustChangePassword: true } } : {}),
         client,
       });
     });
@@ -271,27 +340,76 @@ export class AuthService {
   }
 
   /**
-   * Records this attempt before checking the password, then counts: concurrent attempts from several
-   * processes are all counted, so the limit cannot be raced.
+   * The counters an attempt is judged by: this account from this address, and this address across
+   * accounts. Never the account alone: that would let anyone lock its owner out from everywhere.
+   * IPv6 clients are counted per /64, which one subscriber usually holds whole.
    */
-  private async reserveAttempt(keys: string[]): Promise<bigint[]> {
-    const since = new Date(Date.now() - this.settings.SIGNIN_WINDOW_MINUTES * 60_000);
-    const rows = await this.db.prisma.signInAttempt.createManyAndReturn({ data: keys.map((key) => ({ key })) });
+  private signInLimits(username: string, address: string | null): SignInLimit[] {
+    const from = address ? addressKey(address) : "in-process";
+    return [
+      {
+        key: `pair:${username.slice(0, 64)}@${from}`.slice(0, 200),
+        free: this.settings.SIGNIN_FAILURES_BEFORE_DELAY,
+        what: "this account from your address",
+      },
+      {
+        key: `address:${from}`.slice(0, 200),
+        free: this.settings.SIGNIN_FAILURES_BEFORE_DELAY_PER_ADDRESS,
+        what: "your address",
+      },
+    ];
+  }
+
+  /**
+   * Records this attempt before checking the password, then judges it by the failures recorded before
+   * (and beside) it: concurrent attempts from several processes all see each other, so the limit
+   * cannot be raced. Past the free failures, the next attempt waits SIGNIN_DELAY_MS after the last
+   * failure, doubled for each failure beyond, up to SIGNIN_MAX_DELAY_MS. A refused attempt is not a
+   * failure (its row is removed): hammering while delayed does not push the delay further.
+   * In the database rather than in memory, so every process sharing it applies one limit.
+   */
+  private async reserveAttempt(limits: SignInLimit[]): Promise<bigint[]> {
+    const now = Date.now();
+    const since = new Date(now - this.settings.SIGNIN_WINDOW_MINUTES * 60_000);
+    const rows = await this.db.prisma.signInAttempt.createManyAndReturn({
+      data: limits.map((l) => ({ key: l.key })),
+    });
     const ids = rows.map((r) => r.id);
-    for (const key of keys) {
-      const max = key.startsWith("account:")
-        ? this.settings.SIGNIN_MAX_FAILURES_PER_ACCOUNT
-        : this.settings.SIGNIN_MAX_FAILURES_PER_ADDRESS;
-      const count = await this.db.prisma.signInAttempt.count({ where: { key, createdAt: { gte: since } } });
-      if (count > max) {
-        await this.db.prisma.signInAttempt.deleteMany({ where: { id: { in: ids } } });
-        throw new TRPCError({
-          code: "TOO_MANY_REQUESTS",
-          message: `Too many failed sign-ins for this ${key.startsWith("account:") ? "account" : "address"}; try again in ${this.settings.SIGNIN_WINDOW_MINUTES} minutes.`,
-        });
-      }
+    for (const limit of limits) {
+      const earlier = await this.db.prisma.signInAttempt.aggregate({
+        where: { key: limit.key, createdAt: { gte: since }, id: { notIn: ids } },
+        _count: { _all: true },
+        _max: { createdAt: true },
+      });
+      const failures = earlier._count._all;
+      const last = earlier._max.createdAt;
+      if (failures < limit.free || !last) continue;
+      const delay = Math.min(
+        this.settings.SIGNIN_DELAY_MS * 2 ** Math.min(failures - limit.free, 40),
+        this.settings.SIGNIN_MAX_DELAY_MS,
+      );
+      const retryAfterMs = last.getTime() + delay - now;
+      if (retryAfterMs <= 0) continue;
+      await this.db.prisma.signInAttempt.deleteMany({ where: { id: { in: ids } } });
+      throw new SignInDelayedError(
+        `Too many failed sign-ins for ${limit.what}; try again in ${describeWait(retryAfterMs)}. ` +
+          "Signing in from elsewhere is not affected.",
+        retryAfterMs,
+      );
     }
     return ids;
+  }
+
+  private lastPrune = 0;
+  /** Failures older than the window count for nothing: drop them, at most once a minute per process. */
+  private async pruneAttempts(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastPrune < 60_000) return;
+    this.lastPrune = now;
+    const before = new Date(now - this.settings.SIGNIN_WINDOW_MINUTES * 60_000);
+    await this.db.prisma.signInAttempt.deleteMany({ where: { createdAt: { lt: before } } }).catch((err: Error) => {
+      this.log.warn({ err }, "pruning old sign-in attempts failed");
+    });
   }
 
   async signOut(creds: Credentials, caller: Caller): Promise<void> {
@@ -314,24 +432,45 @@ export class AuthService {
     this.changes.emit("credentials-changed");
   }
 
-  async changePassword(caller: Caller, currentPassword: string, newPassword: string): Promise<void> {
+  /**
+   * Changes one's own password and ends the user's other sessions (whoever else knew the old password
+   * is signed out); the session making the change stays. Clears "must change password".
+   */
+  async changePassword(
+    caller: Caller,
+    currentPassword: string,
+    newPassword: string,
+  ): Promise<{ endedSessions: number }> {
     const user = await this.db.prisma.user.findUnique({ where: { username: caller.actor.id } });
     if (!user || !(await verifyPassword(currentPassword, user.passwordHash))) {
       throw new DomainError("FORBIDDEN", "The current password is not right.");
     }
+    if (newPassword === currentPassword) {
+      throw new DomainError("BAD_REQUEST", "The new password must differ from the current one.");
+    }
     const passwordHash = await hashPassword(newPassword);
-    await this.db.prisma.$transaction(async (tx) => {
+    const current = readCookie(caller.credentials?.cookieHeader, SESSION_COOKIE);
+    const keep = caller.actor.kind === "user" && current ? tokenDigest(current) : null;
+    const endedSessions = await this.db.prisma.$transaction(async (tx) => {
       await tx.user.update({
         where: { id: user.id },
         data: { passwordHash, mustChangePassword: false, updatedAt: new Date() },
+      });
+      const ended = await tx.userSession.updateMany({
+        where: { userId: user.id, endedAt: null, ...(keep ? { tokenHash: { not: keep } } : {}) },
+        data: { endedAt: new Date() },
       });
       await this.audit.record(tx, {
         actor: caller.actor,
         action: "user.change_password",
         resource: { type: "user", id: user.id },
+        after: { endedOtherSessions: ended.count, wasRequired: user.mustChangePassword },
         client: caller.client,
       });
+      return ended.count;
     });
+    this.changes.emit("credentials-changed");
+    return { endedSessions };
   }
 
   // ---- users (admin) ----
@@ -353,6 +492,8 @@ export class AuthService {
           displayName: input.displayName ?? input.username,
           role: input.role,
           passwordHash,
+          // The admin knows this password: the user chooses their own at first sign-in.
+          mustChangePassword: true,
         },
       });
       const dto = toUserDto(user);
@@ -389,7 +530,8 @@ export class AuthService {
           ...(input.displayName !== undefined ? { displayName: input.displayName } : {}),
           ...(input.role !== undefined ? { role: input.role as Role } : {}),
           ...(input.disabled !== undefined ? { disabled: input.disabled } : {}),
-          ...(passwordHash ? { passwordHash, mustChangePassword: false } : {}),
+          // A password an admin sets is known to the admin: the user must choose their own next.
+          ...(passwordHash ? { passwordHash, mustChangePassword: true } : {}),
           updatedAt: new Date(),
         },
       });
@@ -409,6 +551,63 @@ export class AuthService {
     });
     this.changes.emit("credentials-changed");
     return result;
+  }
+
+  /**
+   * An admin resets a user's password to a generated temporary one (returned here, once), which the
+   * user must change at their next sign-in; all the user's sessions end. Not for oneself: an admin
+   * changes their own password like everyone else, with the current one.
+   */
+  async resetPassword(caller: Caller, id: string): Promise<{ user: UserDto; temporaryPassword: string }> {
+    const temporaryPassword = generatePassword();
+    const passwordHash = await hashPassword(temporaryPassword);
+    const result = await this.db.prisma.$transaction(async (tx) => {
+      const before = await tx.user.findUnique({ where: { id } });
+      if (!before) throw notFound("User", id);
+      if (before.username === caller.actor.id) {
+        throw new DomainError("BAD_REQUEST", "Change your own password on the Password page, with your current one.");
+      }
+      const after = await tx.user.update({
+        where: { id },
+        data: { passwordHash, mustChangePassword: true, updatedAt: new Date() },
+      });
+      const ended = await tx.userSession.updateMany({
+        where: { userId: id, endedAt: null },
+        data: { endedAt: new Date() },
+      });
+      await this.audit.record(tx, {
+        actor: caller.actor,
+        action: "user.reset_password",
+        resource: { type: "user", id },
+        after: { username: after.username, mustChangePassword: true, endedSessions: ended.count },
+        client: caller.client,
+      });
+      return toUserDto(after);
+    });
+    this.changes.emit("credentials-changed");
+    return { user: result, temporaryPassword };
+  }
+
+  /** An admin signs a user out everywhere (e.g. a lost laptop); API tokens are revoked separately. */
+  async endSessions(caller: Caller, id: string): Promise<{ endedSessions: number }> {
+    const endedSessions = await this.db.prisma.$transaction(async (tx) => {
+      const user = await tx.user.findUnique({ where: { id } });
+      if (!user) throw notFound("User", id);
+      const ended = await tx.userSession.updateMany({
+        where: { userId: id, endedAt: null },
+        data: { endedAt: new Date() },
+      });
+      await this.audit.record(tx, {
+        actor: caller.actor,
+        action: "user.end_sessions",
+        resource: { type: "user", id },
+        after: { username: user.username, endedSessions: ended.count },
+        client: caller.client,
+      });
+      return ended.count;
+    });
+    this.changes.emit("credentials-changed");
+    return { endedSessions };
   }
 
   disableUser(caller: Caller, id: string): Promise<UserDto> {

@@ -1,6 +1,6 @@
 import type { WebSocket } from "ws";
 import type { Actor } from "../../shared/roles.js";
-import type { AuthService, Credentials } from "./service.js";
+import type { AuthService, Credentials, ResolvedCaller } from "./service.js";
 
 /** Close code a client sees when its session ended or its token was revoked; it reconnects as anonymous. */
 export const CREDENTIALS_ENDED_CLOSE_CODE = 4401;
@@ -11,7 +11,10 @@ export const CREDENTIALS_ENDED_CLOSE_CODE = 4401;
  * change in this process, and within `recheckMs` for one made by another process.
  */
 export class SocketGuard {
-  private readonly sockets = new Map<WebSocket, { credentials: Credentials; actor: Actor }>();
+  private readonly sockets = new Map<
+    WebSocket,
+    { credentials: Credentials; actor: Actor; passwordChangeRequired: boolean }
+  >();
   private readonly timer: NodeJS.Timeout;
   private readonly onChange = () => void this.recheck();
   private running: Promise<void> | null = null;
@@ -27,9 +30,12 @@ export class SocketGuard {
     this.timer.unref();
   }
 
-  /** `actor` is what the connection was resolved to; a changed role also closes it, so it reconnects with the new one. */
-  watch(ws: WebSocket, credentials: Credentials, actor: Actor): void {
-    this.sockets.set(ws, { credentials, actor });
+  /**
+   * `actor` is what the connection was resolved to; a changed role, or a password change that lifts
+   * (or an admin reset that sets) "must change password", also closes it, so it reconnects as it now is.
+   */
+  watch(ws: WebSocket, credentials: Credentials, actor: Actor, passwordChangeRequired = false): void {
+    this.sockets.set(ws, { credentials, actor, passwordChangeRequired });
     ws.once("close", () => this.sockets.delete(ws));
   }
 
@@ -47,17 +53,22 @@ export class SocketGuard {
     if (this.queued) return this.queued;
     const pass = (this.running ?? Promise.resolve()).then(async () => {
       this.queued = null;
-      const resolved = new Map<string, Promise<Actor | null | undefined>>();
+      const resolved = new Map<string, Promise<ResolvedCaller | null | undefined>>();
       for (const [ws, watched] of [...this.sockets]) {
         const key = credentialsKey(watched.credentials);
         let resolving = resolved.get(key);
         if (!resolving) {
-          resolving = this.auth.resolveActor(watched.credentials).catch(() => undefined);
+          resolving = this.auth.resolveCaller(watched.credentials).catch(() => undefined);
           resolved.set(key, resolving);
         }
-        const actor = await resolving;
+        const caller = await resolving;
         // undefined: the database did not answer; keep the socket rather than drop everyone on a blip.
-        if (actor === null || (actor && actor.role !== watched.actor.role)) {
+        if (
+          caller === null ||
+          (caller &&
+            (caller.actor.role !== watched.actor.role ||
+              caller.passwordChangeRequired !== watched.passwordChangeRequired))
+        ) {
           this.sockets.delete(ws);
           ws.close(CREDENTIALS_ENDED_CLOSE_CODE, "Signed out, or the credentials or role changed");
         }

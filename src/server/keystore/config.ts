@@ -22,14 +22,21 @@ export const trustEnvShape = {
     .min(0.01)
     .max(24 * 90)
     .default(12),
-  /** Failed sign-ins allowed per account, and per client address, within SIGNIN_WINDOW_MINUTES. */
-  SIGNIN_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).max(1000).default(5),
-  SIGNIN_MAX_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).max(10_000).default(20),
+  /**
+   * Sign-in limiting, per account *and* client address (so a stranger's failures cannot lock the owner
+   * out from their own address) and per address across accounts: after this many failures within
+   * SIGNIN_WINDOW_MINUTES, each further attempt waits SIGNIN_DELAY_MS after the last failure, doubled
+   * per further failure up to SIGNIN_MAX_DELAY_MS.
+   */
+  SIGNIN_FAILURES_BEFORE_DELAY: z.coerce.number().int().min(1).max(1000).default(5),
+  SIGNIN_FAILURES_BEFORE_DELAY_PER_ADDRESS: z.coerce.number().int().min(1).max(10_000).default(20),
+  SIGNIN_DELAY_MS: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
+  SIGNIN_MAX_DELAY_MS: z.coerce.number().int().min(10).max(86_400_000).default(900_000),
   SIGNIN_WINDOW_MINUTES: z.coerce
     .number()
     .min(1)
     .max(24 * 60)
-    .default(15),
+    .default(60),
 } as const;
 
 export const trustEnvSchema = z.object(trustEnvShape);

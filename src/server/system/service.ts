@@ -12,6 +12,13 @@ export interface Readiness {
   dbLatencyMs?: number;
 }
 
+export interface HealthSummary {
+  ready: boolean;
+  status: "ready" | "unready";
+}
+
+export type SystemHealth = Awaited<ReturnType<SystemService["health"]>>;
+
 export class SystemService {
   private readonly startedAt = Date.now();
 
@@ -37,6 +44,15 @@ export class SystemService {
     }
   }
 
+  /**
+   * What anyone who can reach the port may learn: whether the server is ready. Workers, capabilities,
+   * breakers, versions and database errors are for signed-in callers (health()).
+   */
+  async summary(): Promise<HealthSummary> {
+    const r = await this.readiness();
+    return { ready: r.ready, status: r.ready ? "ready" : "unready" };
+  }
+
   /** Process, database and every worker with its breaker state; `degraded` when the database or all workers are. */
   async health() {
     const r = await this.readiness();
@@ -46,6 +62,7 @@ export class SystemService {
     const enabled = workers.filter((w) => w.enabled);
     const workersOk = enabled.length === 0 || usable.length > 0;
     return {
+      ready: r.ready,
       status: r.ready && workersOk ? ("ok" as const) : ("degraded" as const),
       workers: workers.map((w) => ({
         id: w.id,

@@ -26,6 +26,11 @@ export function HealthBadge() {
     tone = "unknown";
     label = "Checking";
     details = ["Asking the server for its health…"];
+  } else if (!("workers" in health.data)) {
+    // The short answer anonymous callers get (and a session that must change its password first).
+    tone = health.data.ready ? "ok" : "bad";
+    label = health.data.ready ? "Ready" : "Not ready";
+    details = [health.data.ready ? "The server is ready." : "The server is not ready."];
   } else {
     const h = health.data;
     const enabled = h.workers.filter((w) => w.enabled);
