@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import type { Duplex } from "node:stream";
+import type { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import sirv from "sirv";
@@ -12,6 +13,7 @@ import { requestContext } from "./auth/request.js";
 import { SignInDelayedError } from "./auth/service.js";
 import { SocketGuard } from "./auth/socket-guard.js";
 import type { Config } from "./config.js";
+import { errorIdOf, hidesDetail } from "./lib/public-errors.js";
 import { sharedFrameEncoder } from "./lib/shared-serialization.js";
 import type { Logger } from "./logger.js";
 import { handleProvenanceHttp } from "./provenance/http.js";
@@ -84,6 +86,11 @@ export function createApp({ config, log, services }: AppOptions): App {
     };
   };
 
+  // The detail of an error the client is not told (trpc.ts), under the id the client is given.
+  const logHiddenError = ({ error, path: procedure }: { error: TRPCError; path?: string | undefined }) => {
+    if (hidesDetail(error)) log.error({ err: error, procedure, errorId: errorIdOf(error) }, "procedure failed");
+  };
+
   const trpcHandler = createHTTPHandler({
     router: appRouter,
     basePath: "/trpc/",
@@ -95,9 +102,7 @@ export function createApp({ config, log, services }: AppOptions): App {
         ? { headers: { "Retry-After": String(Math.ceil(delayed.retryAfterMs / 1000)) } }
         : {};
     },
-    onError({ error, path: procedure }) {
-      if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error, procedure }, "procedure failed");
-    },
+    onError: logHiddenError,
   });
 
   const webDir = path.resolve(config.WEB_DIST_DIR);
@@ -112,10 +117,14 @@ export function createApp({ config, log, services }: AppOptions): App {
     if (pathname === "/readyz") {
       services.system
         .readiness()
-        .then((r) =>
-          sendJson(res, r.ready ? 200 : 503, r.ready ? { status: "ready" } : { status: "unready", reason: r.reason }),
-        )
-        .catch((err: Error) => sendJson(res, 503, { status: "unready", reason: err.message }));
+        .then((r) => {
+          if (r.error) log.warn({ err: r.error }, "readiness: the database did not answer");
+          sendJson(res, r.ready ? 200 : 503, r.ready ? { status: "ready" } : { status: "unready", reason: r.reason });
+        })
+        .catch((err: Error) => {
+          log.error({ err }, "readiness check failed");
+          sendJson(res, 503, { status: "unready", reason: "the readiness check failed; see the server log" });
+        });
       return;
     }
     if (pathname === "/metrics" && req.method === "GET") {
@@ -136,7 +145,7 @@ export function createApp({ config, log, services }: AppOptions): App {
         .catch((err: Error) => {
           log.error({ err }, "serving /metrics failed");
           res.writeHead(503, { "Content-Type": "text/plain" });
-          res.end(`Metrics unavailable: ${err.message}\n`);
+          res.end("Metrics unavailable; the server's log has the detail.\n");
         });
       return;
     }
@@ -186,6 +195,7 @@ export function createApp({ config, log, services }: AppOptions): App {
     router: appRouter,
     createContext,
     experimental_encoder: sharedFrameEncoder,
+    onError: logHiddenError,
     keepAlive: { enabled: true, pingMs: config.WS_PING_MS, pongWaitMs: config.WS_PONG_WAIT_MS },
   });
   server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -93,6 +93,25 @@ const envSchema = z.object({
   /** Workers to register (upsert) at start: JSON array, or `name=url|cap1,cap2|concurrency` entries separated by `;`. */
   WORKERS: z.string().default(""),
   /**
+   * A worker's JSON answer, and each line of an NDJSON answer, is read no further than this: over it
+   * the request is aborted and the attempt fails (the worker's fault, not retried).
+   */
+  WORKER_MAX_RESPONSE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(1024 ** 3)
+    .default(8 * 1024 * 1024),
+  /** Content plus diffs (UTF-8 bytes) of all the artifacts of one result; over it the attempt fails. */
+  WORKER_MAX_ARTIFACT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 ** 3)
+    .default(8 * 1024 * 1024),
+  /** Artifacts in one result; over it the attempt fails. */
+  WORKER_MAX_ARTIFACTS: z.coerce.number().int().min(1).max(10_000).default(1_000),
+  /**
    * `npm start` runs one reference worker as a child process: by default with the embedded database
    * only. It registers as "reference" at a loopback URL, which means something to this process alone,
    * so on a shared Postgres server it is off unless asked for (one process of a cluster at most).

@@ -2,8 +2,9 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import { ZodError } from "zod";
 import { type Actor, hasRole, type Role } from "../shared/roles.js";
 import type { RequestContext } from "./auth/request.js";
-import { SignInDelayedError } from "./auth/service.js";
 import { DomainError } from "./errors.js";
+import { jsonProblem, MAX_REQUEST_DEPTH } from "../shared/text.js";
+import { errorIdOf, hidesDetail, publicMessage } from "./lib/public-errors.js";
 import { sharedSuperjson } from "./lib/shared-serialization.js";
 import type { Services } from "./services.js";
 
@@ -12,21 +13,46 @@ export interface Context {
   actor: Actor | null;
   services: Services;
   clientAddress: string | null;
-  /** A session whose password an admin set: only changing it, signing out and public procedures are open. */
-  passwordChangeRequired?: boolean;
   /** Credentials, user agent and (over HTTP) the response cookie; absent for in-process callers. */
   request?: RequestContext;
 }
 
+/**
+ * Every request's input (HTTP or WebSocket) is measured before superjson walks it: its walk, and
+ * later ones, recurse, so input nested thousands of levels deep would end in "Maximum call stack
+ * size exceeded". The depth is checked without recursion and refused with a message.
+ */
+const boundedInput = {
+  serialize: (value: unknown) => sharedSuperjson.serialize(value),
+  deserialize(value: unknown) {
+    const problem = jsonProblem(value, { maxDepth: MAX_REQUEST_DEPTH });
+    if (problem) {
+      throw new TRPCError({
+        code: "BAD_REQUEST",
+        message: `The request is nested too deeply: objects and arrays at most ${MAX_REQUEST_DEPTH} levels deep.`,
+      });
+    }
+    return sharedSuperjson.deserialize(value);
+  },
+};
+
 const t = initTRPC.context<Context>().create({
   // superjson; a feed item marked shared is serialized once for all its subscribers.
-  transformer: sharedSuperjson,
+  transformer: { input: boundedInput, output: sharedSuperjson },
   errorFormatter({ shape, error }) {
     // Stack traces stay in the server log; validation errors name each field and say what is wrong.
     const { stack: _stack, ...data } = shape.data;
+    // A database or ORM error (or any we did not throw on purpose) is logged with this id (app.ts);
+    // the client gets the id and never the error's own text, stack or file paths.
+    if (hidesDetail(error)) {
+      return {
+        ...shape,
+        message: publicMessage(error),
+        data: { ...data, errorId: errorIdOf(error), fieldErrors: null },
+      };
+    }
     const zod = error.cause instanceof ZodError ? error.cause : null;
-    const retryAfterMs = error instanceof SignInDelayedError ? error.retryAfterMs : undefined;
-    if (!zod) return { ...shape, data: { ...data, fieldErrors: null, ...(retryAfterMs ? { retryAfterMs } : {}) } };
+    if (!zod) return { ...shape, data: { ...data, fieldErrors: null } };
     return {
       ...shape,
       message: zod.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; "),
@@ -46,16 +72,9 @@ const domainErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
-function requireRole(role: Role, opts: { whilePasswordChangeRequired?: boolean } = {}) {
+function requireRole(role: Role) {
   return t.procedure.use(domainErrors).use(({ ctx, next }) => {
     if (!ctx.actor) throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in first." });
-    if (ctx.passwordChangeRequired && !opts.whilePasswordChangeRequired) {
-      throw new TRPCError({
-        code: "FORBIDDEN",
-        message:
-          "Your password was set by an administrator: choose your own (auth.changePassword) before anything else.",
-      });
-    }
     if (!hasRole(ctx.actor.role, role)) {
       throw new TRPCError({
         code: "FORBIDDEN",
@@ -68,8 +87,6 @@ function requireRole(role: Role, opts: { whilePasswordChangeRequired?: boolean }
 
 /** Read-only procedures. */
 export const viewerProcedure = requireRole("viewer");
-/** Changing one's own password: open to a session that must do so before anything else. */
-export const ownPasswordProcedure = requireRole("viewer", { whilePasswordChangeRequired: true });
 /** Submit, cancel, retry, chat. */
 export const operatorProcedure = requireRole("operator");
 /** Workers, users, overrides, breakers. */

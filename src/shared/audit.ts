@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { safeText } from "./text.js";
 
 export const AUDIT_ACTOR_KINDS = ["user", "token", "system", "worker"] as const;
 
@@ -6,10 +7,10 @@ export const AUDIT_ACTOR_KINDS = ["user", "token", "system", "worker"] as const;
 export const auditListInputSchema = z
   .object({
     actorKind: z.enum(AUDIT_ACTOR_KINDS).optional(),
-    actorId: z.string().min(1).max(128).optional(),
-    action: z.string().min(1).max(64).optional(),
-    resourceType: z.string().min(1).max(64).optional(),
-    resourceId: z.string().min(1).max(128).optional(),
+    actorId: safeText(z.string().min(1).max(128)).optional(),
+    action: safeText(z.string().min(1).max(64)).optional(),
+    resourceType: safeText(z.string().min(1).max(64)).optional(),
+    resourceId: safeText(z.string().min(1).max(128)).optional(),
     from: z.coerce.date().optional(),
     to: z.coerce.date().optional(),
     /** The `nextCursor` of the previous page. */

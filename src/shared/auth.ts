@@ -1,18 +1,18 @@
 import { z } from "zod";
 import { ROLES } from "./roles.js";
+import { safeText } from "./text.js";
 
 export const usernameSchema = z
   .string()
   .trim()
   .toLowerCase()
   .regex(/^[a-z0-9][a-z0-9._-]{1,63}$/, "Username: 2–64 characters, letters, digits, dot, dash or underscore");
-export const passwordSchema = z
-  .string()
-  .min(12, "Password: at least 12 characters")
-  .max(256, "Password: at most 256 characters");
+export const passwordSchema = safeText(
+  z.string().min(12, "Password: at least 12 characters").max(256, "Password: at most 256 characters"),
+);
 
 export const signInInputSchema = z.object({
-  username: z.string().trim().toLowerCase().min(1, "Enter your username").max(64),
+  username: safeText(z.string().trim().toLowerCase().min(1, "Enter your username").max(64)),
   password: z.string().min(1, "Enter your password").max(256),
 });
 
@@ -23,7 +23,7 @@ export const changePasswordInputSchema = z.object({
 
 export const userCreateInputSchema = z.object({
   username: usernameSchema,
-  displayName: z.string().trim().min(1).max(128).optional(),
+  displayName: safeText(z.string().trim().min(1).max(128)).optional(),
   role: z.enum(ROLES),
   password: passwordSchema,
 });
@@ -31,7 +31,7 @@ export const userCreateInputSchema = z.object({
 export const userUpdateInputSchema = z
   .object({
     id: z.uuid({ error: "User id must be a UUID" }),
-    displayName: z.string().trim().min(1).max(128).optional(),
+    displayName: safeText(z.string().trim().min(1).max(128)).optional(),
     role: z.enum(ROLES).optional(),
     password: passwordSchema.optional(),
     disabled: z.boolean().optional(),
@@ -41,7 +41,7 @@ export const userUpdateInputSchema = z
 export const userIdInputSchema = z.object({ id: z.uuid({ error: "User id must be a UUID" }) });
 
 export const tokenCreateInputSchema = z.object({
-  name: z.string().trim().min(1, "Name the token").max(80),
+  name: safeText(z.string().trim().min(1, "Name the token").max(80)),
   /** Absent: the token does not expire. */
   expiresInDays: z.number().int().min(1).max(3650).optional(),
 });

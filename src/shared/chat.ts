@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { safeText } from "./text.js";
 
 export const CHAT_LIMITS = {
   title: 120,
@@ -58,22 +59,26 @@ export interface TypingEvent {
 }
 
 export const sessionIdSchema = z.uuid({ error: "Session id must be a UUID" });
-const title = z
-  .string()
-  .trim()
-  .min(1, "Give the session a title")
-  .max(CHAT_LIMITS.title, `Title must be at most ${CHAT_LIMITS.title} characters`);
+const title = safeText(
+  z
+    .string()
+    .trim()
+    .min(1, "Give the session a title")
+    .max(CHAT_LIMITS.title, `Title must be at most ${CHAT_LIMITS.title} characters`),
+);
 
 export const createSessionInputSchema = z.object({ title: title.optional() });
 export const renameSessionInputSchema = z.object({ sessionId: sessionIdSchema, title });
 
 export const sendInputSchema = z.object({
   sessionId: sessionIdSchema,
-  content: z
-    .string()
-    .trim()
-    .min(1, "Write a message first")
-    .max(CHAT_LIMITS.message, `A message may be at most ${CHAT_LIMITS.message} characters`),
+  content: safeText(
+    z
+      .string()
+      .trim()
+      .min(1, "Write a message first")
+      .max(CHAT_LIMITS.message, `A message may be at most ${CHAT_LIMITS.message} characters`),
+  ),
   /** Chosen by the client for each message it sends: a resend with the same id is not stored twice. */
   clientId: z
     .string()

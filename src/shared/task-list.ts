@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { MODES, PRIORITIES } from "./task-spec.js";
 import { TASK_STATES } from "./task-state.js";
+import { safeText } from "./text.js";
 
 export const TASK_SORTS = ["created_desc", "created_asc", "priority_desc", "priority_asc"] as const;
 export type TaskSort = (typeof TASK_SORTS)[number];
@@ -15,7 +16,7 @@ export const taskFilterSchema = z
       .max(3)
       .optional(),
     modes: z.array(z.enum(MODES)).max(MODES.length).optional(),
-    text: z.string().trim().max(200, "Search text must be at most 200 characters").optional(),
+    text: safeText(z.string().trim().max(200, "Search text must be at most 200 characters")).optional(),
     createdFrom: z.coerce.date({ error: "Created from must be a date" }).optional(),
     createdTo: z.coerce.date({ error: "Created to must be a date" }).optional(),
     sort: z.enum(TASK_SORTS).default("created_desc"),
@@ -31,11 +32,11 @@ export const taskListInputSchema = z.object({
   filter: taskFilterSchema.default({ sort: "created_desc" }),
   limit: z.number().int().min(1).max(200).default(50),
   /** Opaque cursor from the previous page's `nextCursor`. */
-  cursor: z.string().max(200).nullish(),
+  cursor: safeText(z.string().max(200)).nullish(),
 });
 export type TaskListInput = z.input<typeof taskListInputSchema>;
 
 export const savedViewInputSchema = z.object({
-  name: z.string().trim().min(1, "View name is required").max(80, "View name must be at most 80 characters"),
+  name: safeText(z.string().trim().min(1, "View name is required").max(80, "View name must be at most 80 characters")),
   filter: taskFilterSchema,
 });

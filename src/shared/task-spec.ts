@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { jsonProblem, safeText } from "./text.js";
 import { compileCheckPattern } from "./check-pattern.js";
 
 export const PRIORITIES = ["low", "medium", "high", "critical"] as const;
@@ -24,9 +25,12 @@ export const LIMITS = {
   glob: 300,
   inputKeys: 50,
   inputBytes: 64 * 1024,
+  /** Levels of objects and arrays in `input`, the input object itself being the first. */
+  inputDepth: 32,
 } as const;
 
-const trimmed = (max: number, what: string) => z.string().trim().max(max, `${what} must be at most ${max} characters`);
+const trimmed = (max: number, what: string) =>
+  safeText(z.string().trim().max(max, `${what} must be at most ${max} characters`));
 
 /** An automated check: a command the worker runs in the task's workspace, or a pattern an artifact must (not) contain. */
 export const acceptanceCheckSchema = z.discriminatedUnion("kind", [
@@ -89,10 +93,21 @@ export const budgetSchema = z.object({
 export const workerInputSchema = z
   .record(z.string().max(100), z.unknown())
   .refine((o) => Object.keys(o).length <= LIMITS.inputKeys, `Input may have at most ${LIMITS.inputKeys} keys`)
-  .refine(
-    (o) => JSON.stringify(o).length <= LIMITS.inputBytes,
-    `Input must be at most ${LIMITS.inputBytes / 1024} KiB of JSON`,
-  );
+  .check((ctx) => {
+    // Walked without recursion before anything serializes it: deep nesting gets a message, not a stack overflow.
+    const problem = jsonProblem(ctx.value, { maxDepth: LIMITS.inputDepth, checkText: true, plainJsonOnly: true });
+    if (problem) {
+      // A depth problem is named at the input itself: its path would be the 33 keys leading down to it.
+      const path = problem.kind === "depth" ? [] : problem.path;
+      ctx.issues.push({ code: "custom", input: ctx.value, path, message: `Input ${problem.message}` });
+    } else if (JSON.stringify(ctx.value).length > LIMITS.inputBytes) {
+      ctx.issues.push({
+        code: "custom",
+        input: ctx.value,
+        message: `Input must be at most ${LIMITS.inputBytes / 1024} KiB of JSON`,
+      });
+    }
+  });
 
 export const taskSpecSchema = z.object({
   title: trimmed(LIMITS.title, "Title").min(1, "Title is required"),

@@ -10,6 +10,7 @@ import type { Database } from "../db/database.js";
 import type { Worker } from "../db/generated/client.js";
 import { appendTaskEvents, type NewTaskEvent } from "../events/append.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
+import { newErrorId } from "../lib/public-errors.js";
 import type { Logger } from "../logger.js";
 import type { NewProvenanceRecord, SqlTx } from "../provenance/service.js";
 import { taskCancel, taskResult } from "../tasks/decisions.js";
@@ -416,10 +417,21 @@ export class ExecutionEngine {
       const reason = ctrl.signal.reason;
       // A cancel (or a lost lease) took the attempt over: it writes the attempt's end, not us.
       if (reason instanceof Handover) return;
-      const err =
-        raw instanceof WorkerCallError
-          ? raw
-          : new WorkerCallError("network", (raw as Error).message, { retryable: false, countsAgainstWorker: false });
+      let err: WorkerCallError;
+      if (raw instanceof WorkerCallError) err = raw;
+      else {
+        // Not a worker's failure but ours: the task is told our words and the id; the log has the error.
+        const errorId = newErrorId();
+        this.log.error({ err: raw, attemptId: c.attemptId, errorId }, "an attempt's run failed");
+        err = new WorkerCallError(
+          "network",
+          `The agency failed while running this attempt (internal error ${errorId}).`,
+          {
+            retryable: false,
+            countsAgainstWorker: false,
+          },
+        );
+      }
       const shutdown = ctrl.signal.aborted && reason instanceof WorkerCallError && reason.kind === "canceled";
       if (shutdown) {
         // The task goes back to the queue: the worker must not go on with this attempt beside the next one.

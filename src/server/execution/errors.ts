@@ -4,6 +4,8 @@ export type WorkerErrorKind =
   | "timeout"
   | "http"
   | "protocol"
+  /** An answer over a size cap (WORKER_MAX_RESPONSE_BYTES and the like): read no further. */
+  | "too_large"
   | "breaker_open"
   | "not_allowed"
   | "canceled"

@@ -7,6 +7,7 @@ import { critiqueFrom } from "../council/council.js";
 import { parseUnifiedDiff } from "../council/diff.js";
 import type { NewTaskEvent, Tx } from "../events/append.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
+import { newErrorId } from "../lib/public-errors.js";
 import type { Logger } from "../logger.js";
 import type { NewProvenanceRecord, SqlTx } from "../provenance/service.js";
 import { taskResult, taskVerdict } from "../tasks/decisions.js";
@@ -180,7 +181,9 @@ export class Finisher {
     try {
       return (await this.commit([end])).has(end.attemptId);
     } catch (err) {
-      this.log.error({ err, attemptId: end.attemptId }, "storing an attempt's result failed");
+      // The database's own message stays in the log: the task is told our words and the id to look for.
+      const errorId = newErrorId();
+      this.log.error({ err, attemptId: end.attemptId, errorId }, "storing an attempt's result failed");
       const failed: AttemptEnd = {
         kind: "failed",
         attemptId: end.attemptId,
@@ -188,7 +191,7 @@ export class Finisher {
         number: end.number,
         workerName: end.workerName,
         tries: end.tries,
-        error: `The agency could not store this attempt's result: ${(err as Error).message}`.slice(0, 2000),
+        error: `The agency could not store this attempt's result (internal error ${errorId}; the server's log has the detail).`,
         countsAsFailure: true,
       };
       return (await this.commit([failed]).catch(() => new Set<string>())).has(end.attemptId);

@@ -1,6 +1,7 @@
 import pRetry, { AbortError } from "p-retry";
 import { type Dispatcher, request } from "undici";
 import type { z } from "zod";
+import { toStorableText } from "../../shared/text.js";
 import {
   type CancelRequest,
   cancelResponseSchema,
@@ -38,6 +39,12 @@ export interface ClientSettings {
   retryMaxDelayMs: number;
   cancelTimeoutMs: number;
   healthTimeoutMs: number;
+  /** WORKER_MAX_RESPONSE_BYTES: a JSON answer, or one NDJSON line, is read no further than this. */
+  maxResponseBytes: number;
+  /** WORKER_MAX_ARTIFACT_BYTES: content plus diffs of one result's artifacts (UTF-8 bytes). */
+  maxArtifactBytes: number;
+  /** WORKER_MAX_ARTIFACTS: artifacts in one result. */
+  maxArtifacts: number;
 }
 
 export type ProgressLine = Exclude<StreamLine, { type: "result" }>;
@@ -60,7 +67,8 @@ export interface ExecuteOutcome {
 }
 
 const MAX_ERROR_BODY = 500;
-const MAX_LINE = 4 * 1024 * 1024;
+/** Bodies read only for a message or a small protocol answer (errors, /cancel, /health): the rest is not read. */
+const SMALL_BODY_BYTES = 64 * 1024;
 
 function zodMessage(err: z.ZodError): string {
   return err.issues
@@ -68,6 +76,64 @@ function zodMessage(err: z.ZodError): string {
     .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
     .join("; ");
 }
+
+/** `artifacts[3].content`: where in a result a bad value sits. */
+const fieldPath = (path: readonly PropertyKey[]) =>
+  path.map((k, i) => (typeof k === "number" ? `[${k}]` : `${i ? "." : ""}${String(k)}`)).join("");
+
+export function formatBytes(n: number): string {
+  const units: [number, string][] = [
+    [1024 ** 3, "GiB"],
+    [1024 ** 2, "MiB"],
+    [1024, "KiB"],
+  ];
+  for (const [size, unit] of units) {
+    if (n >= size) return `${Number.isInteger(n / size) ? n / size : (n / size).toFixed(1)} ${unit}`;
+  }
+  return `${n} bytes`;
+}
+
+function tooLarge(message: string): WorkerCallError {
+  // The worker's fault and not transient: another try would send the same answer, and read it again.
+  return new WorkerCallError("too_large", message, { retryable: false, countsAgainstWorker: true });
+}
+
+/** Thrown by readCapped; the caller names the limit. */
+class OverCap extends Error {
+  constructor(readonly read: number) {
+    super("over the cap");
+  }
+}
+
+/**
+ * Reads a body up to `limit` bytes. Past it, stops and destroys the stream: the rest is never
+ * buffered (the caller's abort then closes the connection). `truncate`: return what fits instead.
+ */
+async function readCapped(
+  body: Dispatcher.ResponseData["body"],
+  limit: number,
+  opts: { truncate?: boolean; onChunk?: () => void } = {},
+): Promise<{ buffer: Buffer; truncated: boolean }> {
+  const chunks: Buffer[] = [];
+  let read = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    opts.onChunk?.();
+    if (read + chunk.length > limit) {
+      body.destroy();
+      if (!opts.truncate) throw new OverCap(read + chunk.length);
+      chunks.push(chunk.subarray(0, limit - read));
+      return { buffer: Buffer.concat(chunks), truncated: true };
+    }
+    chunks.push(chunk);
+    read += chunk.length;
+  }
+  return { buffer: Buffer.concat(chunks), truncated: false };
+}
+
+const declaredLength = (res: HttpResponse): number | null => {
+  const v = Number(header(res, "content-length"));
+  return Number.isFinite(v) && v >= 0 ? v : null;
+};
 
 function notAllowed(err: unknown): WorkerCallError {
   return new WorkerCallError("not_allowed", (err as Error).message, { retryable: false, countsAgainstWorker: false });
@@ -240,10 +306,12 @@ export class WorkerClient {
       armIdle();
       if (!ok(res)) throw await httpError(res, worker.name);
       const type = header(res, "content-type") ?? "";
-      if (type.includes(NDJSON_CONTENT_TYPE)) return await readStream(res, worker.name, armIdle, call.onLine);
-      const text = await res.body.text();
-      drained = true;
-      return parseResult(text, worker.name);
+      const result = type.includes(NDJSON_CONTENT_TYPE)
+        ? await readStream(res, worker.name, this.settings.maxResponseBytes, armIdle, call.onLine)
+        : await this.readJsonAnswer(res, worker.name, armIdle);
+      if (!type.includes(NDJSON_CONTENT_TYPE)) drained = true;
+      this.checkArtifacts(result, worker.name);
+      return result;
     } catch (err) {
       if (ctrl.signal.aborted && ctrl.signal.reason instanceof WorkerCallError) throw ctrl.signal.reason;
       throw err;
@@ -254,6 +322,46 @@ export class WorkerClient {
       // Drops the connection if the body was not read to the end (a timeout, a stream, a protocol
       // error). Not after a drained body: an abort builds a DOMException with its stack on every call.
       if (!drained && !ctrl.signal.aborted) ctrl.abort();
+    }
+  }
+
+  /** A plain JSON answer, read no further than WORKER_MAX_RESPONSE_BYTES. */
+  private async readJsonAnswer(res: HttpResponse, workerName: string, onActivity: () => void): Promise<ExecuteResult> {
+    const limit = this.settings.maxResponseBytes;
+    const over = (bytes: string) =>
+      tooLarge(
+        `Worker ${workerName}'s answer exceeded WORKER_MAX_RESPONSE_BYTES (${formatBytes(limit)}): ${bytes}; the request was aborted and the rest not read.`,
+      );
+    const declared = declaredLength(res);
+    if (declared !== null && declared > limit) {
+      res.body.destroy();
+      throw over(`it announced ${formatBytes(declared)}`);
+    }
+    try {
+      const { buffer } = await readCapped(res.body, limit, { onChunk: onActivity });
+      return parseResult(buffer.toString("utf8"), workerName);
+    } catch (err) {
+      if (err instanceof OverCap) throw over(`more than ${formatBytes(limit)} arrived`);
+      throw err;
+    }
+  }
+
+  /** What one attempt may store: WORKER_MAX_ARTIFACTS artifacts, WORKER_MAX_ARTIFACT_BYTES of content and diffs. */
+  private checkArtifacts(result: ExecuteResult, workerName: string): void {
+    const { maxArtifacts, maxArtifactBytes } = this.settings;
+    if (result.artifacts.length > maxArtifacts) {
+      throw tooLarge(
+        `Worker ${workerName}'s result has ${result.artifacts.length} artifacts, over WORKER_MAX_ARTIFACTS (${maxArtifacts}).`,
+      );
+    }
+    let total = 0;
+    for (const a of result.artifacts) {
+      total += (a.content ? Buffer.byteLength(a.content) : 0) + (a.diff ? Buffer.byteLength(a.diff) : 0);
+    }
+    if (total > maxArtifactBytes) {
+      throw tooLarge(
+        `Worker ${workerName}'s artifacts total ${formatBytes(total)} of content and diffs, over WORKER_MAX_ARTIFACT_BYTES (${formatBytes(maxArtifactBytes)}).`,
+      );
     }
   }
 
@@ -271,9 +379,11 @@ export class WorkerClient {
         body: JSON.stringify(body),
         signal: timeout,
       });
-      const text = await res.body.text();
+      const { buffer, truncated } = await readCapped(res.body, SMALL_BODY_BYTES, { truncate: true });
+      const text = buffer.toString("utf8");
       if (!ok(res))
         return { confirmed: false, detail: `worker answered ${res.statusCode}: ${text.slice(0, MAX_ERROR_BODY)}` };
+      if (truncated) return { confirmed: false, detail: `worker's answer is over ${formatBytes(SMALL_BODY_BYTES)}` };
       const parsed = cancelResponseSchema.safeParse(safeJson(text));
       if (!parsed.success)
         return { confirmed: false, detail: `worker's answer is not a cancel response: ${text.slice(0, 200)}` };
@@ -296,10 +406,13 @@ export class WorkerClient {
     }
     let res: HttpResponse;
     let text: string;
+    let truncated: boolean;
     const timeout = AbortSignal.timeout(this.settings.healthTimeoutMs);
     try {
       res = await http(workerEndpoint(base, "health"), { headers: this.auth(worker), signal: timeout });
-      text = await res.body.text();
+      const read = await readCapped(res.body, SMALL_BODY_BYTES, { truncate: true });
+      text = read.buffer.toString("utf8");
+      truncated = read.truncated;
     } catch (err) {
       if (timeout.aborted) {
         throw new WorkerCallError("timeout", `Health check got no answer within ${this.settings.healthTimeoutMs} ms.`, {
@@ -309,7 +422,12 @@ export class WorkerClient {
       }
       throw classify(err, worker.name, new AbortController().signal);
     }
-    if (!ok(res)) throw httpErrorOf(res, text, worker.name);
+    if (!ok(res)) throw httpErrorOf(res, text, worker.name, truncated);
+    if (truncated) {
+      throw tooLarge(
+        `Worker ${worker.name}'s /health answer is over ${formatBytes(SMALL_BODY_BYTES)}; it was not read further.`,
+      );
+    }
     const parsed = workerHealthSchema.safeParse(safeJson(text));
     if (!parsed.success) {
       throw new WorkerCallError("protocol", `Worker ${worker.name}'s /health answer: ${zodMessage(parsed.error)}`, {
@@ -329,15 +447,22 @@ function safeJson(text: string): unknown {
   }
 }
 
+/** An error answer is read for its message only: its first 64 KiB at most, the rest never. */
 async function httpError(res: HttpResponse, workerName: string): Promise<WorkerCallError> {
-  return httpErrorOf(res, await res.body.text().catch(() => ""), workerName);
+  const read = await readCapped(res.body, SMALL_BODY_BYTES, { truncate: true }).catch(() => null);
+  return httpErrorOf(res, read?.buffer.toString("utf8") ?? "", workerName, read?.truncated ?? false);
 }
 
-function httpErrorOf(res: HttpResponse, text: string, workerName: string): WorkerCallError {
-  const body = text.slice(0, MAX_ERROR_BODY).trim();
+function httpErrorOf(res: HttpResponse, text: string, workerName: string, truncated = false): WorkerCallError {
+  const body = toStorableText(text.slice(0, MAX_ERROR_BODY).trim());
   const s = res.statusCode;
   const retryable = s === 408 || s === 429 || s >= 500;
-  const message = `Worker ${workerName} answered HTTP ${s}${body ? `: ${body}` : ""}${retryable ? "" : " (not retried)"}`;
+  const cut = truncated
+    ? ` … (body over ${formatBytes(SMALL_BODY_BYTES)}, not read further)`
+    : text.length > MAX_ERROR_BODY
+      ? " …"
+      : "";
+  const message = `Worker ${workerName} answered HTTP ${s}${body ? `: ${body}${cut}` : ""}${retryable ? "" : " (not retried)"}`;
   return new WorkerCallError("http", message, {
     status: s,
     retryable,
@@ -359,24 +484,39 @@ function parseResult(text: string, workerName: string): ExecuteResult {
       `Worker ${workerName} answered with malformed JSON (${(err as Error).message}): ${text.slice(0, 200)}`,
     );
   }
-  const parsed = executeResultSchema.safeParse(json);
-  if (!parsed.success) {
-    throw protocolError(`Worker ${workerName}'s result does not match protocol v1: ${zodMessage(parsed.error)}`);
-  }
-  return parsed.data;
+  return checkedResult(json, workerName);
 }
 
+/** A result that matches protocol v1; a text problem (NUL, lone surrogate) gets a message of its own. */
+function checkedResult(json: unknown, workerName: string, prefix: readonly PropertyKey[] = []): ExecuteResult {
+  const parsed = executeResultSchema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const text = parsed.error.issues.find((i) => i.code === "custom" && i.params?.text);
+  if (text) {
+    const what = text.message.includes("NUL") ? "a NUL character" : "a lone surrogate";
+    throw protocolError(
+      `Worker ${workerName}'s result contains ${what} in ${fieldPath([...prefix, ...text.path])}: results must be valid text (${text.message}).`,
+    );
+  }
+  throw protocolError(`Worker ${workerName}'s result does not match protocol v1: ${zodMessage(parsed.error)}`);
+}
+
+/**
+ * Reads an NDJSON answer line by line, each line no longer than `maxLine` bytes (WORKER_MAX_RESPONSE_BYTES):
+ * lines are split on the newline byte, which never occurs inside a multi-byte UTF-8 character.
+ */
 async function readStream(
   res: HttpResponse,
   workerName: string,
+  maxLine: number,
   onActivity: () => void,
   onLine?: (line: ProgressLine) => void,
 ): Promise<ExecuteResult> {
-  const decoder = new TextDecoder();
-  let buffered = "";
+  let parts: Buffer[] = [];
+  let partBytes = 0;
   let lineNo = 0;
-  const handle = (raw: string): ExecuteResult | undefined => {
-    const line = raw.trim();
+  const handle = (bytes: Buffer): ExecuteResult | undefined => {
+    const line = bytes.toString("utf8").trim();
     if (!line) return undefined;
     lineNo++;
     let json: unknown;
@@ -384,8 +524,11 @@ async function readStream(
       json = JSON.parse(line);
     } catch (err) {
       throw protocolError(
-        `Worker ${workerName} sent stream line ${lineNo} that is not JSON (${(err as Error).message}): ${line.slice(0, 200)}`,
+        `Worker ${workerName} sent stream line ${lineNo} that is not JSON (${(err as Error).message}): ${toStorableText(line.slice(0, 200))}`,
       );
+    }
+    if ((json as { type?: unknown } | null)?.type === "result") {
+      return checkedResult((json as { result?: unknown }).result, workerName);
     }
     const parsed = streamLineSchema.safeParse(json);
     if (!parsed.success) {
@@ -394,25 +537,42 @@ async function readStream(
       );
     }
     if (parsed.data.type === "result") return parsed.data.result;
-    onLine?.(parsed.data);
+    // Relayed script output, shown and not judged or signed: a NUL or a lone surrogate (a script's
+    // binary output) becomes U+FFFD rather than failing the attempt or the event batch it is written in.
+    if (parsed.data.type === "log") onLine?.({ ...parsed.data, line: toStorableText(parsed.data.line) });
+    else {
+      const { message } = parsed.data;
+      onLine?.(message === undefined ? parsed.data : { ...parsed.data, message: toStorableText(message) });
+    }
     return undefined;
   };
-  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+  const overLine = () => {
+    res.body.destroy();
+    return tooLarge(
+      `Worker ${workerName} sent a stream line longer than WORKER_MAX_RESPONSE_BYTES (${formatBytes(maxLine)}); the request was aborted and the rest not read.`,
+    );
+  };
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
     onActivity();
-    buffered += decoder.decode(chunk, { stream: true });
-    if (buffered.length > MAX_LINE && !buffered.includes("\n")) {
-      throw protocolError(`Worker ${workerName} sent a stream line longer than ${MAX_LINE} bytes.`);
-    }
-    let nl = buffered.indexOf("\n");
+    let start = 0;
+    let nl = chunk.indexOf(10);
     while (nl >= 0) {
-      const result = handle(buffered.slice(0, nl));
-      buffered = buffered.slice(nl + 1);
+      if (partBytes + (nl - start) > maxLine) throw overLine();
+      parts.push(chunk.subarray(start, nl));
+      const result = handle(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts));
+      parts = [];
+      partBytes = 0;
       if (result) return result;
-      nl = buffered.indexOf("\n");
+      start = nl + 1;
+      nl = chunk.indexOf(10, start);
+    }
+    if (start < chunk.length) {
+      partBytes += chunk.length - start;
+      if (partBytes > maxLine) throw overLine();
+      parts.push(chunk.subarray(start));
     }
   }
-  buffered += decoder.decode();
-  const result = handle(buffered);
+  const result = handle(Buffer.concat(parts));
   if (result) return result;
   throw new WorkerCallError("network", `Worker ${workerName}'s stream ended before its result line.`, {
     retryable: true,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { safeText } from "../../shared/text.js";
 import { publicProcedure, router, viewerProcedure } from "../trpc.js";
 
 export const provenanceRouter = router({
@@ -7,7 +8,7 @@ export const provenanceRouter = router({
   list: viewerProcedure
     .input(
       z.object({
-        taskId: z.string().min(1).max(64).optional(),
+        taskId: safeText(z.string().min(1).max(64)).optional(),
         cursor: z
           .string()
           .regex(/^\d{1,19}$/, "cursor must be the nextCursor of a previous page")

@@ -10,6 +10,8 @@ export interface Readiness {
   ready: boolean;
   reason?: string;
   dbLatencyMs?: number;
+  /** Why the database did not answer: for the server's log, never for a client. */
+  error?: unknown;
 }
 
 export interface HealthSummary {
@@ -40,7 +42,7 @@ export class SystemService {
       }
       return { ready: true, dbLatencyMs };
     } catch (err) {
-      return { ready: false, reason: `database unreachable: ${(err as Error).message}` };
+      return { ready: false, reason: "database unreachable", error: err };
     }
   }
 

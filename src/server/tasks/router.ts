@@ -2,13 +2,14 @@ import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { taskFilterSchema, taskListInputSchema } from "../../shared/task-list.js";
 import { taskSpecSchema } from "../../shared/task-spec.js";
+import { safeText } from "../../shared/text.js";
 import { verdictSchema } from "../../shared/verdict.js";
 import { clientInfo } from "../auth/request.js";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc.js";
 import { BULK_LIMIT } from "./service.js";
 
 const taskId = z.uuid({ error: "Task id must be a UUID" });
-const reason = z.string().trim().min(1, "Give a reason").max(500, "Reason must be at most 500 characters");
+const reason = safeText(z.string().trim().min(1, "Give a reason").max(500, "Reason must be at most 500 characters"));
 /** A bulk selection: explicit ids, or every task matching a filter (up to BULK_LIMIT). */
 const selection = z
   .object({
@@ -20,11 +21,13 @@ const selection = z
     filter: taskFilterSchema.optional(),
   })
   .refine((s) => (s.ids === undefined) !== (s.filter === undefined), "Give either ids or a filter, not both");
-const justification = z
-  .string({ error: "Give a written justification for the override" })
-  .trim()
-  .min(10, "The justification must be at least 10 characters: say why the council's verdict is wrong")
-  .max(2000, "The justification must be at most 2000 characters");
+const justification = safeText(
+  z
+    .string({ error: "Give a written justification for the override" })
+    .trim()
+    .min(10, "The justification must be at least 10 characters: say why the council's verdict is wrong")
+    .max(2000, "The justification must be at most 2000 characters"),
+);
 const eventId = z.string().regex(/^\d{1,19}$/, "lastEventId must be an event sequence number");
 
 export const tasksRouter = router({
