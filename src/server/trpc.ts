@@ -1,9 +1,10 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import { ZodError } from "zod";
 import { type Actor, hasRole, type Role } from "../shared/roles.js";
-import type { RequestContext } from "./auth/request.js";
-import { DomainError } from "./errors.js";
 import { jsonProblem, MAX_REQUEST_DEPTH } from "../shared/text.js";
+import type { RequestContext } from "./auth/request.js";
+import { SignInDelayedError } from "./auth/service.js";
+import { DomainError } from "./errors.js";
 import { errorIdOf, hidesDetail, publicMessage } from "./lib/public-errors.js";
 import { sharedSuperjson } from "./lib/shared-serialization.js";
 import type { Services } from "./services.js";
@@ -13,6 +14,8 @@ export interface Context {
   actor: Actor | null;
   services: Services;
   clientAddress: string | null;
+  /** A session whose password an admin set: only changing it, signing out and public procedures are open. */
+  passwordChangeRequired?: boolean;
   /** Credentials, user agent and (over HTTP) the response cookie; absent for in-process callers. */
   request?: RequestContext;
 }
@@ -52,7 +55,8 @@ const t = initTRPC.context<Context>().create({
       };
     }
     const zod = error.cause instanceof ZodError ? error.cause : null;
-    if (!zod) return { ...shape, data: { ...data, fieldErrors: null } };
+    const retryAfterMs = error instanceof SignInDelayedError ? error.retryAfterMs : undefined;
+    if (!zod) return { ...shape, data: { ...data, fieldErrors: null, ...(retryAfterMs ? { retryAfterMs } : {}) } };
     return {
       ...shape,
       message: zod.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; "),
@@ -72,9 +76,16 @@ const domainErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
-function requireRole(role: Role) {
+function requireRole(role: Role, opts: { whilePasswordChangeRequired?: boolean } = {}) {
   return t.procedure.use(domainErrors).use(({ ctx, next }) => {
     if (!ctx.actor) throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in first." });
+    if (ctx.passwordChangeRequired && !opts.whilePasswordChangeRequired) {
+      throw new TRPCError({
+        code: "FORBIDDEN",
+        message:
+          "Your password was set by an administrator: choose your own (auth.changePassword) before anything else.",
+      });
+    }
     if (!hasRole(ctx.actor.role, role)) {
       throw new TRPCError({
         code: "FORBIDDEN",
@@ -87,6 +98,8 @@ function requireRole(role: Role) {
 
 /** Read-only procedures. */
 export const viewerProcedure = requireRole("viewer");
+/** Changing one's own password: open to a session that must do so before anything else. */
+export const ownPasswordProcedure = requireRole("viewer", { whilePasswordChangeRequired: true });
 /** Submit, cancel, retry, chat. */
 export const operatorProcedure = requireRole("operator");
 /** Workers, users, overrides, breakers. */

@@ -120,6 +120,9 @@ export const cancelResponseSchema = z.object({
 });
 export type CancelResponse = z.infer<typeof cancelResponseSchema>;
 
+export const SANDBOX_STATES = ["bubblewrap", "off", "unavailable"] as const;
+export type SandboxState = (typeof SANDBOX_STATES)[number];
+
 export const workerHealthSchema = z.object({
   status: z.enum(["ok", "degraded"]),
   protocol: z.literal(PROTOCOL_VERSION),
@@ -127,5 +130,11 @@ export const workerHealthSchema = z.object({
   inFlight: z.number().int().min(0),
   maxConcurrency: z.number().int().min(1).optional(),
   version: text().max(100).optional(),
+  /**
+   * How the worker confines the scripts it runs: "bubblewrap" (each in its own sandbox), "off" (unconfined, with the
+   * worker's own privileges: shown as "unsandboxed"), "unavailable" (configured to sandbox but the sandbox cannot
+   * start: it refuses scripts). Absent: the worker does not say.
+   */
+  sandbox: z.enum(SANDBOX_STATES).optional(),
 });
 export type WorkerHealth = z.infer<typeof workerHealthSchema>;
