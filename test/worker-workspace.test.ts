@@ -76,6 +76,13 @@ describe("workspace file API", () => {
     ["a\0b", /NUL/],
     ["a%00b", /URL-encoded|NUL/],
     ["x".repeat(1001), /longer than 1000/],
+    // The decode loop used to stop at the first escape it could not decode, leaving the layers below unchecked.
+    ["%252e%252e/%252e%252e/etc/passwd%ff", /'%' escape that does not decode/],
+    ["%ff", /'%' escape that does not decode/],
+    ["a%c3%28b", /'%' escape that does not decode/],
+    ["%25252525252e%25252525252e/x", /URL-encoded more than 5 times/],
+    ["y".repeat(300), /longer than the file system allows/],
+    [`a/${"z".repeat(256)}/b.txt`, /longer than the file system allows/],
   ])("refuses %j on every operation", async (bad, message) => {
     await refused(ws.resolve(bad), message);
     await refused(ws.read(bad), message);
@@ -84,10 +91,17 @@ describe("workspace file API", () => {
     await refused(ws.list(bad), message);
   });
 
-  it("refuses nothing that is merely unusual: percent signs and dots inside names", async () => {
+  it("refuses nothing that is merely unusual: percent signs, escapes of ordinary letters and dots inside names", async () => {
     await ws.write("100%.txt", "a");
     await ws.write("..hidden/a..b", "b");
-    expect((await ws.list()).map((f) => f.path)).toEqual(["..hidden/a..b", "100%.txt"]);
+    await ws.write("caf%C3%A9.txt", "c");
+    expect((await ws.list()).map((f) => f.path)).toEqual(["..hidden/a..b", "100%.txt", "caf%C3%A9.txt"]);
+  });
+
+  it("maps the file system's refusals to its own error: a file used as a directory", async () => {
+    await ws.write("file.txt", "x");
+    await refused(ws.write("file.txt/inner.txt", "y"), /goes through a file as if it were a directory/);
+    await refused(ws.read("file.txt/inner.txt"), /goes through a file as if it were a directory|outside|exist/);
   });
 
   it("refuses a symlink to a file outside: no read, no write through it", async () => {

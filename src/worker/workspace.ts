@@ -9,7 +9,9 @@ import path from "node:path";
  * - empty paths (for anything but `list`), NUL bytes, backslashes and paths longer than 1,000 characters;
  * - absolute paths (`/etc/passwd`, `C:\…`);
  * - any `..` segment, and URL-encoded dots, slashes, backslashes or NULs (`%2e%2e/x`, `a%2fb`, double-encoded
- *   `%252e`), so a path that some later layer decodes cannot turn into a traversal;
+ *   `%252e`), so a path that some later layer decodes cannot turn into a traversal: every layer of decoding is
+ *   checked down to a fixpoint, and an escape that does not decode (`%ff`) or a sixth layer is refused;
+ * - names the file system refuses (a segment over 255 bytes, a file used as a directory…), as their own clear error;
  * - symlinks that lead outside: the nearest existing ancestor of the target (and the target itself when it exists)
  *   is resolved to its real path, which must lie inside the workspace's real root; a dangling symlink is refused
  *   because following it on write would create a file wherever it points.
@@ -49,23 +51,44 @@ export interface Workspace {
 }
 
 const MAX_PATH_CHARS = 1_000;
+/** NAME_MAX on Linux file systems, in bytes. */
+const MAX_SEGMENT_BYTES = 255;
 
+const MAX_DECODE_LAYERS = 5;
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * One layer of URL decoding: every run of `%XX` escapes becomes the UTF-8 text its bytes spell. A `%` not followed
+ * by two hex digits is an ordinary character (`100%.txt`). Escapes whose bytes are not valid UTF-8 (`%ff`) throw:
+ * a path that some later layer might decode differently is refused rather than guessed at.
+ */
+function decodeOnce(p: string, rel: string): string {
+  return p.replace(/(?:%[0-9a-fA-F]{2})+/g, (run) => {
+    const bytes = Uint8Array.from(run.slice(1).split("%"), (h) => Number.parseInt(h, 16));
+    try {
+      return utf8Strict.decode(bytes);
+    } catch {
+      throw new WorkspacePathError(`Workspace path contains a '%' escape that does not decode to text: ${rel}`, rel);
+    }
+  });
+}
+
+/** The path and each of its decodings, down to a fixpoint; a path still changing after five layers is refused. */
 function decodeLayers(p: string): string[] {
   const layers = [p];
   let current = p;
-  // Double and triple encoding (`%252e`) are decoded too; five layers is far beyond any legitimate name.
-  for (let i = 0; i < 5 && current.includes("%"); i++) {
-    let next: string;
-    try {
-      next = decodeURIComponent(current);
-    } catch {
-      break;
+  for (let i = 0; ; i++) {
+    const next = decodeOnce(current, p);
+    if (next === current) return layers;
+    if (i === MAX_DECODE_LAYERS) {
+      throw new WorkspacePathError(
+        `Workspace path is URL-encoded more than ${MAX_DECODE_LAYERS} times over; refusing it: ${p}`,
+        p,
+      );
     }
-    if (next === current) break;
     layers.push(next);
     current = next;
   }
-  return layers;
 }
 
 /** Lexical checks; returns the normalised relative path (`""` for the root itself). */
@@ -89,16 +112,43 @@ export function normalizeWorkspacePath(rel: string): string {
       throw new WorkspacePathError(`Workspace path must not contain '..' segments${encoded}: ${rel}`, rel);
     }
   }
-  return rel
-    .split("/")
-    .filter((s) => s !== "" && s !== ".")
-    .join("/");
+  const segments = rel.split("/").filter((s) => s !== "" && s !== ".");
+  // Checked here too: the file system reports ENAMETOOLONG only once it gets that far, not under a missing parent.
+  if (segments.some((s) => Buffer.byteLength(s) > MAX_SEGMENT_BYTES)) {
+    throw new WorkspacePathError(`${ERRNO_MESSAGES.ENAMETOOLONG}: ${rel.slice(0, 200)}`, rel);
+  }
+  return segments.join("/");
 }
 
 const isInside = (root: string, p: string) => p === root || p.startsWith(root + path.sep);
 
 function errnoCode(err: unknown): string | undefined {
   return typeof err === "object" && err !== null && "code" in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+/** What the file system's refusals mean for a workspace path; anything else (ENOENT on read, EIO…) passes through. */
+const ERRNO_MESSAGES: Record<string, string> = {
+  ENAMETOOLONG: "Workspace path has a name longer than the file system allows (255 bytes per segment)",
+  ELOOP: "Workspace path goes through too many symlinks (a loop?)",
+  ENOTDIR: "Workspace path goes through a file as if it were a directory",
+  EISDIR: "Workspace path names a directory where a file is expected",
+  EACCES: "Workspace path is not accessible (permission denied)",
+  EPERM: "Workspace path is not accessible (operation not permitted)",
+  // mkdir of a parent that exists as a file.
+  EEXIST: "Workspace path goes through a file as if it were a directory",
+  EINVAL: "Workspace path is not valid on this file system",
+};
+
+/** Runs a file operation on `rel`, turning the file system's refusals into `WorkspacePathError`s that say why. */
+async function guarded<T>(rel: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (err instanceof WorkspacePathError) throw err;
+    const message = ERRNO_MESSAGES[errnoCode(err) ?? ""];
+    if (message) throw new WorkspacePathError(`${message}: ${rel.slice(0, 200)}`, rel);
+    throw err;
+  }
 }
 
 async function guardedResolve(root: string, rel: string): Promise<string> {
@@ -159,7 +209,7 @@ async function walkFiles(root: string, dir: string, out: WorkspaceFile[]): Promi
 /** Opens an existing directory as a workspace. */
 export async function openWorkspace(dir: string): Promise<Workspace> {
   const root = await fs.realpath(dir);
-  const resolve = (rel: string) => guardedResolve(root, rel);
+  const resolve = (rel: string) => guarded(rel, () => guardedResolve(root, rel));
   const resolveFile = async (rel: string) => {
     const abs = await resolve(rel);
     if (abs === root) throw new WorkspacePathError("Workspace path names the workspace root, not a file", rel);
@@ -169,55 +219,59 @@ export async function openWorkspace(dir: string): Promise<Workspace> {
   const workspace: Workspace = {
     root,
     resolve,
-    async read(rel) {
-      const abs = await resolveFile(rel);
-      const handle = await fs.open(abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-      try {
-        return await handle.readFile();
-      } finally {
-        await handle.close();
-      }
-    },
+    read: (rel) =>
+      guarded(rel, async () => {
+        const abs = await resolveFile(rel);
+        const handle = await fs.open(abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+        try {
+          return await handle.readFile();
+        } finally {
+          await handle.close();
+        }
+      }),
     async readText(rel) {
       return (await workspace.read(rel)).toString("utf8");
     },
-    async write(rel, content) {
-      const abs = await resolveFile(rel);
-      await fs.mkdir(path.dirname(abs), { recursive: true });
-      // Re-check after mkdir: a directory created meanwhile could be a symlink out.
-      const parentReal = await fs.realpath(path.dirname(abs));
-      if (!isInside(root, parentReal)) {
-        throw new WorkspacePathError(`Workspace path leads outside the workspace through a symlink: ${rel}`, rel);
-      }
-      const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW;
-      let handle: fs.FileHandle;
-      try {
-        handle = await fs.open(path.join(parentReal, path.basename(abs)), flags, 0o644);
-      } catch (err) {
-        if (errnoCode(err) === "ELOOP") {
-          throw new WorkspacePathError(`Workspace path is a symlink; refusing to write through it: ${rel}`, rel);
+    write: (rel, content) =>
+      guarded(rel, async () => {
+        const abs = await resolveFile(rel);
+        await fs.mkdir(path.dirname(abs), { recursive: true });
+        // Re-check after mkdir: a directory created meanwhile could be a symlink out.
+        const parentReal = await fs.realpath(path.dirname(abs));
+        if (!isInside(root, parentReal)) {
+          throw new WorkspacePathError(`Workspace path leads outside the workspace through a symlink: ${rel}`, rel);
         }
-        throw err;
-      }
-      try {
-        await handle.writeFile(content);
-      } finally {
-        await handle.close();
-      }
-    },
-    async remove(rel) {
-      const abs = await resolveFile(rel);
-      // fs.rm removes a symlink itself and never follows links inside a tree it deletes.
-      await fs.rm(abs, { recursive: true, force: true });
-    },
-    async list(rel = "") {
-      const abs = await resolve(rel);
-      const out: WorkspaceFile[] = [];
-      const stat = await fs.lstat(abs).catch(() => undefined);
-      if (stat?.isFile()) out.push({ path: path.relative(root, abs).split(path.sep).join("/"), size: stat.size });
-      else if (stat?.isDirectory()) await walkFiles(root, abs, out);
-      return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    },
+        const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW;
+        let handle: fs.FileHandle;
+        try {
+          handle = await fs.open(path.join(parentReal, path.basename(abs)), flags, 0o644);
+        } catch (err) {
+          if (errnoCode(err) === "ELOOP") {
+            throw new WorkspacePathError(`Workspace path is a symlink; refusing to write through it: ${rel}`, rel);
+          }
+          throw err;
+        }
+        try {
+          await handle.writeFile(content);
+        } finally {
+          await handle.close();
+        }
+      }),
+    remove: (rel) =>
+      guarded(rel, async () => {
+        const abs = await resolveFile(rel);
+        // fs.rm removes a symlink itself and never follows links inside a tree it deletes.
+        await fs.rm(abs, { recursive: true, force: true });
+      }),
+    list: (rel = "") =>
+      guarded(rel, async () => {
+        const abs = await resolve(rel);
+        const out: WorkspaceFile[] = [];
+        const stat = await fs.lstat(abs).catch(() => undefined);
+        if (stat?.isFile()) out.push({ path: path.relative(root, abs).split(path.sep).join("/"), size: stat.size });
+        else if (stat?.isDirectory()) await walkFiles(root, abs, out);
+        return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      }),
   };
   return workspace;
 }
