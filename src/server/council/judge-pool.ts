@@ -38,6 +38,9 @@ interface Slot {
  */
 const THREAD_HEAP_MB = 1024;
 
+/** Characters of artifact text per message: copying one takes a few milliseconds of the event loop. */
+const PIECE_CHARS = 256 * 1024;
+
 const ENTRY = new URL(`./judge-worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
 const THREAD = new URL("./judge-thread.mjs", import.meta.url);
 
@@ -118,11 +121,37 @@ export class JudgePool {
   private dispatch(slot: Slot, job: Job): void {
     slot.job = job;
     slot.worker.ref();
+    void this.send(slot, job);
+  }
+
+  /** Posts the attempt in bounded pieces (see JudgeRequest), then starts the job's clock. */
+  private async send(slot: Slot, job: Job): Promise<void> {
+    const post = (msg: JudgeRequest) => slot.worker.postMessage(msg);
+    const texts: Array<{ artifact: number; field: "content" | "diff"; text: string }> = [];
+    const artifacts = job.attempt.result.artifacts.map((a, artifact) => {
+      const { content, diff, ...rest } = a;
+      if (content !== undefined) texts.push({ artifact, field: "content", text: content });
+      if (diff !== undefined) texts.push({ artifact, field: "diff", text: diff });
+      return {
+        ...rest,
+        ...(content === undefined ? {} : { content: "" }),
+        ...(diff === undefined ? {} : { diff: "" }),
+      };
+    });
+    post({ kind: "begin", id: job.id, attempt: { ...job.attempt, result: { ...job.attempt.result, artifacts } } });
+    for (const { artifact, field, text } of texts) {
+      for (let at = 0; at < text.length; at += PIECE_CHARS) {
+        // The thread died or timed out meanwhile: its replacement starts over with the next job.
+        if (slot.job !== job) return;
+        post({ kind: "piece", id: job.id, artifact, field, text: text.slice(at, at + PIECE_CHARS) });
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    if (slot.job !== job) return;
+    post({ kind: "judge", id: job.id });
     slot.timer = setTimeout(() => {
       void this.retire(slot, new JudgeTimeoutError(this.options.timeoutMs)).then(() => this.pump());
     }, this.options.timeoutMs);
-    const request: JudgeRequest = { id: job.id, attempt: job.attempt };
-    slot.worker.postMessage(request);
   }
 
   private onMessage(slot: Slot, msg: JudgeReply): void {
