@@ -11,9 +11,24 @@ import type { ExecuteRequest, ExecuteResult } from "../../src/shared/worker-prot
  * - `destroy`: reads the request and destroys the socket (the worker died mid-request);
  * - `malformed`: 200 with a body that is not JSON;
  * - `invalid`: 200 with JSON that does not match the protocol's result schema;
- * - `fail`: a `failed` result.
+ * - `fail`: a `failed` result;
+ * - `huge-json`: 200 JSON that never ends (`hugeBytes` of it, generated as it is sent: never held here);
+ * - `huge-json-declared`: the same, announced with its Content-Length;
+ * - `huge-line`: 200 NDJSON whose first line is `hugeBytes` long;
+ * - `huge-error`: HTTP 500 with a `hugeBytes` body.
  */
-export type Behaviour = "ok" | "503" | "hang" | "destroy" | "malformed" | "invalid" | "fail";
+export type Behaviour =
+  | "ok"
+  | "503"
+  | "hang"
+  | "destroy"
+  | "malformed"
+  | "invalid"
+  | "fail"
+  | "huge-json"
+  | "huge-json-declared"
+  | "huge-line"
+  | "huge-error";
 
 export interface FaultWorkerOptions {
   /** Answers for the first requests, in order; after them every request gets `afterwards`. */
@@ -29,6 +44,8 @@ export interface FaultWorkerOptions {
   /** Required bearer token. */
   token?: string;
   result?: (req: ExecuteRequest) => ExecuteResult;
+  /** Size of the `huge-*` answers; default 500 MB. */
+  hugeBytes?: number;
 }
 
 export interface FaultWorker {
@@ -43,6 +60,8 @@ export interface FaultWorker {
   peakRuns(): number;
   cancels: { taskId: string; attempt: number; reason: string }[];
   authHeaders: (string | undefined)[];
+  /** Bytes of `huge-*` bodies written to the socket so far, over all requests (what the reader made it send). */
+  hugeBytesSent(): number;
   set(opts: Partial<Pick<FaultWorkerOptions, "afterwards" | "health" | "durationMs" | "ignoreCancel">>): void;
   close(): Promise<void>;
 }
@@ -74,6 +93,39 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
   /** Runs by idempotency key: the result promise and how to stop it. */
   const runs = new Map<string, { result: Promise<ExecuteResult>; stop: () => void }>();
   const sockets = new Set<import("node:net").Socket>();
+  let hugeSent = 0;
+
+  /**
+   * Writes `head`, then filler up to `total` bytes, then `tail`, chunk by chunk and only as fast as the
+   * reader takes it; stops when the reader goes away. Nothing but one chunk is ever held here.
+   */
+  const sendHuge = async (res: http.ServerResponse, head: string, total: number, tail: string) => {
+    const chunk = Buffer.alloc(64 * 1024, "x");
+    let left = total - head.length - tail.length;
+    const write = async (b: Buffer | string) => {
+      if (res.destroyed) return false;
+      hugeSent += typeof b === "string" ? Buffer.byteLength(b) : b.length;
+      if (!res.write(b)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off("drain", done);
+            res.off("close", done);
+            resolve();
+          };
+          res.on("drain", done);
+          res.on("close", done);
+        });
+      }
+      return !res.destroyed;
+    };
+    if (!(await write(head))) return;
+    while (left > 0) {
+      const piece = left >= chunk.length ? chunk : chunk.subarray(0, left);
+      left -= piece.length;
+      if (!(await write(piece))) return;
+    }
+    if (await write(tail)) res.end();
+  };
 
   const startRun = (key: string, req: ExecuteRequest): { result: Promise<ExecuteResult>; stop: () => void } => {
     executions.set(key, (executions.get(key) ?? 0) + 1);
@@ -142,6 +194,21 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
       case "invalid":
         res.writeHead(200, { "content-type": "application/json" });
         return void res.end(JSON.stringify({ status: "finished", artifacts: "none" }));
+      case "huge-json":
+      case "huge-json-declared": {
+        const total = state.hugeBytes ?? 500_000_000;
+        res.writeHead(200, {
+          "content-type": "application/json",
+          ...(behaviour === "huge-json-declared" ? { "content-length": String(total) } : {}),
+        });
+        return void sendHuge(res, '{"status":"completed","artifacts":[],"summary":"', total, '"}');
+      }
+      case "huge-line":
+        res.writeHead(200, { "content-type": "application/x-ndjson" });
+        return void sendHuge(res, '{"type":"log","stream":"stdout","line":"', state.hugeBytes ?? 500_000_000, '"}\n');
+      case "huge-error":
+        res.writeHead(500, { "content-type": "text/plain" });
+        return void sendHuge(res, "worker exploded: ", state.hugeBytes ?? 500_000_000, "\n");
       case "fail":
         res.writeHead(200, { "content-type": "application/json" });
         return void res.end(
@@ -176,6 +243,7 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
     peakRuns: () => peak,
     cancels,
     authHeaders,
+    hugeBytesSent: () => hugeSent,
     set(o) {
       Object.assign(state, o);
     },
