@@ -6,6 +6,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExecuteResult } from "../src/shared/worker-protocol.js";
 import { workerHealthSchema } from "../src/shared/worker-protocol.js";
+import { DATABASES } from "./helpers/databases.js";
+import { actor, harness } from "./helpers/services.js";
 import { execute, executeRequest, type ReferenceWorkerProcess, startReferenceWorkerProcess } from "./helpers/worker.js";
 
 /**
@@ -276,6 +278,38 @@ describe("sandbox unavailable, and WORKER_SANDBOX=off", () => {
     } finally {
       await allow.stop();
       await server.close();
+    }
+  });
+});
+
+describe.each(DATABASES)("the Workers page's sandbox state, from /health (%s)", (kind) => {
+  it("stores what each worker's /health says: sandboxed, unsandboxed (off), unavailable", async () => {
+    const h = await harness(kind);
+    const off = await startReferenceWorkerProcess({ env: { WORKER_SANDBOX: "off" } });
+    const broken = await startReferenceWorkerProcess({ env: { WORKER_SANDBOX_BWRAP: "/nonexistent/bwrap" } });
+    try {
+      const caller = { actor: actor("admin") };
+      const entries = [
+        ["sandboxed", worker.url, TOKEN],
+        ["unsandboxed", off.url, undefined],
+        ["broken", broken.url, undefined],
+      ] as const;
+      for (const [name, url, token] of entries) {
+        await h.services.workers.register(caller, {
+          name,
+          url,
+          capabilities: ["script"],
+          maxConcurrency: 1,
+          ...(token ? { token } : {}),
+        });
+      }
+      await h.services.workers.pollHealth();
+      const byName = Object.fromEntries((await h.services.workers.list()).map((w) => [w.name, w.sandbox]));
+      expect(byName).toEqual({ sandboxed: "bubblewrap", unsandboxed: "off", broken: "unavailable" });
+    } finally {
+      await off.stop();
+      await broken.stop();
+      await h.dispose();
     }
   });
 });

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { SANDBOX_STATES, type SandboxState } from "../../shared/worker-protocol.js";
 import type { WorkerInput } from "../../shared/workers.js";
 import type { AuditService } from "../audit/service.js";
 import { type Caller, SYSTEM_ACTORS } from "../audit/trail.js";
@@ -77,6 +78,7 @@ export class WorkerService {
       tripped: w.tripped,
       health: w.health as "unknown" | "ok" | "degraded" | "down",
       healthCheckedAt: w.healthCheckedAt,
+      sandbox: (SANDBOX_STATES as readonly string[]).includes(w.sandbox ?? "") ? (w.sandbox as SandboxState) : null,
       lastError: w.lastError,
       lastErrorAt: w.lastErrorAt,
       createdAt: w.createdAt,
@@ -88,7 +90,7 @@ export class WorkerService {
   async list() {
     const rows = await this.db.query<Worker & { inFlight: number; capabilities: string[] | null }>(
       `SELECT w.id, w.name, w.url, w.capabilities, w.max_concurrency AS "maxConcurrency", w.token, w.enabled,
-              w.source, w.tripped, w.health, w.health_checked_at AS "healthCheckedAt", w.last_error AS "lastError",
+              w.source, w.tripped, w.health, w.health_checked_at AS "healthCheckedAt", w.sandbox, w.last_error AS "lastError",
               w.last_error_at AS "lastErrorAt", w.created_at AS "createdAt", w.updated_at AS "updatedAt",
               (SELECT count(*) FROM attempts a WHERE a.worker_id = w.id AND a.state = 'running')::int AS "inFlight"
          FROM workers w ORDER BY w.name`,
@@ -308,9 +310,12 @@ export class WorkerService {
   async checkHealth(w: Worker): Promise<void> {
     let health: "ok" | "degraded" | "down";
     let error: string | null = null;
+    // Kept as last seen while the worker is down: it says how it runs scripts when it comes back.
+    let sandbox: SandboxState | null | undefined;
     try {
       const h = await this.client.health(toTarget(w));
       health = h.status;
+      sandbox = h.sandbox ?? null;
     } catch (err) {
       health = "down";
       error = err instanceof WorkerCallError || err instanceof Error ? err.message : String(err);
@@ -321,6 +326,7 @@ export class WorkerService {
         data: {
           health,
           healthCheckedAt: new Date(),
+          ...(sandbox !== undefined ? { sandbox } : {}),
           ...(error ? { lastError: `health check: ${error}`.slice(0, 2000), lastErrorAt: new Date() } : {}),
         },
       })

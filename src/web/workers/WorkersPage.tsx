@@ -25,6 +25,22 @@ const BREAKER_HELP: Record<WorkerView["breaker"]["state"], string> = {
   tripped: "An admin holds the breaker open until someone resets it; it stays so across restarts.",
 };
 
+/** What the worker's /health says of its scripts' confinement; only the unconfined and broken cases stand out. */
+const SANDBOX_LABELS: Record<NonNullable<WorkerView["sandbox"]>, { label: string; help: string }> = {
+  bubblewrap: {
+    label: "Sandboxed",
+    help: "Each script runs in a bubblewrap sandbox: its workspace only, no network by default, with limits.",
+  },
+  off: {
+    label: "Unsandboxed",
+    help: "WORKER_SANDBOX=off: scripts run with the worker's own user and can read and write whatever it can.",
+  },
+  unavailable: {
+    label: "Sandbox unavailable",
+    help: "The worker is set to sandbox scripts but bubblewrap cannot start there, so it refuses every script (apt-get install bubblewrap).",
+  },
+};
+
 const HEALTH_LABELS: Record<WorkerView["health"], string> = {
   unknown: "Not checked yet",
   ok: "Healthy",
@@ -132,6 +148,20 @@ function WorkerCard({ worker: w, isAdmin, onEdit }: { worker: WorkerView; isAdmi
             ) : null}
           </dd>
         </div>
+        {w.sandbox ? (
+          <div>
+            <dt>Scripts</dt>
+            <dd>
+              <span
+                className={w.sandbox === "bubblewrap" ? "sandbox-badge" : "sandbox-badge warn-text"}
+                data-sandbox={w.sandbox}
+                title={SANDBOX_LABELS[w.sandbox].help}
+              >
+                {SANDBOX_LABELS[w.sandbox].label}
+              </span>
+            </dd>
+          </div>
+        ) : null}
       </dl>
       {w.lastError ? (
         <p className="worker-error">
