@@ -23,10 +23,6 @@ export interface ProcessOptions {
   onLine(stream: "stdout" | "stderr", line: string): void;
 }
 
-export interface ShellOptions extends Omit<ProcessOptions, "file" | "args"> {
-  command: string;
-}
-
 export interface ShellOutcome {
   pid: number | undefined;
   exitCode: number | null;
@@ -63,15 +59,6 @@ function forwardLines(stream: Readable, maxLineChars: number, onLine: (line: str
     if (pending.length > 0) onLine(pending);
     pending = "";
   });
-}
-
-/**
- * Runs `bash -c command` unconfined, with the worker's own privileges: only for `WORKER_SANDBOX=off`; the
- * sandbox (`sandbox.ts`) is the default way scripts run.
- */
-export function runShell(opts: ShellOptions): Promise<ShellOutcome> {
-  const { command, ...rest } = opts;
-  return runProcess({ ...rest, file: "bash", args: ["-c", command] });
 }
 
 /**
