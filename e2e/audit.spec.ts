@@ -42,15 +42,21 @@ test("the audit page lists the task the signed-in admin created; filters live in
   await expect(page.locator('[data-audit-action="user.create"]').first()).toBeVisible();
 });
 
-test("the provenance panel verifies the chain and offers the export and the public key", async ({ page, server }) => {
+test("the provenance panel verifies the log with the pinned key and offers the export, checkpoint and public key", async ({
+  page,
+  server,
+}) => {
   await server.api.tasks.create.mutate({ title: "Signed decision", capability: NO_WORKER });
   await page.goto("/audit");
   const state = page.getByTestId("chain-state");
   await expect(state).toContainText("Intact");
   const report = await server.api.provenance.verify.query();
-  if (report.headHash) await expect(state).toContainText(report.headHash);
+  await expect(state).toContainText(`${report.checkpointsVerified} signed checkpoint`);
+  await expect(page.getByTestId("provenance-key")).toContainText(
+    (await server.api.provenance.publicKey.query()).fingerprint,
+  );
 
-  const exportLink = page.getByRole("link", { name: "Export chain (JSON Lines)" });
+  const exportLink = page.getByRole("link", { name: "Export log (JSON Lines)" });
   await expect(exportLink).toHaveAttribute("href", "/provenance/export.jsonl");
   const exported = await page.request.get("/provenance/export.jsonl");
   expect(exported.status()).toBe(200);
@@ -59,5 +65,7 @@ test("the provenance panel verifies the chain and offers the export and the publ
     (await page.getByRole("link", { name: "Public key (PEM)" }).getAttribute("href")) ?? "",
   );
   expect(await key.text()).toContain("BEGIN PUBLIC KEY");
-  await expect(page.getByText("npm run provenance:verify -- --file chain.jsonl --public-key key.pem")).toBeVisible();
+  await expect(
+    page.getByText("npm run provenance:verify -- --file log.jsonl --checkpoint checkpoint.txt --public-key key.pem"),
+  ).toBeVisible();
 });

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -8,22 +8,35 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase } from "../src/server/db/database.js";
-import { loadSigningKey, publicKeyId, publicKeyPem, SecretBox, SecretStore } from "../src/server/keystore/secrets.js";
-import { parseExportLines, recordHash, signHash, verifyChain } from "../src/server/provenance/chain.js";
+import { loadSigningKey, publicKeyPem, SecretBox, SecretStore } from "../src/server/keystore/secrets.js";
 import { handleProvenanceHttp } from "../src/server/provenance/http.js";
+import { parseExportLines, verifyLog } from "../src/server/provenance/log.js";
+import { parseTrustedKeys, pinKey, verifyCheckpointNote } from "../src/server/provenance/note.js";
 import { ProvenanceService, readPublicKey } from "../src/server/provenance/service.js";
+import { ensureTrustedKeysFile } from "../src/server/provenance/trusted-keys.js";
 import type { Actor } from "../src/shared/roles.js";
 import { DATABASES, freshDatabase, POSTGRES_URL, type TestDatabase } from "./helpers/databases.js";
 
 const run = promisify(execFile);
-const attacker = generateKeyPairSync("ed25519");
 
 async function service(db: TestDatabase, master = randomBytes(32)) {
+  const trustedKeysFile = path.join(mkdtempSync(path.join(tmpdir(), "agency-prov-keys-")), "keys");
   const signing = await loadSigningKey(new SecretStore(db.prisma, new SecretBox(master)));
-  return new ProvenanceService(db, signing);
+  const prov = new ProvenanceService(db, signing, { origin: "agent-agency/test", trustedKeysFile });
+  await ensureTrustedKeysFile(trustedKeysFile, {
+    verifierKey: prov.verifierKey,
+    fingerprint: prov.keyId,
+    publicKeyPem: prov.publicKeyPem,
+  });
+  return prov;
 }
 
-describe.each(DATABASES)("provenance chain on %s", (kind) => {
+/** What someone who owns the tables can do: switch the append-only trigger off for their statement. */
+const asOwner = (sql: string) =>
+  `ALTER TABLE provenance_records DISABLE TRIGGER provenance_records_no_update_or_delete; ${sql};
+   ALTER TABLE provenance_records ENABLE TRIGGER provenance_records_no_update_or_delete`;
+
+describe.each(DATABASES)("provenance log on %s", (kind) => {
   let db: TestDatabase;
   let prov: ProvenanceService;
   beforeAll(async () => {
@@ -41,13 +54,27 @@ describe.each(DATABASES)("provenance chain on %s", (kind) => {
     await db.exec(`CREATE TABLE prov_backup AS SELECT * FROM provenance_records`);
   });
   beforeEach(async () => {
-    await db.exec(`DELETE FROM provenance_records; INSERT INTO provenance_records SELECT * FROM prov_backup`);
+    await db.exec(asOwner(`DELETE FROM provenance_records; INSERT INTO provenance_records SELECT * FROM prov_backup`));
   });
   afterAll(() => db.dispose());
 
-  it("an intact chain verifies, record by record", async () => {
+  it("an intact log verifies, record by record, with a signed checkpoint per batch", async () => {
     const report = await prov.verify();
-    expect(report).toMatchObject({ ok: true, checked: 6, headSeq: "6", firstBad: null });
+    expect(report).toMatchObject({ ok: true, checked: 6, size: "6", firstBad: null, checkpointsVerified: 6 });
+    expect(report.latestCheckpoint).toMatchObject({
+      size: "6",
+      origin: "agent-agency/test",
+      keyFingerprint: prov.keyId,
+    });
+    const note = (await prov.latestCheckpoint()) as string;
+    expect(note.split("\n").slice(0, 3)).toEqual(["agent-agency/test", "6", report.root]);
+  });
+
+  it("the database refuses UPDATE, DELETE and TRUNCATE of records to a role that cannot switch triggers off", async () => {
+    await expect(db.exec(`UPDATE provenance_records SET kind = 'x' WHERE seq = 2`)).rejects.toThrow(/append-only/);
+    await expect(db.exec(`DELETE FROM provenance_records WHERE seq = 6`)).rejects.toThrow(/append-only/);
+    await expect(db.exec(`TRUNCATE provenance_records`)).rejects.toThrow(/TRUNCATE refused/);
+    expect((await prov.verify()).ok).toBe(true);
   });
 
   it("a rolled-back transaction leaves no record and no gap", async () => {
@@ -65,101 +92,75 @@ describe.each(DATABASES)("provenance chain on %s", (kind) => {
   const tamper: [string, string, string, string][] = [
     ["a tampered payload", `UPDATE provenance_records SET payload = '{"i": 99}' WHERE seq = 3`, "3", "payload"],
     ["a deleted record", `DELETE FROM provenance_records WHERE seq = 3`, "3", "missing"],
-    ["a broken link", `UPDATE provenance_records SET prev_hash = repeat('a', 64) WHERE seq = 4`, "4", "link"],
-    ["an edited kind", `UPDATE provenance_records SET kind = 'task.override' WHERE seq = 2`, "2", "hash"],
+    ["an edited kind", `UPDATE provenance_records SET kind = 'task.override' WHERE seq = 2`, "2", "leaf"],
     [
       "a changed time",
       `UPDATE provenance_records SET created_at = created_at + interval '1 hour' WHERE seq = 5`,
       "5",
-      "hash",
+      "leaf",
     ],
     [
       "two records swapped",
       `UPDATE provenance_records SET seq = -2 WHERE seq = 2; UPDATE provenance_records SET seq = 2 WHERE seq = 3;
        UPDATE provenance_records SET seq = 3 WHERE seq = -2`,
       "2",
-      "link",
+      "leaf",
     ],
     ["a deleted first record", `DELETE FROM provenance_records WHERE seq = 1`, "1", "missing"],
   ];
   it.each(tamper)("finds %s at the right record", async (_name, sql, seq, problem) => {
-    await db.exec(sql);
+    await db.exec(asOwner(sql));
     const report = await prov.verify();
     expect(report.ok).toBe(false);
     expect(report.firstBad).toMatchObject({ seq, problem });
     expect(report.checked).toBe(Number(seq) - 1);
   });
 
-  async function resign(seq: number, keyId: string, payload?: unknown) {
-    const row = await db.prisma.provenanceRecord.findUniqueOrThrow({ where: { seq: BigInt(seq) } });
-    const { payloadDigest } = await import("../src/server/provenance/chain.js");
-    const changed = { ...row, payload: (payload ?? row.payload) as object, keyId };
-    const digest = payloadDigest(changed.payload);
-    const hash = recordHash({ ...changed, payloadDigest: digest });
-    await db.prisma.provenanceRecord.update({
-      where: { seq: BigInt(seq) },
-      data: {
-        payload: changed.payload,
-        payloadDigest: digest,
-        hash,
-        keyId,
-        signature: signHash(hash, attacker.privateKey),
-      },
-    });
-  }
-
-  it("finds a record re-signed with another key under that key's id", async () => {
-    await resign(4, publicKeyId(attacker.publicKey));
-    expect((await prov.verify()).firstBad).toMatchObject({ seq: "4", problem: "key" });
-  });
-
-  it("finds a forged payload re-hashed and re-signed with another key under the real key id", async () => {
-    await resign(5, prov.keyId, { i: 5, forged: true });
-    // its digest and hash are consistent, so only the signature gives it away
+  it("a payload rewritten with its digest and leaf hash recomputed is caught by the signed checkpoint over it", async () => {
+    const { payloadDigest, recordLeafHash } = await import("../src/server/provenance/log.js");
+    const row = await db.prisma.provenanceRecord.findUniqueOrThrow({ where: { seq: 4n } });
+    const payload = { i: 4, forged: true };
+    const digest = payloadDigest(payload);
+    const leaf = recordLeafHash({ ...row, payloadDigest: digest }).toString("hex");
+    await db.exec(
+      asOwner(
+        `UPDATE provenance_records SET payload = '${JSON.stringify(payload)}', payload_digest = '${digest}',
+         leaf_hash = '${leaf}' WHERE seq = 4`,
+      ),
+    );
     const report = await prov.verify();
-    expect(report.firstBad).toMatchObject({ seq: "5", problem: "signature" });
+    expect(report.ok).toBe(false);
+    expect(report.firstBad).toBeNull();
+    // Every checkpoint from size 4 on vouches for the old root: the first of them names where it starts.
+    expect(report.findings[0]).toMatchObject({ problem: "checkpoint-root", seq: "4" });
+    expect(report.checkpointsVerified).toBe(3);
   });
 
-  it("finds a record appended by someone without the key", async () => {
-    const head = await db.prisma.provenanceRecord.findUniqueOrThrow({ where: { seq: 6n } });
-    const { payloadDigest } = await import("../src/server/provenance/chain.js");
-    const base = {
-      seq: 7n,
-      kind: "task.override",
-      taskId: "task-1",
-      payloadDigest: payloadDigest({ verdict: "accept" }),
-      prevHash: head.hash,
-      keyId: prov.keyId,
-      createdAt: new Date(),
-    };
-    const hash = recordHash(base);
-    await db.prisma.provenanceRecord.create({
-      data: { ...base, payload: { verdict: "accept" }, hash, signature: signHash(hash, attacker.privateKey) },
-    });
-    expect((await prov.verify()).firstBad).toMatchObject({ seq: "7", problem: "signature" });
-  });
-
-  it("exports JSON Lines that verify with the public key alone, and a tampered export is located", async () => {
+  it("exports JSON Lines with their checkpoints that verify with the pinned key alone; a tampered export is located", async () => {
     const lines: string[] = [];
     for await (const l of prov.exportJsonl()) lines.push(l);
     expect(lines).toHaveLength(6);
-    const pub = readPublicKey(prov.publicKeyPem);
-    const keys = new Map([[publicKeyId(pub), pub]]);
+    const pinned = [pinKey(readPublicKey(prov.publicKeyPem))];
     async function* split(text: string[]) {
       for (const t of text) yield t.trimEnd();
     }
-    expect((await verifyChain(parseExportLines(split(lines)), keys)).ok).toBe(true);
+    expect(await verifyLog(parseExportLines(split(lines)), { pinned })).toMatchObject({
+      ok: true,
+      checkpointsVerified: 6,
+    });
     const edited = [...lines];
     edited[1] = (edited[1] as string).replace('"i":2', '"i":20');
-    expect((await verifyChain(parseExportLines(split(edited)), keys)).firstBad).toMatchObject({
+    expect((await verifyLog(parseExportLines(split(edited)), { pinned })).firstBad).toMatchObject({
       seq: "2",
       problem: "payload",
     });
-    const otherKey = generateKeyPairSync("ed25519").publicKey;
-    expect(
-      (await verifyChain(parseExportLines(split(lines)), new Map([[publicKeyId(otherKey), otherKey]]))).firstBad,
-    ).toMatchObject({ seq: "1", problem: "key" });
-    await expect(verifyChain(parseExportLines(split(["{}"])), keys)).rejects.toThrow(/Line 1 of the export/);
+    const other = await service(await freshDatabase("pglite"));
+    const unpinned = await verifyLog(parseExportLines(split(lines)), {
+      pinned: [pinKey(readPublicKey(other.publicKeyPem))],
+    });
+    expect(unpinned.ok).toBe(false);
+    expect(unpinned.findings[0]).toMatchObject({ problem: "checkpoint-unpinned", seq: "1" });
+    await expect(verifyLog(parseExportLines(split(["{}"])), { pinned })).rejects.toThrow(/Line 1 of the export/);
   });
 
   it("never forks under concurrent appends", async () => {
@@ -167,7 +168,7 @@ describe.each(DATABASES)("provenance chain on %s", (kind) => {
       Array.from({ length: 20 }, (_, i) => prov.appendNow({ kind: "task.result", taskId: `c-${i}`, payload: { i } })),
     );
     const report = await prov.verify();
-    expect(report).toMatchObject({ ok: true, checked: 26, headSeq: "26" });
+    expect(report).toMatchObject({ ok: true, checked: 26, size: "26" });
   });
 
   it("refuses a payload that cannot be encoded canonically", async () => {
@@ -176,7 +177,7 @@ describe.each(DATABASES)("provenance chain on %s", (kind) => {
 });
 
 describe.skipIf(!POSTGRES_URL)("provenance across processes on one Postgres server", () => {
-  it("two connection pools (as two server processes) appending at once keep one chain", async () => {
+  it("two connection pools (as two server processes) appending at once keep one log", async () => {
     const db1 = await freshDatabase("postgres");
     const [{ s }] = (await db1.query<{ s: string }>("SELECT current_schema() AS s")) as [{ s: string }];
     const db2 = await openDatabase({ url: POSTGRES_URL, schema: s });
@@ -228,13 +229,22 @@ describe("provenance HTTP and the verify script", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("publishes the public key and exports to admins only; the script verifies the export with the key alone", async () => {
+  it("publishes the public key, the checkpoint to viewers and the export to admins; the CLI verifies them with the key alone", async () => {
     const keyRes = await fetch(`${url}/provenance/public-key`);
     expect(keyRes.status).toBe(200);
+    expect(keyRes.headers.get("x-provenance-verifier-key")).toBe(prov.verifierKey);
     const pem = await keyRes.text();
     expect(pem).toBe(prov.publicKeyPem);
     expect(publicKeyPem(readPublicKey(pem))).toBe(pem);
     expect((await fetch(`${url}/provenance/public-key`, { method: "POST" })).status).toBe(405);
+
+    expect((await fetch(`${url}/provenance/checkpoint`)).status).toBe(401);
+    const cp = await fetch(`${url}/provenance/checkpoint`, { headers: { "x-test-role": "viewer" } });
+    expect(cp.status).toBe(200);
+    expect(cp.headers.get("content-type")).toMatch(/^text\/plain/);
+    const note = await cp.text();
+    const check = verifyCheckpointNote(note, parseTrustedKeys(prov.verifierKey, "test"));
+    expect(check).toMatchObject({ ok: true, checkpoint: { size: 3n, origin: "agent-agency/test" } });
 
     expect((await fetch(`${url}/provenance/export.jsonl`)).status).toBe(401);
     expect((await fetch(`${url}/provenance/export.jsonl`, { headers: { "x-test-role": "viewer" } })).status).toBe(403);
@@ -244,15 +254,35 @@ describe("provenance HTTP and the verify script", () => {
     expect(body.trim().split("\n")).toHaveLength(3);
 
     writeFileSync(path.join(dir, "key.pem"), pem);
-    writeFileSync(path.join(dir, "chain.jsonl"), body);
+    writeFileSync(path.join(dir, "key.vkey"), `${prov.verifierKey}\n`);
+    writeFileSync(path.join(dir, "log.jsonl"), body);
+    writeFileSync(path.join(dir, "checkpoint.txt"), note);
     writeFileSync(path.join(dir, "bad.jsonl"), body.replace('"i":1', '"i":7'));
-    const script = ["tsx", "scripts/provenance-verify.ts", "--public-key", path.join(dir, "key.pem"), "--file"];
-    const ok = await run("npx", [...script, path.join(dir, "chain.jsonl")]);
-    expect(ok.stdout).toMatch(/verified: 3 records, head 3/);
-    const bad = await run("npx", [...script, path.join(dir, "bad.jsonl")]).catch(
-      (e: { code: number; stdout: string }) => e,
-    );
+    const script = ["tsx", "scripts/provenance-verify.ts", "--file"];
+    const ok = await run("npx", [...script, path.join(dir, "log.jsonl"), "--public-key", path.join(dir, "key.pem")]);
+    expect(ok.stdout).toMatch(/verified: 3 records/);
+    const withCheckpoint = await run("npx", [
+      ...script,
+      path.join(dir, "log.jsonl"),
+      "--public-key",
+      path.join(dir, "key.vkey"),
+      "--checkpoint",
+      path.join(dir, "checkpoint.txt"),
+    ]);
+    expect(withCheckpoint.stdout).toMatch(/verified: 3 records/);
+    const bad = await run("npx", [
+      ...script,
+      path.join(dir, "bad.jsonl"),
+      "--public-key",
+      path.join(dir, "key.pem"),
+    ]).catch((e: { code: number; stdout: string }) => e);
     expect(bad).toMatchObject({ code: 1 });
     expect((bad as { stdout: string }).stdout).toMatch(/BROKEN at record 2 \(payload\)/);
+    // Without a pinned key it refuses to judge, and says how to pin one.
+    const unpinned = await run("npx", [...script, path.join(dir, "log.jsonl")], {
+      env: { ...process.env, PROVENANCE_TRUSTED_KEYS_FILE: "", DATA_DIR: dir },
+    }).catch((e: { code: number; stderr: string }) => e);
+    expect(unpinned).toMatchObject({ code: 2 });
+    expect((unpinned as { stderr: string }).stderr).toMatch(/No pinned public key.*--public-key FILE/s);
   });
 });

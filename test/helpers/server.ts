@@ -9,7 +9,7 @@ import type { AppRouter } from "../../src/server/router.js";
 import { createServices, type Services } from "../../src/server/services.js";
 import type { Actor, Role } from "../../src/shared/roles.js";
 import { freshDatabase, type TestDatabase } from "./databases.js";
-import { silentLog } from "./services.js";
+import { silentLog, testConfig } from "./services.js";
 
 export interface RunningApp {
   url: string;
@@ -35,7 +35,7 @@ export async function startApp(
 ): Promise<RunningApp> {
   const db = await freshDatabase(kind, opts);
   const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", WEB_DIST_DIR: "/nonexistent", ...env });
-  const services = await createServices(db, silentLog);
+  const services = await createServices(db, silentLog, testConfig());
   const token = await tokenFor(services, config.LOCAL_ACTOR_ID, config.LOCAL_ACTOR_ROLE);
   const app = createApp({ config, log: silentLog, services });
   await new Promise<void>((resolve) => app.server.listen(0, "127.0.0.1", resolve));

@@ -2,6 +2,7 @@ import type { Actor } from "../../shared/roles.js";
 import { clientInfo, type RequestContext } from "../auth/request.js";
 import type { Prisma } from "../db/generated/client.js";
 import { EVENT_LOG_LOCK_KEY, type NewTaskEvent } from "../events/append.js";
+import { type AuditRowContent, bindRows, type EventRowContent } from "../provenance/rows.js";
 import {
   type NewProvenanceRecord,
   type ProvenanceService,
@@ -89,8 +90,11 @@ export class Trail {
    * fold both inserts into one statement it runs anyway.
    */
   async prepare(tx: SqlTx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[]): Promise<PreparedTrail> {
-    const sealed = await this.provenance.seal(tx, provenance);
-    return { auditJson: auditRowsJson(audit), provenanceJson: provenanceRowsJson(sealed) };
+    const auditJson = auditRowsJson(audit);
+    // Each record carries the digests of its task's audit entries written with it (provenance/rows.ts).
+    const bound = provenance.length ? bindRows(provenance, JSON.parse(auditJson) as AuditRowContent[], []) : provenance;
+    const sealed = await this.provenance.seal(tx, bound);
+    return { auditJson, provenanceJson: provenanceRowsJson(sealed) };
   }
 
   /**
@@ -98,9 +102,27 @@ export class Trail {
    * (sealed in this process's turn on the chain, which lasts until the commit), then the task events
    * under the event-log lock (taken after the row locks and the chain, like every other writer).
    */
-  async appendOrdered(tx: SqlTx, provenance: NewProvenanceRecord[], events: NewTaskEvent[]): Promise<void> {
+  async appendOrdered(
+    tx: SqlTx,
+    provenance: NewProvenanceRecord[],
+    events: NewTaskEvent[],
+    /** The audit entries this transaction wrote for these records (already inserted): bound to them by digest. */
+    audit: NewAuditEntry[] = [],
+  ): Promise<void> {
     if (!provenance.length && !events.length) return;
-    const sealed = await this.provenance.seal(tx, provenance);
+    const eventRows: EventRowContent[] = events.map((e) => ({
+      task_id: e.taskId,
+      type: e.type,
+      from_state: e.fromState ?? null,
+      to_state: e.toState ?? null,
+      actor: e.actor,
+      data: e.data ?? {},
+    }));
+    // Each record carries the digests of its task's state-change events and audit entries (provenance/rows.ts).
+    const bound = provenance.length
+      ? bindRows(provenance, audit.length ? (JSON.parse(auditRowsJson(audit)) as AuditRowContent[]) : [], eventRows)
+      : provenance;
+    const sealed = await this.provenance.seal(tx, bound);
     await tx.$executeRawUnsafe(
       `WITH chain AS (${provenanceInsertSql("$2")}
        ), lock AS (
@@ -111,16 +133,7 @@ export class Trail {
               (e.v->>'to_state')::"TaskState", e.v->>'actor', e.v->'data'
          FROM lock, jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(v, n)
         ORDER BY e.n`,
-      JSON.stringify(
-        events.map((e) => ({
-          task_id: e.taskId,
-          type: e.type,
-          from_state: e.fromState ?? null,
-          to_state: e.toState ?? null,
-          actor: e.actor,
-          data: e.data ?? {},
-        })),
-      ),
+      JSON.stringify(eventRows),
       provenanceRowsJson(sealed),
     );
   }

@@ -3,9 +3,10 @@ import type { Database } from "../db/database.js";
 import type { TrustConfig } from "../keystore/config.js";
 import { openKeystore } from "../keystore/index.js";
 import type { KeystoreProvider } from "../keystore/provider.js";
-import { loadSigningKey, SecretBox, SecretStore } from "../keystore/secrets.js";
+import { SecretBox, SecretStore } from "../keystore/secrets.js";
 import type { Logger } from "../logger.js";
-import { ProvenanceService } from "../provenance/service.js";
+import type { ProvenanceService } from "../provenance/service.js";
+import { createProvenance } from "../provenance/setup.js";
 import { AuthService } from "./service.js";
 
 /** Keystore, sealed secrets, audit trail, provenance chain and sign-in, built together at start. */
@@ -25,7 +26,7 @@ export async function createTrustServices(db: Database, config: TrustConfig, log
   const secretBox = await SecretBox.fromKeystore(keystore);
   const secrets = new SecretStore(db.prisma, secretBox);
   const audit = new AuditService(db);
-  const provenance = new ProvenanceService(db, await loadSigningKey(secrets));
+  const { provenance } = await createProvenance(db, secrets, config, log);
   const auth = new AuthService(db, audit, config, log);
   await auth.bootstrap();
   log.info({ keystore: keystore.name, provenanceKeyId: provenance.keyId }, "keystore opened");

@@ -37,6 +37,22 @@ export const trustEnvShape = {
     .min(1)
     .max(24 * 60)
     .default(60),
+  /**
+   * The checkpoint origin line and the signing key's name in checkpoint notes (no spaces, no '+');
+   * default agent-agency/<host name>.
+   */
+  PROVENANCE_ORIGIN: optional(
+    z
+      .string()
+      .max(200)
+      .regex(/^[^\s+]+$/, "PROVENANCE_ORIGIN has no spaces and no '+' (a signed-note key name)"),
+  ),
+  /** The admin's file of pinned provenance public keys; defaults to DATA_DIR/provenance-trusted-keys. */
+  PROVENANCE_TRUSTED_KEYS_FILE: optional(z.string().max(4096)),
+  /** Every committed checkpoint is appended (and fsync'd) here; meant for another volume. Off when empty. */
+  PROVENANCE_WITNESS_FILE: optional(z.string().max(4096)),
+  /** Every committed checkpoint is POSTed here (best effort); the host must be in WORKER_ALLOWED_HOSTS. */
+  PROVENANCE_WITNESS_URL: optional(z.url().max(2000)),
 } as const;
 
 export const trustEnvSchema = z.object(trustEnvShape);

@@ -175,3 +175,18 @@ export const SIGNING_KEY_SECRET = "provenance-signing-key";
 export async function loadSigningKey(store: SecretStore): Promise<SigningKey> {
   return signingKeyFromSeed(await store.getOrCreate(SIGNING_KEY_SECRET, () => randomBytes(32)));
 }
+
+/**
+ * Replaces the provenance signing key with a new random one. The old seed is kept sealed under a
+ * name of its own (history: nothing signs with it again); its public key stays trusted wherever the
+ * admin pinned it, so the checkpoints it signed keep verifying. Running servers sign with the old key
+ * until they restart, which is as valid.
+ */
+export async function rotateSigningKey(store: SecretStore): Promise<{ previous: SigningKey; current: SigningKey }> {
+  const previousSeed = await store.getOrCreate(SIGNING_KEY_SECRET, () => randomBytes(32));
+  const previous = signingKeyFromSeed(previousSeed);
+  await store.put(`${SIGNING_KEY_SECRET}.retired.${previous.keyId}`, previousSeed);
+  const seed = randomBytes(32);
+  await store.put(SIGNING_KEY_SECRET, seed);
+  return { previous, current: signingKeyFromSeed(seed) };
+}

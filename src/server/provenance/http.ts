@@ -8,9 +8,13 @@ export interface ProvenanceHttpOptions {
   actorFor(req: http.IncomingMessage): Promise<Actor | null>;
 }
 
+const PATHS = new Set(["/provenance/public-key", "/provenance/export.jsonl", "/provenance/checkpoint"]);
+
 /**
- * `GET /provenance/public-key` (PEM, public: anyone may verify) and `GET /provenance/export.jsonl` (admin).
- * Returns false when the path is not one of these, so the caller can route on.
+ * `GET /provenance/public-key` (PEM, public: anyone may verify), `GET /provenance/checkpoint` (the latest
+ * signed checkpoint note, for witnesses: viewer role, by cookie or API token) and
+ * `GET /provenance/export.jsonl` (admin). Returns false when the path is not one of these, so the caller
+ * can route on.
  */
 export function handleProvenanceHttp(
   req: http.IncomingMessage,
@@ -18,7 +22,7 @@ export function handleProvenanceHttp(
   opts: ProvenanceHttpOptions,
 ): boolean {
   const pathname = (req.url ?? "/").split("?")[0];
-  if (pathname !== "/provenance/public-key" && pathname !== "/provenance/export.jsonl") return false;
+  if (!pathname || !PATHS.has(pathname)) return false;
   if (req.method !== "GET" && req.method !== "HEAD") {
     res.writeHead(405, { Allow: "GET, HEAD", "Content-Type": "text/plain" });
     res.end("Method not allowed\n");
@@ -29,13 +33,30 @@ export function handleProvenanceHttp(
       "Content-Type": "application/x-pem-file",
       "Content-Disposition": 'inline; filename="agency-provenance.pem"',
       "X-Provenance-Key-Id": opts.provenance.keyId,
+      "X-Provenance-Verifier-Key": opts.provenance.verifierKey,
       "Cache-Control": "no-cache",
     });
     res.end(req.method === "HEAD" ? undefined : opts.provenance.publicKeyPem);
     return true;
   }
-  void exportChain(req, res, opts);
+  if (pathname === "/provenance/checkpoint") void serveCheckpoint(req, res, opts);
+  else void exportChain(req, res, opts);
   return true;
+}
+
+async function serveCheckpoint(req: http.IncomingMessage, res: http.ServerResponse, opts: ProvenanceHttpOptions) {
+  try {
+    const actor = await opts.actorFor(req);
+    if (!actor) return plain(res, 401, "Sign in first, or send a viewer's API token as a Bearer token.\n");
+    if (!hasRole(actor.role, "viewer")) return plain(res, 403, "Reading the checkpoint needs the viewer role.\n");
+    const note = await opts.provenance.latestCheckpoint();
+    if (!note) return plain(res, 404, "The log is empty: its first checkpoint is signed with its first record.\n");
+    res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" });
+    res.end(req.method === "HEAD" ? undefined : note);
+  } catch {
+    if (!res.headersSent) plain(res, 500, "The checkpoint could not be read; see the server log.\n");
+    else res.destroy();
+  }
 }
 
 async function exportChain(req: http.IncomingMessage, res: http.ServerResponse, opts: ProvenanceHttpOptions) {

@@ -3,7 +3,7 @@ import { safeText } from "../../shared/text.js";
 import { publicProcedure, router, viewerProcedure } from "../trpc.js";
 
 export const provenanceRouter = router({
-  /** Checks the whole chain: hashes, links, signatures; names the first bad record. */
+  /** Checks the whole log with the pinned keys: digests, leaf hashes, checkpoints; names the first bad record. */
   verify: viewerProcedure.query(({ ctx }) => ctx.services.provenance.verify()),
   list: viewerProcedure
     .input(
@@ -25,6 +25,9 @@ export const provenanceRouter = router({
     ),
   publicKey: publicProcedure.query(({ ctx }) => ({
     keyId: ctx.services.provenance.keyId,
+    fingerprint: ctx.services.provenance.keyId,
+    verifierKey: ctx.services.provenance.verifierKey,
+    origin: ctx.services.provenance.origin,
     pem: ctx.services.provenance.publicKeyPem,
   })),
 });

@@ -1,0 +1,317 @@
+import type { Database } from "../db/database.js";
+import { canonicalJson, sha256Hex } from "./canonical.js";
+
+/**
+ * Rows bound to the log. A record carries the digests of the rows written with it that describe its
+ * task: the audit entries (task resource) and the state-change task events of the same statement, as
+ * `rows: { audit: [[action, digest]…], events: [[toState, digest]…] }` in its payload; a `task.created`
+ * record carries the task's title, mode, priority, tier, capability, creator and spec digest already.
+ * `verifyRows` re-reads those rows and names any that were edited or deleted behind the log's back.
+ * The rows' own timestamps and database-assigned ids are not part of a digest (they are assigned by
+ * the database after the record is sealed); the record's time is in its leaf.
+ */
+
+/** The stored columns of an audit entry that a digest covers, as `auditRowsJson` writes them. */
+export interface AuditRowContent {
+  actor_kind: string;
+  actor_id: string;
+  action: string;
+  resource_type: string;
+  resource_id: string | null;
+  before: unknown;
+  after: unknown;
+  client_address: string | null;
+  user_agent: string | null;
+}
+
+export interface EventRowContent {
+  task_id: string;
+  type: string;
+  from_state: string | null;
+  to_state: string | null;
+  actor: string;
+  data: unknown;
+}
+
+export const auditRowDigest = (r: AuditRowContent): string =>
+  sha256Hex(
+    canonicalJson({
+      actor_kind: r.actor_kind,
+      actor_id: r.actor_id,
+      action: r.action,
+      resource_type: r.resource_type,
+      resource_id: r.resource_id,
+      before: r.before ?? null,
+      after: r.after ?? null,
+      client_address: r.client_address,
+      user_agent: r.user_agent,
+    }),
+  );
+
+export const eventRowDigest = (r: EventRowContent): string =>
+  sha256Hex(
+    canonicalJson({
+      task_id: r.task_id,
+      type: r.type,
+      from_state: r.from_state ?? null,
+      to_state: r.to_state ?? null,
+      actor: r.actor,
+      data: r.data ?? {},
+    }),
+  );
+
+export interface BoundRows {
+  audit?: [string, string][];
+  events?: [string, string][];
+}
+
+interface Bindable {
+  kind: string;
+  taskId?: string | null;
+  payload: unknown;
+}
+
+/**
+ * Adds to the last record of each task in `records` the digests of that task's audit entries and
+ * state-change events among `audit` and `events` (what the same statement writes).
+ */
+export function bindRows<T extends Bindable>(records: T[], audit: AuditRowContent[], events: EventRowContent[]): T[] {
+  if (!records.length || (!audit.length && !events.length)) return records;
+  const lastOf = new Map<string, number>();
+  records.forEach((r, i) => {
+    if (r.taskId && r.payload && typeof r.payload === "object" && !Array.isArray(r.payload)) lastOf.set(r.taskId, i);
+  });
+  if (!lastOf.size) return records;
+  const bound = new Map<number, BoundRows>();
+  const slot = (taskId: string | null) => {
+    const i = taskId === null ? undefined : lastOf.get(taskId);
+    if (i === undefined) return null;
+    const existing = bound.get(i);
+    if (existing) return existing;
+    const b: BoundRows = {};
+    bound.set(i, b);
+    return b;
+  };
+  for (const a of audit) {
+    if (a.resource_type !== "task") continue;
+    const b = slot(a.resource_id);
+    if (!b) continue;
+    b.audit ??= [];
+    b.audit.push([a.action, auditRowDigest(a)]);
+  }
+  for (const e of events) {
+    if (!e.to_state) continue;
+    const b = slot(e.task_id);
+    if (!b) continue;
+    b.events ??= [];
+    b.events.push([e.to_state, eventRowDigest(e)]);
+  }
+  if (!bound.size) return records;
+  return records.map((r, i) => {
+    const rows = bound.get(i);
+    return rows ? { ...r, payload: { ...(r.payload as Record<string, unknown>), rows } } : r;
+  });
+}
+
+export interface RowFinding {
+  table: "tasks" | "audit_entries" | "task_events";
+  /** The row's id (tasks.id, audit_entries.id, task_events.seq); null when the row is gone. */
+  id: string | null;
+  /** The record that binds it. */
+  seq: string;
+  reason: string;
+}
+
+export interface RowsReport {
+  ok: boolean;
+  /** Rows compared with their digests. */
+  checked: number;
+  findings: RowFinding[];
+}
+
+interface TaskRow {
+  id: string;
+  title: string;
+  mode: string;
+  priority: string;
+  risk_tier: number;
+  capability: string;
+  spec: unknown;
+  created_by: string;
+}
+
+interface CreatedPayload {
+  title?: unknown;
+  mode?: unknown;
+  priority?: unknown;
+  riskTier?: unknown;
+  capability?: unknown;
+  specDigest?: unknown;
+  by?: { id?: unknown };
+}
+
+const TASKS_PER_PAGE = 200;
+
+/**
+ * Re-reads the rows the log's records bind and compares them with the digests the records carry,
+ * a page of tasks at a time. Run after the log itself verified: it trusts the records' payloads.
+ */
+export async function verifyRows(db: Database): Promise<RowsReport> {
+  const findings: RowFinding[] = [];
+  let checked = 0;
+  let after = "";
+  for (;;) {
+    const ids = (
+      await db.query<{ task_id: string }>(
+        `SELECT DISTINCT task_id FROM provenance_records WHERE task_id > $1 ORDER BY task_id LIMIT ${TASKS_PER_PAGE}`,
+        [after],
+      )
+    ).map((r) => r.task_id);
+    if (!ids.length) break;
+    after = ids[ids.length - 1] as string;
+    const records = await db.query<{ seq: string; kind: string; task_id: string; payload: Record<string, unknown> }>(
+      `SELECT seq::text AS seq, kind, task_id, payload FROM provenance_records
+        WHERE task_id = ANY($1::text[]) AND (kind = 'task.created' OR payload ? 'rows') ORDER BY seq`,
+      [ids],
+    );
+    // Only ids that are task ids (uuids) can have rows; anything else on the log binds none.
+    const uuids = ids.filter((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id));
+    const [tasks, audit, events] = await Promise.all([
+      db.query<TaskRow>(
+        `SELECT id::text AS id, title, mode::text AS mode, priority::text AS priority, risk_tier, capability, spec,
+                created_by FROM tasks WHERE id = ANY($1::uuid[])`,
+        [uuids],
+      ),
+      db.query<AuditRowContent & { id: string }>(
+        `SELECT id::text AS id, actor_kind, actor_id, action, resource_type, resource_id, before, after,
+                client_address, user_agent
+           FROM audit_entries WHERE resource_type = 'task' AND resource_id = ANY($1::text[]) ORDER BY id`,
+        [ids],
+      ),
+      db.query<EventRowContent & { seq: string }>(
+        `SELECT seq::text AS seq, task_id::text AS task_id, type, from_state::text AS from_state,
+                to_state::text AS to_state, actor, data
+           FROM task_events WHERE task_id = ANY($1::uuid[]) AND to_state IS NOT NULL ORDER BY seq`,
+        [uuids],
+      ),
+    ]);
+    const taskById = new Map(tasks.map((t) => [t.id, t]));
+    const rowsOf = <R>(list: R[], key: (r: R) => string | null) => {
+      const m = new Map<string, R[]>();
+      for (const r of list) {
+        const k = key(r);
+        if (k === null) continue;
+        const l = m.get(k);
+        if (l) l.push(r);
+        else m.set(k, [r]);
+      }
+      return m;
+    };
+    const auditByTask = rowsOf(audit, (a) => a.resource_id);
+    const eventsByTask = rowsOf(events, (e) => e.task_id);
+    const recordsByTask = rowsOf(records, (r) => r.task_id);
+
+    for (const [taskId, recs] of recordsByTask) {
+      for (const r of recs) {
+        if (r.kind !== "task.created") continue;
+        checked++;
+        const p = r.payload as CreatedPayload;
+        const t = taskById.get(taskId);
+        if (!t) {
+          findings.push({
+            table: "tasks",
+            id: null,
+            seq: r.seq,
+            reason: `Task ${taskId} (record ${r.seq}) was deleted.`,
+          });
+          continue;
+        }
+        const changed: string[] = [];
+        if (p.title !== t.title) changed.push("title");
+        if (p.mode !== t.mode) changed.push("mode");
+        if (p.priority !== t.priority) changed.push("priority");
+        if (p.riskTier !== t.risk_tier) changed.push("risk tier");
+        if (p.capability !== t.capability) changed.push("capability");
+        if (p.by?.id !== t.created_by) changed.push("creator");
+        if (p.specDigest !== sha256Hex(canonicalJson(t.spec ?? null))) changed.push("spec");
+        if (changed.length) {
+          findings.push({
+            table: "tasks",
+            id: t.id,
+            seq: r.seq,
+            reason: `Task ${t.id}'s ${changed.join(", ")} no longer match${changed.length === 1 ? "es" : ""} record ${r.seq}: the row was edited.`,
+          });
+        }
+      }
+      compareBound(
+        "audit_entries",
+        recs.flatMap((r) => ((r.payload.rows as BoundRows | undefined)?.audit ?? []).map((b) => ({ seq: r.seq, b }))),
+        (auditByTask.get(taskId) ?? []).map((a) => ({ id: a.id, label: a.action, digest: auditRowDigest(a) })),
+        findings,
+      );
+      compareBound(
+        "task_events",
+        recs.flatMap((r) => ((r.payload.rows as BoundRows | undefined)?.events ?? []).map((b) => ({ seq: r.seq, b }))),
+        (eventsByTask.get(taskId) ?? []).map((e) => ({
+          id: e.seq,
+          label: e.to_state ?? "",
+          digest: eventRowDigest(e),
+        })),
+        findings,
+      );
+      for (const r of recs) {
+        const rows = r.payload.rows as BoundRows | undefined;
+        checked += (rows?.audit?.length ?? 0) + (rows?.events?.length ?? 0);
+      }
+    }
+    if (ids.length < TASKS_PER_PAGE) break;
+  }
+  return { ok: findings.length === 0, checked, findings };
+}
+
+/**
+ * Matches the digests the records bound with the rows there are (a multiset: identical rows are
+ * possible). A bound digest with no row is an edited row (named: a row with the same action or state
+ * that no record binds) or a deleted one; rows no record binds are not the log's to judge.
+ */
+function compareBound(
+  table: "audit_entries" | "task_events",
+  bound: { seq: string; b: [string, string] }[],
+  rows: { id: string; label: string; digest: string }[],
+  findings: RowFinding[],
+): void {
+  if (!bound.length) return;
+  const free = new Map<string, { id: string; label: string }[]>();
+  for (const r of rows) {
+    const l = free.get(r.digest);
+    if (l) l.push(r);
+    else free.set(r.digest, [r]);
+  }
+  const missing: { seq: string; label: string }[] = [];
+  for (const { seq, b } of bound) {
+    const l = free.get(b[1]);
+    if (l?.length) l.shift();
+    else missing.push({ seq, label: b[0] });
+  }
+  const unbound = [...free.values()].flat();
+  const what = table === "audit_entries" ? "audit entry" : "state-change event";
+  for (const m of missing) {
+    const i = unbound.findIndex((r) => r.label === m.label);
+    if (i >= 0) {
+      const row = unbound.splice(i, 1)[0] as { id: string };
+      findings.push({
+        table,
+        id: row.id,
+        seq: m.seq,
+        reason: `${table} ${row.id} (${m.label}) no longer matches the ${what} record ${m.seq} bound: the row was edited.`,
+      });
+    } else {
+      findings.push({
+        table,
+        id: null,
+        seq: m.seq,
+        reason: `The ${what} (${m.label}) bound by record ${m.seq} is gone from ${table}: the row was deleted or edited beyond recognition.`,
+      });
+    }
+  }
+}
