@@ -326,7 +326,9 @@ describe.each(DATABASES)("worker results that are not valid text, on %s", (kind)
   const fakes: FaultWorker[] = [];
   let n = 0;
   beforeAll(async () => {
-    s = await startEngineApp(kind);
+    // Tier 3: one attempt, two tries, and a try timeout long enough for a loaded machine: the one try
+    // counted is the protocol error's, not a timeout's.
+    s = await startEngineApp(kind, { RETRY_POLICY: JSON.stringify({ 3: { tryTimeoutMs: 15_000 } }) });
   });
   afterAll(async () => {
     await s?.stop();

@@ -54,7 +54,12 @@ describe.each(DATABASES)("worker answer caps on %s", (kind) => {
 
   beforeAll(async () => {
     // The answer cap at its default; the artifact caps low enough to reach with a small answer.
-    s = await startEngineApp(kind, { WORKER_MAX_ARTIFACT_BYTES: String(2 * MiB), WORKER_MAX_ARTIFACTS: "50" });
+    s = await startEngineApp(kind, {
+      WORKER_MAX_ARTIFACT_BYTES: String(2 * MiB),
+      WORKER_MAX_ARTIFACTS: "50",
+      // Tier 3 (one attempt, two tries) with a try timeout long enough for a loaded machine.
+      RETRY_POLICY: JSON.stringify({ 3: { tryTimeoutMs: 15_000 } }),
+    });
     // Warm-up: the paths a task takes are loaded and compiled before any RSS is measured.
     await worker("caps-warm");
     expect((await settled((await task("caps-warm")).id)).state).toBe("accepted");
