@@ -132,6 +132,7 @@ describe("acceptance judge: pattern checks", () => {
       ARTIFACTS,
     );
     expect(outcomes.map((o) => o.status)).toEqual(["passed", "failed", "passed"]);
+    expect(outcomes[0]?.detail).toBe("/EXPORT FUNCTION/i found at src/sum.ts:1.");
   });
 });
 

@@ -42,12 +42,13 @@ function patternOutcome(
   check: { pattern: string; flags?: string; mustMatch: boolean; path?: string },
   artifacts: Artifact[],
 ): Outcome {
+  const shown = `/${check.pattern}/${check.flags ?? ""}`;
   // Specs are refused at create when their pattern does not compile; one stored before that rule gets here.
   const compiled = compileCheckPattern(check.pattern, check.flags);
   if (!compiled.ok) {
     return {
       status: "failed",
-      detail: `The pattern /${check.pattern}/ cannot run: ${compiled.message}; fix the task's acceptance criterion.`,
+      detail: `The pattern ${shown} cannot run: ${compiled.message}; fix the task's acceptance criterion.`,
     };
   }
   const { regex } = compiled;
@@ -75,15 +76,15 @@ function patternOutcome(
     .join(", ");
   const more = matches.length > MAX_LOCATIONS ? ` and ${matches.length - MAX_LOCATIONS} more` : "";
   if (check.mustMatch) {
-    if (matches.length) return { status: "passed", detail: `/${check.pattern}/ found at ${list}${more}.` };
+    if (matches.length) return { status: "passed", detail: `${shown} found at ${list}${more}.` };
     const none = candidates.length ? "" : ` (no artifact${where ? " matches that path" : ""})`;
-    return { status: "failed", detail: `/${check.pattern}/ was not found in any artifact${where}${none}.` };
+    return { status: "failed", detail: `${shown} was not found in any artifact${where}${none}.` };
   }
-  if (!matches.length) return { status: "passed", detail: `/${check.pattern}/ appears in no artifact${where}.` };
+  if (!matches.length) return { status: "passed", detail: `${shown} appears in no artifact${where}.` };
   const first = matches[0];
   return {
     status: "failed",
-    detail: `/${check.pattern}/ must not appear${where}, but it does at ${list}${more}.`,
+    detail: `${shown} must not appear${where}, but it does at ${list}${more}.`,
     ...(first ? { path: first.path, line: first.line } : {}),
   };
 }
