@@ -214,12 +214,17 @@ describe("sandbox: limits end the attempt with the limit named, and the worker s
     expect(result.error?.message).toMatch(/over its limit of 40 MiB/);
   });
 
-  it("keeps /tmp to its size (memory-backed, so it is bounded too)", async () => {
+  it("keeps /tmp and /dev/shm to their size (memory-backed, so they are bounded too) and /dev read-only", async () => {
     const result = await run(
-      "for i in 1 2 3 4 5 6; do head -c 10000000 /dev/zero > /tmp/fill$i || { echo 'tmp is full'; break; }; done",
+      "for d in /tmp /dev/shm; do for i in 1 2 3 4 5 6; do " +
+        'head -c 10000000 /dev/zero > $d/fill$i || { echo "$d is full"; break; }; done; done; ' +
+        "touch /dev/fill || echo '/dev is read-only'; echo ok > /dev/null && echo 'null still works'",
     );
     expect(result.logs?.join("\n")).toMatch(/No space left on device/);
-    expect(result.logs).toContain("tmp is full");
+    expect(result.logs).toContain("/tmp is full");
+    expect(result.logs).toContain("/dev/shm is full");
+    expect(result.logs).toContain("/dev is read-only");
+    expect(result.logs).toContain("null still works");
   });
 });
 
@@ -284,9 +289,11 @@ describe("sandbox unavailable, and WORKER_SANDBOX=off", () => {
 
 describe.each(DATABASES)("the Workers page's sandbox state, from /health (%s)", (kind) => {
   it("stores what each worker's /health says: sandboxed, unsandboxed (off), unavailable", async () => {
-    const h = await harness(kind);
-    const off = await startReferenceWorkerProcess({ env: { WORKER_SANDBOX: "off" } });
-    const broken = await startReferenceWorkerProcess({ env: { WORKER_SANDBOX_BWRAP: "/nonexistent/bwrap" } });
+    const [h, off, broken] = await Promise.all([
+      harness(kind),
+      startReferenceWorkerProcess({ env: { WORKER_SANDBOX: "off" } }),
+      startReferenceWorkerProcess({ env: { WORKER_SANDBOX_BWRAP: "/nonexistent/bwrap" } }),
+    ]);
     try {
       const caller = { actor: actor("admin") };
       const entries = [
@@ -311,5 +318,6 @@ describe.each(DATABASES)("the Workers page's sandbox state, from /health (%s)", 
       await broken.stop();
       await h.dispose();
     }
-  });
+    // A fresh migrated database and two worker processes take a while on a loaded machine; no timing is asserted.
+  }, 120_000);
 });

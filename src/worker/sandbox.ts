@@ -16,7 +16,8 @@ import { type ProcessOptions, runProcess, type ShellOutcome } from "./process.js
  * - only these host files under `/etc`, read-only, when they exist: SANDBOX_ETC_FILES (plus `/etc/resolv.conf`,
  *   `/etc/hosts` and `/etc/gai.conf` when the network is shared), and generated `/etc/passwd`, `/etc/group` and
  *   (without network) `/etc/hosts` naming only the sandbox's user and localhost;
- * - a private `/tmp` (tmpfs of `limits.tmpBytes`), a fresh `/proc` of its own PID namespace, a minimal `/dev`;
+ * - a private `/tmp` and `/dev/shm` (tmpfs of `limits.tmpBytes` each), a fresh `/proc` of its own PID namespace, a
+ *   minimal read-only `/dev` (null, zero, full, random, urandom, tty, pts); everything else read-only;
  * - the environment SANDBOX_BASE_ENV plus the variables the caller passes (nothing of the worker's own).
  *
  * It runs as uid/gid 65534 in its own user namespace with every capability dropped, in new IPC, PID, UTS, cgroup
@@ -46,7 +47,7 @@ export interface SandboxLimits {
   maxWorkspaceBytes: number;
   /** Sampled: entries (files, directories, links) in the workspace. */
   maxWorkspaceFiles: number;
-  /** Size of the private /tmp (memory-backed). */
+  /** Size of the private /tmp, and of /dev/shm (each memory-backed). */
   tmpBytes: number;
 }
 
@@ -477,6 +478,12 @@ export function createScriptSandbox(options: SandboxOptions = {}): ScriptSandbox
       "/proc",
       "--dev",
       "/dev",
+      // bwrap's /dev is a tmpfs of half the host's memory: /dev/shm gets a bounded one of its own and the rest of
+      // /dev becomes read-only below (device nodes stay usable).
+      "--size",
+      String(limits.tmpBytes),
+      "--tmpfs",
+      "/dev/shm",
       "--size",
       String(limits.tmpBytes),
       "--tmpfs",
@@ -488,6 +495,8 @@ export function createScriptSandbox(options: SandboxOptions = {}): ScriptSandbox
       // workspace are separate mounts and stay writable.
       "--remount-ro",
       "/",
+      "--remount-ro",
+      "/dev",
       "--chdir",
       SANDBOX_WORKSPACE,
       "--info-fd",
