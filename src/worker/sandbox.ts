@@ -27,10 +27,11 @@ import { type ProcessOptions, runProcess, type ShellOutcome } from "./process.js
  * sandbox's processes are an unprivileged host user too, and the workspace is handed to that user for the run.
  *
  * Limits: `ulimit` in the sandbox's first shell sets RLIMIT_AS (memory, per process), RLIMIT_NPROC (processes;
- * counted per user namespace, so per sandbox), RLIMIT_FSIZE (largest file) and RLIMIT_CORE 0 (no core dumps in the
- * workspace). A watchdog samples the sandbox every `watchIntervalMs`: its processes (count and total resident
+ * counted per user namespace, so per sandbox; the kernel exempts host root from it, which is why a root worker
+ * starts bwrap as 65534), RLIMIT_FSIZE (largest file) and RLIMIT_CORE 0 (no core dumps in the workspace). A watchdog samples the sandbox every `watchIntervalMs`: its processes (count and total resident
  * memory) and the workspace's total bytes and file count; over a limit it stops the sandbox and says which limit.
- * The wall-time limit is the caller's `timeoutMs`.
+ * The wall-time limit is the caller's `timeoutMs`. Stopping the sandbox signals bwrap, whose death takes every
+ * process in the sandbox with it (--die-with-parent, PID namespace): a script gets no grace period to clean up.
  */
 
 export type SandboxMode = "bubblewrap" | "off";
