@@ -37,7 +37,7 @@ const UNSUPPORTED: ReadonlyArray<{ test: RegExp; what: string }> = [
   { test: /^\(\?>/, what: "atomic groups ((?>…)) are" },
   { test: /^\(\?\(/, what: "conditionals ((?(…)…)) are" },
   { test: /^\(\?(?:R|[+-]?\d)\)/, what: "recursion ((?R), (?1)) is" },
-  { test: /^[*+?}][+]/, what: "possessive quantifiers (a++, a*+) are" },
+  { test: /^(?:[*+?]|\{\d+(?:,\d*)?\})\+/, what: "possessive quantifiers (a++, a*+, a{2}+) are" },
 ];
 
 /** The first unsupported construct outside a character class, if any. */
@@ -46,11 +46,22 @@ function unsupportedConstruct(pattern: string): string | null {
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i];
     if (ch === "\\") {
+      const next = pattern[i + 1];
       if (!inClass) {
         const hit = UNSUPPORTED.find((u) => u.test.test(pattern.slice(i, i + 4)));
         if (hit) return hit.what;
       }
-      i++;
+      if (next === "Q") {
+        // \Q…\E quotes everything up to \E (or the end).
+        const end = pattern.indexOf("\\E", i + 2);
+        i = end === -1 ? pattern.length : end + 1;
+      } else if ((next === "p" || next === "P" || next === "x") && pattern[i + 2] === "{") {
+        // \p{Greek}, \x{41}: the braces belong to the escape, not to a repeat.
+        const end = pattern.indexOf("}", i + 3);
+        i = end === -1 ? pattern.length : end;
+      } else {
+        i++;
+      }
       continue;
     }
     if (inClass) {
@@ -64,7 +75,7 @@ function unsupportedConstruct(pattern: string): string | null {
       if (pattern[i + 1] === "]") i++;
       continue;
     }
-    const hit = UNSUPPORTED.find((u) => u.test.test(pattern.slice(i, i + 6)));
+    const hit = UNSUPPORTED.find((u) => u.test.test(pattern.slice(i, i + 16)));
     if (hit) return hit.what;
   }
   return null;
@@ -73,6 +84,7 @@ function unsupportedConstruct(pattern: string): string | null {
 /** Compiles a check's pattern with RE2 semantics, or says, for the field at fault, why it cannot run. */
 export function compileCheckPattern(pattern: string, flags = ""): PatternCompilation {
   let bits = RE2JS.MULTILINE;
+  const seen = new Set<string>();
   for (const f of flags) {
     const bit = FLAGS[f];
     if (bit === undefined) {
@@ -83,6 +95,8 @@ export function compileCheckPattern(pattern: string, flags = ""): PatternCompila
         message: `Flag "${f}" is not supported; use ${SUPPORTED_PATTERN_FLAGS.split("").join(", ")} (i ignores case, s lets . match a newline; patterns are always multiline and Unicode)`,
       };
     }
+    if (seen.has(f)) return { ok: false, field: "flags", unsupported: false, message: `Flag "${f}" is given twice` };
+    seen.add(f);
     bits |= bit;
   }
   const construct = unsupportedConstruct(pattern);
@@ -97,7 +111,8 @@ export function compileCheckPattern(pattern: string, flags = ""): PatternCompila
   try {
     return { ok: true, regex: RE2JS.compile(pattern, bits) };
   } catch (err) {
-    const why = (err as Error).message.replace(/^error parsing regexp: /, "");
+    // re2js compiles the flags as a prefix such as `(?m)`; the fragment it quotes should be the operator's own.
+    const why = (err as Error).message.replace(/^error parsing regexp: /, "").replace(/`(?:\(\?[ims]\))+/, "`");
     return {
       ok: false,
       field: "pattern",

@@ -44,7 +44,7 @@ export const acceptanceCheckSchema = z.discriminatedUnion("kind", [
       /** RE2 syntax (linear-time matching); compiled here so an invalid or unsupported one is refused at create. */
       pattern: trimmed(LIMITS.checkPattern, "Check pattern").min(1, "Check pattern is required"),
       /** Regex-literal flags: i and s change matching; m and u are always on. */
-      flags: z.string().max(4, "Check flags must be at most 4 characters").optional(),
+      flags: z.string().optional(),
       mustMatch: z.boolean().default(true),
       path: trimmed(LIMITS.glob, "Check path").optional(),
     })
