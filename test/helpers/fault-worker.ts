@@ -265,7 +265,7 @@ import { loadConfig } from "../../src/server/config.js";
 import type { AppRouter } from "../../src/server/router.js";
 import { createServices, type Services } from "../../src/server/services.js";
 import { freshDatabase, type TestDatabase } from "./databases.js";
-import { silentLog } from "./services.js";
+import { silentLog, testConfig } from "./services.js";
 
 /** Short timeouts and backoffs so fault tests run fast; none of them is asserted on. */
 /** The bootstrap admin's API token every execution test client signs in with. */
@@ -309,7 +309,16 @@ export async function startEngineApp(
   env: Record<string, string> = {},
 ): Promise<EngineApp> {
   const db = await freshDatabase(kind);
-  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", WEB_DIST_DIR: "/nonexistent", ...FAST_ENV, ...env });
+  // A trusted-keys file of this database's own (see testConfig in ./services.ts).
+  const keys = testConfig().PROVENANCE_TRUSTED_KEYS_FILE as string;
+  const config = loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    WEB_DIST_DIR: "/nonexistent",
+    PROVENANCE_TRUSTED_KEYS_FILE: keys,
+    ...FAST_ENV,
+    ...env,
+  });
   const services = await createServices(db, silentLog, config);
   await services.start();
   const app = createApp({ config, log: silentLog, services });

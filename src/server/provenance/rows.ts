@@ -171,7 +171,7 @@ export async function verifyRows(db: Database): Promise<RowsReport> {
     after = ids[ids.length - 1] as string;
     const records = await db.query<{ seq: string; kind: string; task_id: string; payload: Record<string, unknown> }>(
       `SELECT seq::text AS seq, kind, task_id, payload FROM provenance_records
-        WHERE task_id = ANY($1::text[]) AND (kind = 'task.created' OR payload ? 'rows') ORDER BY seq`,
+        WHERE task_id = ANY($1::text[]) AND (kind = 'task.created' OR payload ? 'rows') ORDER BY provenance_records.seq`,
       [ids],
     );
     // Only ids that are task ids (uuids) can have rows; anything else on the log binds none.
@@ -191,7 +191,7 @@ export async function verifyRows(db: Database): Promise<RowsReport> {
       db.query<EventRowContent & { seq: string }>(
         `SELECT seq::text AS seq, task_id::text AS task_id, type, from_state::text AS from_state,
                 to_state::text AS to_state, actor, data
-           FROM task_events WHERE task_id = ANY($1::uuid[]) AND to_state IS NOT NULL ORDER BY seq`,
+           FROM task_events WHERE task_id = ANY($1::uuid[]) AND to_state IS NOT NULL ORDER BY task_events.seq`,
         [uuids],
       ),
     ]);

@@ -383,7 +383,7 @@ export class ProvenanceService {
       async (tx) => {
         await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${PROVENANCE_LOCK_KEY}::bigint)`);
         const [head] = await tx.$queryRawUnsafe<{ seq: string; frontier: string | null; leaf_hash: string | null }[]>(
-          `SELECT seq::text AS seq, frontier, leaf_hash FROM provenance_records ORDER BY seq DESC LIMIT 1`,
+          `SELECT seq::text AS seq, frontier, leaf_hash FROM provenance_records ORDER BY provenance_records.seq DESC LIMIT 1`,
         );
         // Only a legacy head (no leaf hash yet) is derived: a Merkle-era head without a frontier means the
         // log's tail was cut, which appends then report (readHead) and the verifier names.

@@ -1,4 +1,5 @@
-import { open } from "node:fs/promises";
+import { mkdir, open } from "node:fs/promises";
+import path from "node:path";
 import { request } from "undici";
 import type { Logger } from "../logger.js";
 
@@ -33,6 +34,7 @@ export class WitnessFile {
         const count = this.pending.length;
         this.pending = [];
         try {
+          await mkdir(path.dirname(this.file), { recursive: true });
           const fh = await open(this.file, "a", 0o644);
           try {
             await fh.appendFile(`${batch}\n`);
