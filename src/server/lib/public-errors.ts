@@ -28,6 +28,8 @@ export function hidesDetail(error: TRPCError): boolean {
   const cause = error.cause;
   if (cause instanceof ZodError || cause instanceof DomainError) return false;
   if (error.code === "INTERNAL_SERVER_ERROR") return true;
+  // The request body's own JSON syntax error describes the client's input, nothing of ours.
+  if (cause instanceof SyntaxError) return false;
   return cause !== undefined && cause.name !== "TRPCError" && error.message === cause.message;
 }
 
