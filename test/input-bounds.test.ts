@@ -409,6 +409,51 @@ describe.each(DATABASES)("worker results that are not valid text, on %s", (kind)
     }
   }
 
+  /** A worker of a few lines, registered under `capability`, answering /execute with `answer`. */
+  async function rawWorker(capability: string, answer: (res: http.ServerResponse, request: unknown) => void) {
+    const server = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      if (req.url === "/health") {
+        res.writeHead(200, { "content-type": "application/json" });
+        return void res.end(JSON.stringify({ status: "ok", protocol: 1, capabilities: [capability], inFlight: 0 }));
+      }
+      answer(res, JSON.parse(Buffer.concat(chunks).toString("utf8")));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await s.http.workers.register.mutate({ name: capability, url, capabilities: [capability] });
+    return {
+      close: () => {
+        server.closeAllConnections();
+        return new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  it("quotes a malformed answer holding a NUL byte with U+FFFD in the attempt's error and its try event", async () => {
+    const w = await rawWorker("raw-nul", (res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(Buffer.from('{"status":"completed","summary":"a\u0000b', "latin1"));
+    });
+    try {
+      const t = await run("raw-nul");
+      expect(t.state).toBe("failed");
+      expect(t.attempts[0]?.error).toMatch(
+        /^Worker raw-nul answered with malformed JSON \(.*\): \{"status":"completed","summary":"a\uFFFDb$/,
+      );
+      // The try's event was written (a NUL would have sunk its whole batch of events).
+      const tried = await waitFor(
+        "the try event",
+        () => s.http.tasks.get.query({ id: t.id }),
+        (x) => x.events.some((e) => e.type === "attempt_try_failed"),
+      );
+      expect(tried.events.find((e) => e.type === "attempt_try_failed")?.data.error).toContain("a\uFFFDb");
+    } finally {
+      await w.close();
+    }
+  });
+
   it("keeps a streamed log line with a NUL or a lone surrogate, as U+FFFD, and the task goes on", async () => {
     // A worker relaying a script's binary output in a log line of its NDJSON answer.
     const relay = http.createServer(async (req, res) => {

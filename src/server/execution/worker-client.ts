@@ -481,7 +481,7 @@ function parseResult(text: string, workerName: string): ExecuteResult {
     json = JSON.parse(text);
   } catch (err) {
     throw protocolError(
-      `Worker ${workerName} answered with malformed JSON (${(err as Error).message}): ${text.slice(0, 200)}`,
+      `Worker ${workerName} answered with malformed JSON (${(err as Error).message}): ${toStorableText(text.slice(0, 200))}`,
     );
   }
   return checkedResult(json, workerName);
