@@ -176,6 +176,41 @@ describe.each(DATABASES)("provenance log on %s", (kind) => {
   });
 });
 
+describe.each(DATABASES)("a legacy hash chain upgraded at first start on %s", (kind) => {
+  it("derives the leaf hashes, the frontier and a first checkpoint once, keeps the old signatures as history", async () => {
+    const db = await freshDatabase(kind);
+    try {
+      // Rows as the per-record-signature chain wrote them before the migration.
+      for (let i = 1; i <= 5; i++) {
+        const payload = JSON.stringify({ i, legacy: true });
+        const { payloadDigest } = await import("../src/server/provenance/log.js");
+        await db.query(
+          `INSERT INTO provenance_records (seq, kind, task_id, payload, payload_digest, prev_hash, hash, signature, key_id,
+             created_at) VALUES ($1, 'task.created', $2, $3::jsonb, $4, $5, $6, 'old-signature', 'old-key', now())`,
+          [i, `legacy-${i}`, payload, payloadDigest(JSON.parse(payload)), "0".repeat(64), String(i).repeat(64)],
+        );
+      }
+      const prov = await service(db);
+      expect((await prov.verify()).findings[0]).toMatchObject({ problem: "leaf", seq: "1" });
+      expect(await prov.init()).toEqual({ upgraded: 5 });
+      expect(await prov.init()).toEqual({ upgraded: 0 });
+      expect(await prov.verify()).toMatchObject({ ok: true, checked: 5, checkpointsVerified: 1 });
+      await prov.appendNow({ kind: "task.cancel", taskId: "legacy-1", payload: { after: "upgrade" } });
+      expect(await prov.verify()).toMatchObject({ ok: true, checked: 6, checkpointsVerified: 2 });
+      const history = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM provenance_records WHERE signature = 'old-signature' AND leaf_hash IS NOT NULL`,
+      );
+      expect(history[0]?.n).toBe(5);
+      // The one-time allowance is spent: the upgraded rows are as immutable as the rest.
+      await expect(db.exec(`UPDATE provenance_records SET payload = '{}' WHERE seq = 2`)).rejects.toThrow(
+        /append-only/,
+      );
+    } finally {
+      await db.dispose();
+    }
+  }, 120_000);
+});
+
 describe.skipIf(!POSTGRES_URL)("provenance across processes on one Postgres server", () => {
   it("two connection pools (as two server processes) appending at once keep one log", async () => {
     const db1 = await freshDatabase("postgres");

@@ -236,6 +236,8 @@ export class Finisher {
         tx,
         [...out.provenance, ...refilled.provenance],
         [...out.events, ...refilled.events],
+        // Bound to the records by digest (provenance/rows.ts): `provenance:verify --rows` re-reads them.
+        out.audit,
       );
       return { written, committed: refilled.committed };
     });
