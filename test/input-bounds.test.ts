@@ -1,10 +1,14 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { createTRPCClient, createWSClient, TRPCClientError, wsLink } from "@trpc/client";
 import pino from "pino";
+import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { type App, createApp } from "../src/server/app.js";
 import { loadConfig } from "../src/server/config.js";
+import type { AppRouter } from "../src/server/router.js";
 import { createServices } from "../src/server/services.js";
 import { LIMITS } from "../src/shared/task-spec.js";
 import { TERMINAL_STATES } from "../src/shared/task-state.js";
@@ -224,6 +228,25 @@ describe.each(DATABASES)("input bounds on %s", (kind) => {
         expect(logged).toHaveLength(1);
         expect(logged[0]).toMatch(/tasks|relation|does not exist/);
         expect(logged[0]).toContain(procedure);
+      }
+      // Over the WebSocket too: the same formatter, and the detail logged under the id given.
+      const wsClient = createWSClient({
+        url: `${s.url.replace("http", "ws")}/trpc`,
+        WebSocket: WebSocket as never,
+        connectionParams: { token: s.token },
+      });
+      try {
+        const client = createTRPCClient<AppRouter>({ links: [wsLink({ client: wsClient, transformer: superjson })] });
+        const err = (await client.tasks.list.query({}).catch((e: unknown) => e)) as TRPCClientError<AppRouter>;
+        expect(err).toBeInstanceOf(TRPCClientError);
+        const id = (err.data as { errorId?: string } | undefined)?.errorId ?? "";
+        expect(err.message).toBe(
+          `Internal error ${id}: the server could not complete this request. Its log has the detail under this id.`,
+        );
+        expectNoLeak(JSON.stringify({ message: err.message, data: err.data }));
+        expect(s.logs.filter((l) => l.includes(id))).toHaveLength(1);
+      } finally {
+        wsClient.close();
       }
     } finally {
       await s.db.exec(`ALTER TABLE tasks_moved_away RENAME TO tasks`);
