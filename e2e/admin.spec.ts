@@ -10,6 +10,20 @@ async function signInAs(page: Page, username: string, password: string) {
   await expect(page).toHaveURL(/\/tasks$/);
 }
 
+/** A user an admin created signs in the first time: the console makes them choose their own password. */
+async function firstSignIn(page: Page, username: string, initial: string, chosen: string) {
+  await page.goto("/sign-in");
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(initial);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page).toHaveURL(/\/account\/password\?next=/);
+  await page.getByLabel("Current password").fill(initial);
+  await page.getByLabel("New password", { exact: true }).fill(chosen);
+  await page.getByLabel("New password again").fill(chosen);
+  await page.getByRole("button", { name: "Change password" }).click();
+  await expect(page).toHaveURL(/\/tasks$/);
+}
+
 test("a viewer sees no submit, cancel, bulk or admin controls, and the server refuses them anyway", async ({
   browser,
   server,
@@ -20,7 +34,7 @@ test("a viewer sees no submit, cancel, bulk or admin controls, and the server re
   const context = await browser.newContext({ baseURL: server.url });
   try {
     const page = await context.newPage();
-    await signInAs(page, "vera", password);
+    await firstSignIn(page, "vera", password, "vera-chose-this-one");
     await expect(page.getByRole("link", { name: "Look, do not touch" })).toBeVisible();
     await expect(page.getByRole("link", { name: "New task" })).toHaveCount(0);
     await expect(page.getByRole("button", { name: /^Cancel/ })).toHaveCount(0);
@@ -44,13 +58,18 @@ test("a viewer sees no submit, cancel, bulk or admin controls, and the server re
     await expect(page.getByTestId("chain-state")).toBeVisible();
     await expect(page.getByRole("link", { name: /Export chain/ })).toHaveCount(0);
 
-    // Hidden is not the protection: the server says no on its own.
+    // Hidden is not the protection: the server says no on its own (from the console's own origin, so it
+    // is the role that refuses; a foreign origin is refused before that).
+    const fromConsole = { origin: server.url };
     const cancel = await page.request.post("/trpc/tasks.cancel", {
       data: { json: { id: task.id, reason: "trying anyway" } },
+      headers: fromConsole,
     });
     expect(cancel.status()).toBe(403);
+    expect(await cancel.text()).toContain("needs the operator role");
     const trip = await page.request.post("/trpc/workers.trip", {
       data: { json: { id: (await server.api.workers.list.query())[0]?.id } },
+      headers: fromConsole,
     });
     expect(trip.status()).toBe(403);
     expect((await page.request.get("/provenance/export.jsonl")).status()).toBe(403);
@@ -128,11 +147,11 @@ test("a token is shown once with a copy button, works as a bearer token, and sto
 });
 
 test("a user changes their own password and signs in with the new one", async ({ browser, server }) => {
-  await server.api.users.create.mutate({ username: "pat", role: "operator", password: "the-first-password" });
+  await server.api.users.create.mutate({ username: "pat", role: "operator", password: "set-by-the-admin" });
   const context = await browser.newContext({ baseURL: server.url });
   try {
     const page = await context.newPage();
-    await signInAs(page, "pat", "the-first-password");
+    await firstSignIn(page, "pat", "set-by-the-admin", "the-first-password");
     await page.getByRole("link", { name: "Password" }).click();
     await page.getByLabel("Current password").fill("not-the-password");
     await page.getByLabel("New password", { exact: true }).fill("the-second-password");
@@ -151,5 +170,40 @@ test("a user changes their own password and signs in with the new one", async ({
     await signInAs(page, "pat", "the-second-password");
   } finally {
     await context.close();
+  }
+});
+
+test("an admin resets a user's password and ends their sessions; the user must choose a new one", async ({
+  page,
+  browser,
+  server,
+}) => {
+  await server.api.users.create.mutate({ username: "rex", role: "operator", password: "rex-initial-password" });
+  const rexContext = await browser.newContext({ baseURL: server.url });
+  try {
+    const rex = await rexContext.newPage();
+    await firstSignIn(rex, "rex", "rex-initial-password", "rex-own-password");
+
+    await page.goto("/admin/users");
+    const row = page.getByRole("row").filter({ hasText: "rex" });
+    await row.getByRole("button", { name: "End sessions of rex" }).click();
+    await expect(row.getByRole("status")).toHaveText("1 session ended");
+    await rex.goto("/tasks");
+    await expect(rex).toHaveURL(/\/sign-in\?next=/);
+    await signInAs(rex, "rex", "rex-own-password");
+
+    await row.getByRole("button", { name: "Reset password of rex" }).click();
+    await row.getByRole("button", { name: "Confirm reset of rex's password" }).click();
+    const temporary = page.getByLabel("Temporary password for rex");
+    await expect(temporary).not.toHaveValue("");
+    const password = await temporary.inputValue();
+    await expect(row).toContainText("must change password");
+    await rex.goto("/tasks");
+    await expect(rex).toHaveURL(/\/sign-in\?next=/);
+    await firstSignIn(rex, "rex", password, "rex-second-own-password");
+    const actions = (await server.api.audit.list.query({ actorId: server.admin.username })).items.map((e) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(["user.end_sessions", "user.reset_password"]));
+  } finally {
+    await rexContext.close();
   }
 });

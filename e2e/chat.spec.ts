@@ -8,6 +8,12 @@ const OPERATOR = { username: "olga", displayName: "Olga Operator", password: "ol
 async function signInAs(context: BrowserContext, server: ServerProcess, username: string, password: string) {
   const res = await context.request.post(`${server.url}/trpc/auth.signIn`, { data: { json: { username, password } } });
   if (!res.ok()) throw new Error(`Signing in as ${username} failed: ${res.status()} ${await res.text()}`);
+  // A user an admin created chooses their own password at first sign-in (as the console's page would).
+  const changed = await context.request.post(`${server.url}/trpc/auth.changePassword`, {
+    data: { json: { currentPassword: password, newPassword: `${password}-own` } },
+    headers: { origin: server.url },
+  });
+  if (!changed.ok()) throw new Error(`Choosing ${username}'s password failed: ${changed.status()}`);
 }
 
 const composer = (page: Page) => page.getByRole("textbox", { name: "Message" });

@@ -43,6 +43,8 @@ const NEEDS: Record<string, Need> = {
   "users.create": "admin",
   "users.update": "admin",
   "users.disable": "admin",
+  "users.resetPassword": "admin",
+  "users.endSessions": "admin",
   "tokens.list": "viewer",
   "tokens.create": "viewer",
   "tokens.revoke": "viewer",
@@ -100,6 +102,23 @@ function refusal(err: unknown): string {
   const code = err instanceof TRPCClientError ? (err.data as { code?: string } | undefined)?.code : undefined;
   return code === "UNAUTHORIZED" || code === "FORBIDDEN" ? code : "allowed";
 }
+/** Signs a user an admin created in, and sets their own password as the console makes them; returns the cookie. */
+async function firstSignIn(s: RunningApp, username: string, initial: string, chosen: string): Promise<string> {
+  const res = await fetch(`${s.url}/trpc/auth.signIn`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ json: { username, password: initial } }),
+  });
+  const cookie = (res.headers.get("set-cookie") ?? "").split(";")[0] as string;
+  const changed = await fetch(`${s.url}/trpc/auth.changePassword`, {
+    method: "POST",
+    headers: { "content-type": "application/json", cookie, origin: s.url },
+    body: JSON.stringify({ json: { currentPassword: initial, newPassword: chosen } }),
+  });
+  if (changed.status !== 200) throw new Error(`changing ${username}'s password failed: ${await changed.text()}`);
+  return cookie;
+}
+
 const expected = (need: Need, caller: (typeof CALLERS)[number]) =>
   need === "public"
     ? "allowed"
@@ -207,10 +226,27 @@ describe.each(DATABASES)("sign-in and roles over HTTP and WebSocket on %s", (kin
     expect(await res.text()).not.toContain(session);
     expect((await signIn({ "x-forwarded-proto": "https" })).headers.get("set-cookie")).toMatch(/; Secure$/);
 
+    // As the console's own page would: browsers send Origin with every POST.
     const call = (path: string, init: RequestInit = {}) =>
-      fetch(`${s.url}/trpc/${path}`, { ...init, headers: { cookie: `agency_session=${session}`, ...init.headers } });
+      fetch(`${s.url}/trpc/${path}`, {
+        ...init,
+        headers: { cookie: `agency_session=${session}`, origin: s.url, ...init.headers },
+      });
     const me = await (await call("auth.me")).json();
-    expect(me.result.data.json).toMatchObject({ via: "session", user: { username: "cookie-user", role: "operator" } });
+    expect(me.result.data.json).toMatchObject({
+      via: "session",
+      user: { username: "cookie-user", role: "operator", mustChangePassword: true },
+    });
+    // An admin set this password: until the user chooses their own, nothing else is open.
+    const blocked = await call("system.whoami");
+    expect(blocked.status).toBe(403);
+    expect(await blocked.text()).toContain("choose your own");
+    const changed = await call("auth.changePassword", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ json: { currentPassword: "cookie password 1", newPassword: "cookie password 2" } }),
+    });
+    expect(changed.status).toBe(200);
     expect((await call("system.whoami")).status).toBe(200);
     expect((await call("users.list")).status).toBe(403);
 
@@ -222,7 +258,12 @@ describe.each(DATABASES)("sign-in and roles over HTTP and WebSocket on %s", (kin
     expect(out.headers.get("set-cookie")).toMatch(/^agency_session=; .*Max-Age=0/);
     expect((await call("system.whoami")).status).toBe(401);
     const audit = await s.httpAs(s.token).audit.list.query({ actorId: "cookie-user" });
-    expect(audit.items.map((e) => e.action)).toEqual(["auth.sign_out", "auth.sign_in", "auth.sign_in"]);
+    expect(audit.items.map((e) => e.action)).toEqual([
+      "auth.sign_out",
+      "user.change_password",
+      "auth.sign_in",
+      "auth.sign_in",
+    ]);
   });
 
   it("refuses sign-in over WebSocket and wrong passwords, and rate-limits them", async () => {
@@ -240,7 +281,7 @@ describe.each(DATABASES)("sign-in and roles over HTTP and WebSocket on %s", (kin
       });
     }
     await expect(
-      anon.auth.signIn.mutate({ username: "cookie-user", password: "cookie password 1" }),
+      anon.auth.signIn.mutate({ username: "cookie-user", password: "cookie password 2" }),
     ).rejects.toMatchObject({
       data: { code: "TOO_MANY_REQUESTS" },
     });
@@ -271,15 +312,11 @@ describe.each(DATABASES)("sign-in and roles over HTTP and WebSocket on %s", (kin
     await s
       .httpAs(s.token)
       .users.create.mutate({ username: "stream-op", role: "operator", password: "stream password 1" });
-    const signIn = await fetch(`${s.url}/trpc/auth.signIn`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ json: { username: "stream-op", password: "stream password 1" } }),
-    });
-    const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    const cookie = await firstSignIn(s, "stream-op", "stream password 1", "stream password 2");
+    // The console's own page: the upgrade carries its Origin.
     class CookieSocket extends WebSocket {
       constructor(address: string, protocols?: string | string[]) {
-        super(address, protocols, { headers: { cookie } });
+        super(address, protocols, { headers: { cookie, origin: s.url } });
       }
     }
     const ws = createWSClient({ url: `${s.url.replace("http", "ws")}/trpc`, WebSocket: CookieSocket as never });
@@ -289,7 +326,7 @@ describe.each(DATABASES)("sign-in and roles over HTTP and WebSocket on %s", (kin
     const sub2 = cookieClient.subscription("tasks.onEvent", {}, { onError: (e) => sessionErrors.push(refusal(e)) });
     await fetch(`${s.url}/trpc/auth.signOut`, {
       method: "POST",
-      headers: { "content-type": "application/json", cookie },
+      headers: { "content-type": "application/json", cookie, origin: s.url },
       body: "{}",
     });
     await expect.poll(() => sessionErrors).toContain("UNAUTHORIZED");
@@ -319,13 +356,14 @@ describe.each(DATABASES)("sign-in and roles over HTTP and WebSocket on %s", (kin
     const res = await fetch(`${s.url}/trpc/auth.signIn`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ json: { username: "stream-op", password: "stream password 1" } }),
+      body: JSON.stringify({ json: { username: "stream-op", password: "stream password 2" } }),
     });
     const cookie = (res.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    // Even from our own origin (a foreign one is refused first: test/web-origin.test.ts).
     for (const type of ["text/plain", "application/x-www-form-urlencoded"]) {
       const r = await fetch(`${s.url}/trpc/tasks.create`, {
         method: "POST",
-        headers: { "content-type": type, cookie },
+        headers: { "content-type": type, cookie, origin: s.url },
         body: JSON.stringify({ json: { title: "forged" } }),
       });
       expect(r.status).toBe(415);

@@ -161,7 +161,7 @@ describe.each(DATABASES)("auth service on %s", (kind) => {
     // Waiting is done by moving the recorded failures back in time, so no test waits a real minute.
     const pass = (ms: number) =>
       db.exec(
-        `UPDATE sign_in_attempts SET created_at = created_at - interval '${Math.ceil(ms) + 50} milliseconds' WHERE key LIKE 'pair:rita@%'`,
+        `UPDATE sign_in_attempts SET created_at = created_at - interval '1 millisecond' * ${Math.ceil(ms) + 50} WHERE key LIKE 'pair:rita@%'`,
       );
     // each further failure doubles the wait, up to the cap
     const waits: number[] = [];

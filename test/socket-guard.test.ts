@@ -33,7 +33,7 @@ describe("SocketGuard with many sockets", () => {
     const other = await auth.createToken({ actor: user }, "other");
     const guard = new SocketGuard(auth, 60_000);
     try {
-      const resolve = vi.spyOn(auth, "resolveActor");
+      const resolve = vi.spyOn(auth, "resolveCaller");
       const sharedActor = (await auth.resolveActor({ connectionParams: { token: shared.token } })) as Actor;
       const watch = (token: string) => {
         const ws = new FakeSocket();

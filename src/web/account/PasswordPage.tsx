@@ -16,13 +16,13 @@ export default function PasswordPage() {
   const [next, setNext] = useState("");
   const [repeat, setRepeat] = useState("");
   const [error, setError] = useState<string | null>(null);
-  const [done, setDone] = useState(false);
+  const [done, setDone] = useState<{ endedSessions: number } | null>(null);
   const change = trpc.auth.changePassword.useMutation({
-    onSuccess: async () => {
+    onSuccess: async (r) => {
       setCurrent("");
       setNext("");
       setRepeat("");
-      setDone(true);
+      setDone({ endedSessions: r.endedSessions });
       const forced = me?.mustChangePassword;
       await utils.auth.me.invalidate();
       if (forced) navigate(safeNext(params.get("next")), { replace: true });
@@ -31,7 +31,7 @@ export default function PasswordPage() {
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    setDone(false);
+    setDone(null);
     change.reset();
     if (!current) return setError("Enter your current password.");
     const parsed = passwordSchema.safeParse(next);
@@ -47,7 +47,8 @@ export default function PasswordPage() {
       <h1>Change password</h1>
       {me?.mustChangePassword ? (
         <div className="notice notice-warn" role="status">
-          <strong>Your password was set for you; choose your own before you go on.</strong>
+          <strong>Your password was set for you; choose your own before you go on.</strong> Until then the console shows
+          nothing else.
         </div>
       ) : null}
       <form className="form-section admin-form narrow-form" onSubmit={submit} noValidate aria-label="Change password">
@@ -92,6 +93,9 @@ export default function PasswordPage() {
         {done ? (
           <p className="ok-text" role="status">
             Password changed.
+            {done.endedSessions > 0
+              ? ` Signed out ${done.endedSessions === 1 ? "1 other session" : `${done.endedSessions} other sessions`}.`
+              : ""}
           </p>
         ) : null}
         <div className="form-buttons">

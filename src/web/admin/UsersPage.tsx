@@ -18,6 +18,7 @@ const ROLE_HELP: Record<Role, string> = {
 export default function UsersPage() {
   const isAdmin = useHasRole("admin");
   const users = trpc.users.list.useQuery(undefined, { enabled: isAdmin });
+  const [reset, setReset] = useState<ResetResult | null>(null);
   if (!isAdmin) {
     return (
       <div className="page page-narrow">
@@ -37,6 +38,7 @@ export default function UsersPage() {
       <CreateUser />
       {users.error ? <ErrorMessage title="Could not load the users:" error={users.error} /> : null}
       {users.isPending ? <p className="loading">Loading users…</p> : null}
+      {reset ? <ResetNotice reset={reset} onDone={() => setReset(null)} /> : null}
       {users.data ? (
         <div className="table-wrap">
           <table className="task-table">
@@ -55,7 +57,7 @@ export default function UsersPage() {
             </thead>
             <tbody>
               {users.data.map((u) => (
-                <UserRow key={u.id} user={u} />
+                <UserRow key={u.id} user={u} onReset={setReset} />
               ))}
             </tbody>
           </table>
@@ -65,12 +67,53 @@ export default function UsersPage() {
   );
 }
 
-function UserRow({ user: u }: { user: User }) {
+interface ResetResult {
+  username: string;
+  password: string;
+}
+
+/** The temporary password of the last reset, shown once above the table until dismissed. */
+function ResetNotice({ reset, onDone }: { reset: ResetResult; onDone: () => void }) {
+  return (
+    <div className="notice notice-warn token-secret" role="status">
+      <p>
+        <strong>
+          Temporary password for {reset.username}: give it to them in person. It is not shown again, and they must
+          choose their own when they sign in with it.
+        </strong>
+      </p>
+      <div className="secret-row">
+        <input
+          readOnly
+          className="mono"
+          aria-label={`Temporary password for ${reset.username}`}
+          value={reset.password}
+          onFocus={(e) => e.currentTarget.select()}
+        />
+        <button type="button" className="btn" onClick={onDone}>
+          Done
+        </button>
+      </div>
+    </div>
+  );
+}
+
+function UserRow({ user: u, onReset }: { user: User; onReset: (r: ResetResult) => void }) {
   const me = useMe();
   const utils = trpc.useUtils();
   const update = trpc.users.update.useMutation({ onSuccess: () => utils.users.list.invalidate() });
   const disable = trpc.users.disable.useMutation({ onSuccess: () => utils.users.list.invalidate() });
-  const error = update.error ?? disable.error;
+  const [confirmReset, setConfirmReset] = useState(false);
+  const [ended, setEnded] = useState<number | null>(null);
+  const resetPassword = trpc.users.resetPassword.useMutation({
+    onSuccess: (r) => {
+      setConfirmReset(false);
+      onReset({ username: r.user.username, password: r.temporaryPassword });
+      void utils.users.list.invalidate();
+    },
+  });
+  const endSessions = trpc.users.endSessions.useMutation({ onSuccess: (r) => setEnded(r.endedSessions) });
+  const error = update.error ?? disable.error ?? resetPassword.error ?? endSessions.error;
   const self = me?.id === u.id;
   return (
     <tr data-username={u.username}>
@@ -131,6 +174,45 @@ function UserRow({ user: u }: { user: User }) {
             Disable<span className="visually-hidden"> {u.username}</span>
           </button>
         )}
+        {self ? null : confirmReset ? (
+          <>
+            <button
+              type="button"
+              className="btn btn-small btn-danger"
+              disabled={resetPassword.isPending}
+              onClick={() => resetPassword.mutate({ id: u.id })}
+            >
+              Confirm reset<span className="visually-hidden"> of {u.username}'s password</span>
+            </button>
+            <button type="button" className="btn btn-small" onClick={() => setConfirmReset(false)}>
+              Keep<span className="visually-hidden"> {u.username}'s password</span>
+            </button>
+          </>
+        ) : (
+          <button
+            type="button"
+            className="btn btn-small"
+            title="Sets a temporary password and signs them out everywhere; they choose their own at next sign-in"
+            onClick={() => setConfirmReset(true)}
+          >
+            Reset password<span className="visually-hidden"> of {u.username}</span>
+          </button>
+        )}
+        <button
+          type="button"
+          className="btn btn-small"
+          title="Signs them out in every browser; their API tokens keep working"
+          disabled={endSessions.isPending}
+          onClick={() => endSessions.mutate({ id: u.id })}
+        >
+          End sessions<span className="visually-hidden"> of {u.username}</span>
+        </button>
+        {ended !== null ? (
+          <span className="muted small" role="status">
+            {" "}
+            {ended === 1 ? "1 session ended" : `${ended} sessions ended`}
+          </span>
+        ) : null}
         {error ? (
           <span className="inline-error" role="alert">
             {" "}
@@ -244,7 +326,7 @@ function CreateUser() {
         </div>
       </div>
       <p className="hint">
-        Give the initial password to the person in person; they change it under Password, at the top right.
+        Give the initial password to the person in person; they must choose their own when they first sign in.
       </p>
       <p className="field-error" role={create.error ? "alert" : undefined}>
         {create.error ? `The server refused: ${create.error.message}` : ""}

@@ -12,8 +12,12 @@ export default function SignInPage() {
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
   const signIn = trpc.auth.signIn.useMutation({
-    // A full load opens the live WebSocket again, now carrying the session cookie.
-    onSuccess: () => window.location.assign(safeNext(params.get("next"))),
+    // A full load opens the live WebSocket again, now carrying the session cookie. A password someone
+    // else set (an admin, or the first start's one-time password) is replaced before anything else.
+    onSuccess: ({ user }) => {
+      const next = safeNext(params.get("next"));
+      window.location.assign(user.mustChangePassword ? `/account/password?next=${encodeURIComponent(next)}` : next);
+    },
   });
 
   const submit = (e: FormEvent) => {
