@@ -432,6 +432,25 @@ describe.each(DATABASES)("worker results that are not valid text, on %s", (kind)
     }
   }
 
+  it("stores our words, not the database's, as the error of an attempt whose result the database refused", async () => {
+    // A real refusal by the database: a constraint the result's artifact breaks.
+    await s.db.exec(`ALTER TABLE artifacts ADD CONSTRAINT bounds_test_refuses_boom CHECK (path <> 'boom.txt')`);
+    try {
+      await worker("text-refused", {
+        result: (req) => ({ ...okResult(req), artifacts: [{ path: "boom.txt", operation: "create", content: "x" }] }),
+      });
+      const t = await run("text-refused");
+      expect(t.state).toBe("failed");
+      expect(t.attempts[0]?.error).toMatch(
+        /^The agency could not store this attempt's result \(internal error [0-9a-f]{12}; the server's log has the detail\)\.$/,
+      );
+      expectNoLeak(`${t.attempts[0]?.error} ${t.stateReason} ${JSON.stringify(t.events.map((e) => e.data))}`);
+      expect(JSON.stringify(t)).not.toContain("bounds_test_refuses_boom");
+    } finally {
+      await s.db.exec(`ALTER TABLE artifacts DROP CONSTRAINT bounds_test_refuses_boom`);
+    }
+  });
+
   /** A worker of a few lines, registered under `capability`, answering /execute with `answer`. */
   async function rawWorker(capability: string, answer: (res: http.ServerResponse, request: unknown) => void) {
     const server = http.createServer(async (req, res) => {
