@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { jsonProblem, safeText } from "./text.js";
 import { compileCheckPattern } from "./check-pattern.js";
+import { jsonProblem, safeText } from "./text.js";
 
 export const PRIORITIES = ["low", "medium", "high", "critical"] as const;
 export const RISK_TIERS = [1, 2, 3] as const;
