@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StreamLine } from "../src/shared/worker-protocol.js";
 import { executeResultSchema, workerHealthSchema } from "../src/shared/worker-protocol.js";
-import { createReferenceWorker } from "../src/worker/reference.js";
+import { createReferenceWorker, DEFAULT_MAX_RESULT_CHARS } from "../src/worker/reference.js";
 import type { Worker } from "../src/worker/sdk.js";
 import {
   execute,
@@ -159,6 +159,34 @@ describe("reference worker: acceptance checks", () => {
       { criterion: 2, passed: false, exitCode: 4, output: "no mars here\n" },
     ]);
     expect(result.summary).toMatch(/checks 1\/2 passed/);
+  });
+
+  it("relays a check's output holding a NUL as U+FFFD, so the result stays valid text", async () => {
+    const result = await execute(
+      url,
+      executeRequest({
+        input: { script: "true" },
+        acceptanceCriteria: [{ text: "nul", check: { kind: "command", command: "printf 'a\\000b\\n'" } }],
+      }),
+    );
+    expect(result.status).toBe("completed");
+    expect(result.checks).toEqual([{ criterion: 0, passed: true, exitCode: 0, output: "a\uFFFDb\n" }]);
+  });
+});
+
+describe("reference worker: result size", () => {
+  it("leaves out content past DEFAULT_MAX_RESULT_CHARS, so the answer stays under the agency's 8 MiB read cap", async () => {
+    const result = await execute(
+      url,
+      executeRequest(script("head -c 12000000 /dev/zero | tr '\\0' 'a' > big.txt && echo small > small.txt")),
+    );
+    expect(result.status).toBe("completed");
+    // The oversized file is listed without content or diff; the small one keeps both.
+    expect(result.artifacts?.map((a) => [a.path, a.content !== undefined])).toEqual([
+      ["big.txt", false],
+      ["small.txt", true],
+    ]);
+    expect(Buffer.byteLength(JSON.stringify(result))).toBeLessThan(DEFAULT_MAX_RESULT_CHARS * 2);
   });
 });
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { toStorableText } from "../shared/text.js";
 import type { CheckResult, ExecuteResult } from "../shared/worker-protocol.js";
 import {
   createScriptSandbox,
@@ -33,7 +34,7 @@ export interface ReferenceWorkerOptions {
   checkTimeoutMs?: number;
   /** Log lines forwarded per script or check run; the rest are counted, not sent. Default 5,000. */
   maxLogLines?: number;
-  /** Content plus diffs of all artifacts of one result; default 32 MiB of characters. */
+  /** Content plus diffs of all artifacts of one result; default DEFAULT_MAX_RESULT_CHARS. */
   maxResultChars?: number;
   /** Extra environment for scripts, on top of the minimal one they get. */
   env?: Record<string, string>;
@@ -55,6 +56,12 @@ export const referenceInputSchema = z.looseObject({
 
 const MAX_LINE_CHARS = 100_000;
 const MAX_CHECK_OUTPUT = 20_000;
+/**
+ * Content plus diffs of one result. The agency reads at most WORKER_MAX_RESPONSE_BYTES (8 MiB by default) per answer
+ * and WORKER_MAX_ARTIFACT_BYTES of artifacts; 2 Mi characters stay under both even as multi-byte UTF-8 with JSON
+ * escaping, so a large change leaves content out (counted in the summary) instead of failing the attempt.
+ */
+export const DEFAULT_MAX_RESULT_CHARS = 2 * 1024 * 1024;
 const LIMIT_CODES: Record<LimitKind, string> = {
   memory: "memory_limit",
   processes: "process_limit",
@@ -107,7 +114,8 @@ async function runChecks(
     if (outcome.timedOut) output = `${output}(check timed out and was killed)\n`.slice(-MAX_CHECK_OUTPUT);
     if (outcome.limit) output = `${output}(check ${describeExit(outcome)})\n`.slice(-MAX_CHECK_OUTPUT);
     if (outcome.spawnError) output = `could not start: ${outcome.spawnError}`;
-    checks.push({ criterion: i, passed, exitCode: outcome.exitCode, output });
+    // Check output is relayed text: a NUL or lone surrogate in it must not fail the whole result.
+    checks.push({ criterion: i, passed, exitCode: outcome.exitCode, output: toStorableText(output) });
     ctx.log("info", `check ${i} ${passed ? "passed" : "failed"} (${describeExit(outcome)}): ${command}`);
   }
   return checks;
@@ -121,7 +129,7 @@ export async function runReferenceTask(
   const killGraceMs = options.killGraceMs ?? 2_000;
   const checkTimeoutMs = options.checkTimeoutMs ?? 60_000;
   const maxLogLines = options.maxLogLines ?? 5_000;
-  const maxResultChars = options.maxResultChars ?? 32 * 1024 * 1024;
+  const maxResultChars = options.maxResultChars ?? DEFAULT_MAX_RESULT_CHARS;
   const { request, workspace } = ctx;
   const durationMs = () => Math.round(performance.now() - started);
   const fail = (code: string, message: string, extra: Partial<ExecuteResult> = {}): ExecuteResult => ({
