@@ -98,15 +98,17 @@ describe("secrets never reach a log line or a response", () => {
     await anon.auth.signIn.mutate({ username: "leo", password: userPassword });
     const cookie = /agency_session=([^;]+)/.exec(responses.at(-1) ?? "")?.[1] as string;
     expect(cookie).toBeTruthy();
-    const leo = client({ cookie: `agency_session=${cookie}` });
+    // as the console's page: Origin on every call with the cookie
+    const leo = client({ cookie: `agency_session=${cookie}`, origin: url });
+    // an admin set leo's password: leo chooses their own before anything else
+    const newPassword = `new-${randomBytes(9).toString("hex")}`;
+    secrets.push(newPassword);
+    await leo.auth.changePassword.mutate({ currentPassword: userPassword, newPassword });
     const created = await leo.tokens.create.mutate({ name: "automation" });
     const viaToken = client({ authorization: `Bearer ${created.token}` });
     expect((await viaToken.auth.me.query())?.user.username).toBe("leo");
     await leo.tokens.revoke.mutate({ id: created.id });
     await expect(viaToken.tasks.list.query({})).rejects.toThrow(/Sign in first/);
-    const newPassword = `new-${randomBytes(9).toString("hex")}`;
-    secrets.push(newPassword);
-    await leo.auth.changePassword.mutate({ currentPassword: userPassword, newPassword });
     await leo.auth.signOut.mutate();
     await admin.users.list.query();
     await admin.tokens.list.query({ all: true });

@@ -31,9 +31,17 @@ async function tokenThroughSession(signInOn: ClusterNode, tokenOn: ClusterNode, 
   expect(res.status).toBe(200);
   const cookie = res.headers.get("set-cookie")?.split(";")[0];
   expect(cookie).toMatch(/^agency_session=/);
+  // An admin made this user: the first thing the session may do is choose its own password. Each call
+  // carries the Origin the console's page on that process would send.
+  const changed = await fetch(`${signInOn.url}/trpc/auth.changePassword`, {
+    method: "POST",
+    headers: { "content-type": "application/json", cookie: cookie as string, origin: signInOn.url },
+    body: JSON.stringify({ json: { currentPassword: password, newPassword: `${password}-own` } }),
+  });
+  expect(changed.status).toBe(200);
   const created = await fetch(`${tokenOn.url}/trpc/tokens.create`, {
     method: "POST",
-    headers: { "content-type": "application/json", cookie: cookie as string },
+    headers: { "content-type": "application/json", cookie: cookie as string, origin: tokenOn.url },
     body: JSON.stringify({ json: { name: "cluster test" } }),
   });
   expect(created.status).toBe(200);
