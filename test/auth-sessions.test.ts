@@ -77,7 +77,8 @@ describe.each(DATABASES)("sessions, forced password changes and sign-in limits o
 
   it("a password change ends the user's other sessions, not the one that made it", async () => {
     const here = await readyUser("pia", "pia password one");
-    const there = (await signInCookie(s.url, "pia", "pia password one", { localAddress: "127.0.0.2" })).cookie as string;
+    const there = (await signInCookie(s.url, "pia", "pia password one", { localAddress: "127.0.0.2" }))
+      .cookie as string;
     const third = (await signInCookie(s.url, "pia", "pia password one")).cookie as string;
     expect(await whoami(there)).toBe("OK");
     const changed = await mutation(
@@ -170,7 +171,7 @@ describe.each(DATABASES)("sessions, forced password changes and sign-in limits o
     expect(secondWait).toBeLessThanOrEqual(60_000);
     await pass(secondWait);
     expect((await from(A, "vic password one")).cookie).toMatch(/^agency_session=/);
-  });
+  }, 120_000);
 
   it("limits one address across accounts without touching other addresses", async () => {
     const B = "127.0.0.4";
@@ -183,5 +184,6 @@ describe.each(DATABASES)("sessions, forced password changes and sign-in limits o
     expect((await signInCookie(s.url, "vic", "vic password one", { localAddress: "127.0.0.5" })).cookie).toMatch(
       /^agency_session=/,
     );
-  });
+    // 22 sign-ins, each a real scrypt check (32 MiB, tens of ms; more on a loaded CI machine)
+  }, 120_000);
 });
