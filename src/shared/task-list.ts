@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { MODES, PRIORITIES } from "./task-spec.js";
 import { TASK_STATES } from "./task-state.js";
+import { MODES, PRIORITIES } from "./task-vocabulary.js";
 import { safeText } from "./text.js";
 
 export const TASK_SORTS = ["created_desc", "created_asc", "priority_desc", "priority_asc"] as const;

@@ -1,17 +1,9 @@
 import { z } from "zod";
 import { compileCheckPattern } from "./check-pattern.js";
+import { MODES, PRIORITIES } from "./task-vocabulary.js";
 import { jsonProblem, safeText } from "./text.js";
 
-export const PRIORITIES = ["low", "medium", "high", "critical"] as const;
-export const RISK_TIERS = [1, 2, 3] as const;
-export const MODES = ["feature", "fix", "refactor", "chore"] as const;
-
-export type Priority = (typeof PRIORITIES)[number];
-export type RiskTier = (typeof RISK_TIERS)[number];
-export type Mode = (typeof MODES)[number];
-
-/** low = 0 … critical = 3: stored beside the task so "sort by priority" is an index scan. */
-export const priorityRank = (p: Priority): number => PRIORITIES.indexOf(p);
+export * from "./task-vocabulary.js";
 
 export const LIMITS = {
   title: 200,
