@@ -1,6 +1,8 @@
 import { execFile } from "node:child_process";
 import { createHash, createPublicKey, randomBytes, verify } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -17,11 +19,18 @@ import {
 } from "../src/server/keystore/secrets.js";
 import { payloadDigest, recordLeafHash, verifyLog } from "../src/server/provenance/log.js";
 import { Frontier } from "../src/server/provenance/merkle.js";
-import { checkpointBody, parseTrustedKeys, pinKey, signNote, splitNotes } from "../src/server/provenance/note.js";
+import {
+  checkpointBody,
+  parseTrustedKeys,
+  pinKey,
+  signNote,
+  splitNotes,
+  verifyCheckpointNote,
+} from "../src/server/provenance/note.js";
 import { verifyRows } from "../src/server/provenance/rows.js";
 import { createProvenance } from "../src/server/provenance/setup.js";
 import { taskSpecSchema } from "../src/shared/task-spec.js";
-import { DATABASES } from "./helpers/databases.js";
+import { DATABASES, freshDatabase } from "./helpers/databases.js";
 import {
   ADMIN_TOKEN,
   type EngineApp,
@@ -420,4 +429,71 @@ describe.each(DATABASES)("provenance anchored outside the database on %s", (kind
       expect(out.stdout).toContain(`audit_entries ${entry?.id}:`);
     }
   });
+});
+
+describe("witness webhook", () => {
+  it("POSTs each committed checkpoint to the witness URL, retrying a failure; a host outside the allowlist is refused at start", async () => {
+    const received: string[] = [];
+    let failFirst = true;
+    const server = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => {
+        body += c.toString("utf8");
+      });
+      req.on("end", () => {
+        if (failFirst) {
+          failFirst = false;
+          res.writeHead(503).end();
+          return;
+        }
+        received.push(body);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/checkpoints`;
+    const db = await freshDatabase("pglite");
+    const dir = mkdtempSync(path.join(tmpdir(), "agency-webhook-"));
+    try {
+      const store = new SecretStore(db.prisma, new SecretBox(randomBytes(32)));
+      const log = pino({ level: "silent" });
+      await expect(
+        createProvenance(
+          db,
+          store,
+          {
+            ...loadTrustConfig({ PROVENANCE_WITNESS_URL: "http://witness.example/cp" }, dir),
+            WORKER_ALLOWED_HOSTS: ["127.0.0.1"],
+          },
+          log,
+        ),
+      ).rejects.toThrow(/PROVENANCE_WITNESS_URL: .*"witness\.example" is not in WORKER_ALLOWED_HOSTS/);
+      const { provenance, flushWitnesses } = await createProvenance(
+        db,
+        store,
+        {
+          ...loadTrustConfig({ PROVENANCE_WITNESS_URL: url, PROVENANCE_ORIGIN: ORIGIN }, dir),
+          WORKER_ALLOWED_HOSTS: ["127.0.0.1"],
+        },
+        log,
+      );
+      await provenance.appendNow({ kind: "task.created", taskId: "w-1", payload: { i: 1 } });
+      // The first POST is answered 503; the retry (after the backoff) delivers it.
+      await waitFor(
+        "the witness to receive the checkpoint",
+        async () => received.length,
+        (n) => n >= 1,
+        20_000,
+      );
+      await flushWitnesses();
+      expect(received[0]).toBe(await provenance.latestCheckpoint());
+      expect(
+        verifyCheckpointNote(received[0] as string, parseTrustedKeys(provenance.verifierKey, "test")),
+      ).toMatchObject({ ok: true, checkpoint: { size: 1n } });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      await db.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
