@@ -51,8 +51,8 @@ export interface PreparedTrail {
 }
 
 /**
- * The audit trail and the provenance chain written together, inside the transaction of the change
- * they describe. Call before `appendTaskEvents`: the chain's lock must be taken before the event log's.
+ * The audit trail and the provenance log written together, inside the transaction of the change
+ * they describe. Call before `appendTaskEvents`: the log's lock must be taken before the event log's.
  */
 export class Trail {
   constructor(
@@ -85,7 +85,8 @@ export class Trail {
   }
 
   /**
-   * Seals the provenance records (takes the chain lock, reads the head, hashes and signs in process)
+   * Seals the provenance records (takes the log lock, reads the head's frontier, hashes the leaves and
+   * signs the batch's checkpoint in process)
    * and returns the JSON parameters for `auditInsertSql` and `provenanceInsertSql`, so a batch can
    * fold both inserts into one statement it runs anyway.
    */
