@@ -1,4 +1,7 @@
+import { createTRPCUntypedClient, createWSClient, wsLink } from "@trpc/client";
+import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { DATABASES } from "./helpers/databases.js";
 import { type RunningApp, startApp, tokenFor } from "./helpers/server.js";
 import { mutation, rawRequest, signInCookie, trpcCode } from "./helpers/web-client.js";
@@ -73,6 +76,37 @@ describe.each(DATABASES)("sessions, forced password changes and sign-in limits o
     expect(await whoami(c)).toBe("OK");
     expect(trpcCode(await mutation(s.url, "tasks.create", { title: "after choosing one" }, asPage(c)))).toBe("OK");
     expect((await admin().users.list.query()).find((u) => u.username === "newbie")?.mustChangePassword).toBe(false);
+  });
+
+  it("a must-change session's WebSocket is restricted too, and comes back unrestricted once the password is changed", async () => {
+    await admin().users.create.mutate({ username: "wanda", role: "operator", password: "wanda from admin" });
+    const cookie = (await signInCookie(s.url, "wanda", "wanda from admin")).cookie as string;
+    class PageSocket extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols, { headers: { cookie, origin: s.url } });
+      }
+    }
+    const ws = createWSClient({
+      url: `${s.url.replace("http", "ws")}/trpc`,
+      WebSocket: PageSocket as never,
+      retryDelayMs: () => 50,
+    });
+    const client = createTRPCUntypedClient({ links: [wsLink({ client: ws, transformer: superjson })] });
+    try {
+      await expect(client.query("system.whoami")).rejects.toMatchObject({ data: { code: "FORBIDDEN" } });
+      expect(await client.query("auth.me")).toMatchObject({ user: { username: "wanda", mustChangePassword: true } });
+      const changed = await mutation(
+        s.url,
+        "auth.changePassword",
+        { currentPassword: "wanda from admin", newPassword: "wanda's own one" },
+        asPage(cookie),
+      );
+      expect(changed.status).toBe(200);
+      // the guard closes the socket resolved as restricted; the client reconnects with the same cookie
+      await expect.poll(() => client.query("system.whoami").catch(() => null)).toMatchObject({ id: "wanda" });
+    } finally {
+      await ws.close();
+    }
   });
 
   it("a password change ends the user's other sessions, not the one that made it", async () => {
