@@ -8,6 +8,8 @@ import path from "node:path";
 import { promisify } from "node:util";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../src/server/db/database.js";
+import { migrate } from "../src/server/db/migrate.js";
 import { loadTrustConfig } from "../src/server/keystore/config.js";
 import {
   rotateSigningKey,
@@ -29,8 +31,9 @@ import {
 } from "../src/server/provenance/note.js";
 import { verifyRows } from "../src/server/provenance/rows.js";
 import { createProvenance } from "../src/server/provenance/setup.js";
+import { createServices } from "../src/server/services.js";
 import { taskSpecSchema } from "../src/shared/task-spec.js";
-import { DATABASES, freshDatabase } from "./helpers/databases.js";
+import { DATABASES, freshDatabase, POSTGRES_URL } from "./helpers/databases.js";
 import {
   ADMIN_TOKEN,
   type EngineApp,
@@ -40,6 +43,7 @@ import {
   startFaultWorker,
   waitFor,
 } from "./helpers/fault-worker.js";
+import { testConfig } from "./helpers/services.js";
 
 const run = promisify(execFile);
 const ORIGIN = "agent-agency/attack-test";
@@ -494,6 +498,54 @@ describe("witness webhook", () => {
       await new Promise((resolve) => server.close(resolve));
       await db.dispose();
       rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describe.skipIf(!POSTGRES_URL)("the server as a Postgres role that does not own the tables", () => {
+  it("starts, writes tasks and provenance, and cannot switch the append-only triggers off, truncate or rewrite", async () => {
+    const owner = await freshDatabase("postgres");
+    const [{ schema }] = (await owner.query<{ schema: string }>(`SELECT current_schema() AS schema`)) as [
+      { schema: string },
+    ];
+    const role = `agency_app_${randomBytes(4).toString("hex")}`;
+    // The README's grants, for this test's schema.
+    await owner.exec(`CREATE ROLE ${role} LOGIN;
+      GRANT USAGE ON SCHEMA "${schema}" TO ${role};
+      GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "${schema}" TO ${role};
+      GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "${schema}" TO ${role};
+      REVOKE UPDATE, DELETE ON audit_entries, provenance_records FROM ${role};`);
+    const url = new URL(POSTGRES_URL as string);
+    url.username = role;
+    url.password = "";
+    const app = await openDatabase({ url: url.toString(), schema });
+    let services: Awaited<ReturnType<typeof createServices>> | undefined;
+    try {
+      expect(await migrate(app)).toEqual([]);
+      services = await createServices(app, pino({ level: "silent" }), testConfig());
+      const actor = { kind: "user", id: "tester", name: "tester", role: "operator" } as const;
+      const task = await services.tasks.create(
+        actor,
+        taskSpecSchema.parse({ title: "as the app role", capability: "x" }),
+      );
+      expect((await services.provenance.verify()).ok).toBe(true);
+      await expect(
+        app.exec(`ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_no_update_or_delete`),
+      ).rejects.toThrow(/must be owner/);
+      await expect(
+        app.exec(`ALTER TABLE provenance_records DISABLE TRIGGER provenance_records_no_update_or_delete`),
+      ).rejects.toThrow(/must be owner/);
+      await expect(app.exec(`TRUNCATE audit_entries`)).rejects.toThrow(/permission denied|TRUNCATE refused/);
+      await expect(app.exec(`UPDATE provenance_records SET kind = 'x'`)).rejects.toThrow(/permission denied/);
+      await expect(app.exec(`DELETE FROM audit_entries WHERE resource_id = '${task.id}'`)).rejects.toThrow(
+        /permission denied/,
+      );
+    } finally {
+      services?.hub.stop();
+      await services?.stop().catch(() => undefined);
+      await app.close();
+      await owner.exec(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+      await owner.dispose();
     }
   }, 120_000);
 });

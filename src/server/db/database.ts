@@ -110,7 +110,10 @@ async function openPostgres(url: string, schema: string): Promise<Database> {
   pool.on("error", () => {
     // An idle client lost its connection; the pool replaces it on the next checkout.
   });
-  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+  // Only when missing: a role without CREATE on the database (a server role that owns nothing) may not
+  // run CREATE SCHEMA even with IF NOT EXISTS.
+  const { rows: found } = await pool.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema]);
+  if (!found.length) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
   const listener = new PgListener({
     connectionString: url,

@@ -83,7 +83,10 @@ async function migrateOn(db: SqlRunner, migrations: Migration[]): Promise<string
   const done: string[] = [];
   await db.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
   try {
-    await db.exec(BOOKKEEPING);
+    // A role that does not own the schema (how the server should run: it cannot then switch off the
+    // append-only triggers) may not run CREATE TABLE even with IF NOT EXISTS: only create it when missing.
+    const [bookkeeping] = await db.query<{ t: string | null }>(`SELECT to_regclass('"_prisma_migrations"')::text AS t`);
+    if (!bookkeeping?.t) await db.exec(BOOKKEEPING);
     const status = await migrationStatus(db, migrations);
     if (status.problems.length) throw new Error(`Cannot migrate: ${status.problems.join("; ")}`);
     for (const m of migrations.filter((x) => status.pending.includes(x.name))) {
