@@ -12,6 +12,7 @@ import { resealAll } from "../src/server/keystore/rotate.js";
 import type { AppRouter } from "../src/server/router.js";
 import { createServices, type Services } from "../src/server/services.js";
 import { freshDatabase, type TestDatabase } from "./helpers/databases.js";
+import { testConfig } from "./helpers/services.js";
 
 // A full run of the trust flows with every log line captured at trace level: none of the secrets may appear.
 describe("secrets never reach a log line or a response", () => {
@@ -64,7 +65,7 @@ describe("secrets never reach a log line or a response", () => {
       AGENCY_BOOTSTRAP_TOKEN: bootstrapToken,
       EXECUTION_ENABLED: "0",
     };
-    const config = loadConfig(env);
+    const config = testConfig(env);
     services = await createServices(db, log, config);
     const app = createApp({ config, log, services });
     await new Promise<void>((resolve) => app.server.listen(0, "127.0.0.1", resolve));

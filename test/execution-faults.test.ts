@@ -1,6 +1,5 @@
 import { TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/server/config.js";
 import { createServices } from "../src/server/services.js";
 import type { TaskSpecInput } from "../src/shared/task-spec.js";
 import { TERMINAL_STATES } from "../src/shared/task-state.js";
@@ -14,7 +13,7 @@ import {
   startFaultWorker,
   waitFor,
 } from "./helpers/fault-worker.js";
-import { silentLog } from "./helpers/services.js";
+import { silentLog, testConfig } from "./helpers/services.js";
 
 async function trpcError(p: Promise<unknown>) {
   const err = await p.then(
@@ -184,7 +183,7 @@ describe.each(DATABASES)("execution faults on %s", (kind) => {
     expect(err.message).toContain('Worker host "example.com" is not in WORKER_ALLOWED_HOSTS');
     expect((await s.http.workers.list.query()).some((w) => w.name === "outside")).toBe(false);
 
-    const config = loadConfig({ ...FAST_ENV, WORKERS: "evil=http://10.0.0.8:80|script|1" });
+    const config = testConfig({ ...FAST_ENV, WORKERS: "evil=http://10.0.0.8:80|script|1" });
     const other = await createServices(s.db, silentLog, { ...config, EXECUTION_ENABLED: false });
     await expect(other.start()).rejects.toThrow("not in WORKER_ALLOWED_HOSTS");
 
@@ -210,7 +209,7 @@ describe.each(DATABASES)("execution faults on %s", (kind) => {
     expect(waiting.state).toBe("queued");
 
     // A second process on the same database restores the trip from the tripped column.
-    const other = await createServices(s.db, silentLog, { ...loadConfig(FAST_ENV), EXECUTION_ENABLED: false });
+    const other = await createServices(s.db, silentLog, { ...testConfig(FAST_ENV), EXECUTION_ENABLED: false });
     await other.workers.restoreTrippedBreakers();
     expect((await other.workers.get(w.id)).breaker.state).toBe("tripped");
     other.hub.stop();

@@ -7,7 +7,6 @@ import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { type App, createApp } from "../src/server/app.js";
-import { loadConfig } from "../src/server/config.js";
 import type { AppRouter } from "../src/server/router.js";
 import { createServices } from "../src/server/services.js";
 import { LIMITS } from "../src/shared/task-spec.js";
@@ -24,6 +23,7 @@ import {
   waitFor,
 } from "./helpers/fault-worker.js";
 import { tokenFor } from "./helpers/server.js";
+import { testConfig } from "./helpers/services.js";
 
 /** What no answer to a client may contain: ORM and database wording, server paths, source positions. */
 const LEAKS = [
@@ -86,7 +86,7 @@ async function startLoggedApp(kind: "pglite" | "postgres"): Promise<LoggedApp> {
   const db = await freshDatabase(kind);
   const logs: string[] = [];
   const log = pino({ level: "info" }, { write: (line: string) => void logs.push(line) });
-  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", WEB_DIST_DIR: "/nonexistent", EXECUTION_ENABLED: "0" });
+  const config = testConfig({ PORT: "0", HOST: "127.0.0.1", WEB_DIST_DIR: "/nonexistent", EXECUTION_ENABLED: "0" });
   const services = await createServices(db, log, config);
   const token = await tokenFor(services, "bounds-admin", "admin");
   const app = createApp({ config, log, services });

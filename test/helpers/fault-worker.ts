@@ -261,7 +261,6 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
 import { createTRPCClient, httpBatchLink } from "@trpc/client";
 import superjson from "superjson";
 import { type App, createApp } from "../../src/server/app.js";
-import { loadConfig } from "../../src/server/config.js";
 import type { AppRouter } from "../../src/server/router.js";
 import { createServices, type Services } from "../../src/server/services.js";
 import { freshDatabase, type TestDatabase } from "./databases.js";
@@ -309,16 +308,8 @@ export async function startEngineApp(
   env: Record<string, string> = {},
 ): Promise<EngineApp> {
   const db = await freshDatabase(kind);
-  // A trusted-keys file of this database's own (see testConfig in ./services.ts).
-  const keys = testConfig().PROVENANCE_TRUSTED_KEYS_FILE as string;
-  const config = loadConfig({
-    PORT: "0",
-    HOST: "127.0.0.1",
-    WEB_DIST_DIR: "/nonexistent",
-    PROVENANCE_TRUSTED_KEYS_FILE: keys,
-    ...FAST_ENV,
-    ...env,
-  });
+  // A DATA_DIR of this database's own (see testConfig in ./services.ts).
+  const config = testConfig({ PORT: "0", HOST: "127.0.0.1", WEB_DIST_DIR: "/nonexistent", ...FAST_ENV, ...env });
   const services = await createServices(db, silentLog, config);
   await services.start();
   const app = createApp({ config, log: silentLog, services });

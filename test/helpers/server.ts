@@ -4,7 +4,6 @@ import { createTRPCClient, createWSClient, httpBatchLink, wsLink } from "@trpc/c
 import superjson from "superjson";
 import WebSocket from "ws";
 import { type App, createApp } from "../../src/server/app.js";
-import { loadConfig } from "../../src/server/config.js";
 import type { AppRouter } from "../../src/server/router.js";
 import { createServices, type Services } from "../../src/server/services.js";
 import type { Actor, Role } from "../../src/shared/roles.js";
@@ -34,8 +33,8 @@ export async function startApp(
   opts: { migrate?: boolean } = {},
 ): Promise<RunningApp> {
   const db = await freshDatabase(kind, opts);
-  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", WEB_DIST_DIR: "/nonexistent", ...env });
-  const services = await createServices(db, silentLog, testConfig());
+  const config = testConfig({ PORT: "0", HOST: "127.0.0.1", WEB_DIST_DIR: "/nonexistent", ...env });
+  const services = await createServices(db, silentLog, config);
   const token = await tokenFor(services, config.LOCAL_ACTOR_ID, config.LOCAL_ACTOR_ROLE);
   const app = createApp({ config, log: silentLog, services });
   await new Promise<void>((resolve) => app.server.listen(0, "127.0.0.1", resolve));

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pino from "pino";
@@ -20,12 +20,13 @@ export interface Harness {
 }
 
 /**
- * The default configuration with a trusted-keys file of this database's own: each fresh database has
- * its own provenance key, which a shared DATA_DIR file (pinned by whichever test ran first) would not pin.
+ * The default configuration with a DATA_DIR of its own (a temporary folder): the file keystore's master key and
+ * the provenance trusted-keys file of each fresh database stay out of the project's ./data, and no test pins
+ * another test's key.
  */
 export function testConfig(env: Record<string, string> = {}) {
-  const keys = path.join(tmpdir(), `agency-test-keys-${process.pid}-${randomBytes(6).toString("hex")}`);
-  return loadConfig({ PROVENANCE_TRUSTED_KEYS_FILE: keys, ...env });
+  const dataDir = mkdtempSync(path.join(tmpdir(), "agency-test-data-"));
+  return loadConfig({ DATA_DIR: dataDir, ...env });
 }
 
 export async function harness(kind: "pglite" | "postgres"): Promise<Harness> {
