@@ -11,6 +11,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../.
 
 export interface ReferenceWorkerChild {
   worker: WorkerInput;
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -22,6 +23,22 @@ export function defaultWorkspacesDir(dataDir: string): string {
   return inside ? `${data}-workspaces` : dir;
 }
 
+/** What the server passes on to its reference worker: the basics a process needs and the worker's own settings. */
+const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS"];
+
+/**
+ * The reference worker's environment: never the server's whole environment, which may hold the master key
+ * (`AGENCY_MASTER_KEY`), `DATABASE_URL` with its password or the bootstrap token. Scripts run in the sandbox
+ * with a minimal environment of their own anyway; this keeps those secrets out of the worker process too.
+ */
+export function referenceWorkerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && (INHERITED_ENV.includes(name) || name.startsWith("WORKER_"))) out[name] = value;
+  }
+  return out;
+}
+
 /**
  * Starts the reference worker (`src/worker/main.ts`) as a child process on a free loopback port with
  * a fresh token, and resolves with it as a configuration worker named `reference` once it listens.
@@ -31,7 +48,7 @@ export function startReferenceWorkerChild(log: Logger, dataDir: string): Promise
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/worker/main.ts")], {
     cwd: ROOT,
     env: {
-      ...process.env,
+      ...referenceWorkerEnv(process.env),
       WORKER_PORT: "0",
       WORKER_HOST: "127.0.0.1",
       WORKER_TOKEN: token,
@@ -82,6 +99,7 @@ export function startReferenceWorkerChild(log: Logger, dataDir: string): Promise
       started = true;
       clearTimeout(timer);
       resolve({
+        pid: child.pid,
         worker: {
           name: "reference",
           url: parsed.url,
