@@ -179,20 +179,25 @@ export function sandboxUnavailableMessage(reason: string): string {
 const errnoCode = (err: unknown) =>
   typeof err === "object" && err !== null && "code" in err ? String((err as { code: unknown }).code) : undefined;
 
+/** Namespaces, user and capabilities of every sandbox (and of the probe, so the probe fails where a run would). */
+const ISOLATION_ARGS = [
+  "--unshare-all",
+  "--die-with-parent",
+  "--new-session",
+  "--cap-drop",
+  "ALL",
+  "--uid",
+  String(SANDBOX_UID),
+  "--gid",
+  String(SANDBOX_UID),
+];
+
 /** Runs `bwrap` once with the same namespaces and user the scripts get; resolves with why it failed, or undefined. */
 function probeBubblewrap(bwrapPath: string, asRoot: boolean, uid: number, gid: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     let stderr = "";
     const args = [
-      "--unshare-all",
-      "--die-with-parent",
-      "--new-session",
-      "--cap-drop",
-      "ALL",
-      "--uid",
-      String(SANDBOX_UID),
-      "--gid",
-      String(SANDBOX_UID),
+      ...ISOLATION_ARGS,
       "--ro-bind",
       "/usr",
       "/usr",
@@ -447,16 +452,8 @@ export function createScriptSandbox(options: SandboxOptions = {}): ScriptSandbox
     const hosts = "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
     const kib = (n: number) => String(Math.max(1, Math.floor(n / 1024)));
     const args = [
-      "--unshare-all",
+      ...ISOLATION_ARGS,
       ...(shareNet ? ["--share-net"] : []),
-      "--die-with-parent",
-      "--new-session",
-      "--cap-drop",
-      "ALL",
-      "--uid",
-      String(SANDBOX_UID),
-      "--gid",
-      String(SANDBOX_UID),
       "--hostname",
       "sandbox",
       "--ro-bind",
