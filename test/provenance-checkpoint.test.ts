@@ -433,6 +433,98 @@ describe.each(DATABASES)("provenance anchored outside the database on %s", (kind
       expect(out.stdout).toContain(`audit_entries ${entry?.id}:`);
     }
   });
+
+  it("attempts' results and verdicts, artifacts, created events, a running task's cancel and a claim's audit entries are bound: --rows names each edit and deletion", async () => {
+    // The previous test's edits are still there; this one judges only what it does itself.
+    const baseline = (await verifyRows(s.db)).findings;
+    const fresh = async () => {
+      const report = await verifyRows(s.db);
+      return report.findings.filter((f) => !baseline.some((b) => b.table === f.table && b.id === f.id));
+    };
+    const one = async (sql: string) => {
+      const [row] = await s.db.query<{ id: string }>(sql);
+      expect(row).toBeDefined();
+      return (row as { id: string }).id;
+    };
+    const attemptOf = (taskId: string) =>
+      one(`SELECT id::text AS id FROM attempts WHERE task_id = '${taskId}' ORDER BY number DESC LIMIT 1`);
+    const artifactOf = (attemptId: string) =>
+      one(`SELECT id::text AS id FROM artifacts WHERE attempt_id = '${attemptId}' LIMIT 1`);
+    const asAuditOwner = (sql: string) =>
+      s.db.exec(`ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_no_update_or_delete; ${sql};
+                 ALTER TABLE audit_entries ENABLE TRIGGER audit_entries_no_update_or_delete`);
+
+    // Changes the product makes after an attempt's end are bound too, so they are not reported: an
+    // override rewrites the judgement, a cancel ends a running attempt.
+    const [a, b, c, d, e] = taskIds as [string, string, string, string, string];
+    await s.http.tasks.override.mutate({ id: e, verdict: "reject", justification: "Checked by hand: wrong output." });
+    fake.set({ durationMs: 60_000 });
+    const canceled = (await s.http.tasks.create.mutate({ title: "canceled while running", capability: "prov" })).id;
+    await waitFor(
+      "the task to run",
+      () => s.http.tasks.get.query({ id: canceled }),
+      (t) => t.state === "running",
+    );
+    await s.http.tasks.cancel.mutate({ id: canceled, reason: "no longer needed" });
+    fake.set({ durationMs: 20 });
+    await waitFor(
+      "the cancel to end",
+      () => s.http.tasks.get.query({ id: canceled }),
+      (t) => t.state === "canceled",
+    );
+    expect(await fresh()).toEqual([]);
+
+    const attemptA = await attemptOf(a);
+    await s.db.exec(`UPDATE attempts SET result = result || '{"logs": ["forged"]}' WHERE id = '${attemptA}'`);
+    const attemptB = await attemptOf(b);
+    await s.db.exec(`UPDATE attempts SET verdict = 'reject' WHERE id = '${attemptB}'`);
+    const artifactC = await artifactOf(await attemptOf(c));
+    await s.db.exec(`UPDATE artifacts SET content = 'forged content' WHERE id = '${artifactC}'`);
+    const artifactD = await artifactOf(await attemptOf(d));
+    await s.db.exec(`DELETE FROM artifacts WHERE id = '${artifactD}'`);
+    const createdEvent = await one(
+      `SELECT seq::text AS id FROM task_events WHERE task_id = '${canceled}' AND type = 'created'`,
+    );
+    await s.db.exec(`UPDATE task_events SET data = '{"title": "forged"}' WHERE seq = ${createdEvent}`);
+    const cancelEntry = await one(
+      `SELECT id::text AS id FROM audit_entries WHERE resource_id = '${canceled}' AND action = 'task.cancel'`,
+    );
+    const claimEntry = await one(
+      `SELECT id::text AS id FROM audit_entries WHERE resource_id = '${e}' AND action = 'task.dispatch'`,
+    );
+    await asAuditOwner(`UPDATE audit_entries SET actor_id = 'someone else' WHERE id = ${cancelEntry};
+                        UPDATE audit_entries SET after = after || '{"worker": "elsewhere"}' WHERE id = ${claimEntry}`);
+
+    const found = await fresh();
+    const named = found.map((f) => [f.table, f.id]);
+    expect(named).toContainEqual(["attempts", attemptA]);
+    expect(named).toContainEqual(["attempts", attemptB]);
+    expect(named).toContainEqual(["artifacts", artifactC]);
+    expect(named).toContainEqual(["artifacts", artifactD]);
+    expect(named).toContainEqual(["task_events", createdEvent]);
+    expect(named).toContainEqual(["audit_entries", cancelEntry]);
+    expect(named).toContainEqual(["audit_entries", claimEntry]);
+    expect(found).toHaveLength(7);
+    const reason = (table: string, id: string) => found.find((f) => f.table === table && f.id === id)?.reason;
+    expect(reason("attempts", attemptA)).toMatch(/result .* no longer matches record \d+: the row was edited/);
+    expect(reason("attempts", attemptB)).toMatch(/verdict no longer matches record \d+/);
+    expect(reason("artifacts", artifactC)).toMatch(/no longer matches record \d+: the row was edited/);
+    expect(reason("artifacts", artifactD)).toMatch(/is gone from artifacts: the row was deleted/);
+
+    if (kind === "postgres") {
+      const [{ schema }] = (await s.db.query<{ schema: string }>(`SELECT current_schema() AS schema`)) as [
+        { schema: string },
+      ];
+      const out = await cli(["--rows", "--trusted-keys", keysFile], {
+        DATABASE_URL: process.env.TEST_DATABASE_URL as string,
+        DATABASE_SCHEMA: schema,
+      });
+      expect(out.code).toBe(1);
+      expect(out.stdout).toContain(`attempts ${attemptB}:`);
+      expect(out.stdout).toContain(`artifacts ${artifactD}:`);
+      expect(out.stdout).toContain(`audit_entries ${claimEntry}:`);
+    }
+  });
 });
 
 describe("witness webhook", () => {

@@ -73,10 +73,19 @@ export class Trail {
     return this.provenance.rawTransaction(fn);
   }
 
-  /** Both in one INSERT statement (plus the chain lock and head read when there are provenance records). */
-  async write(tx: Tx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[] = []): Promise<void> {
+  /**
+   * Both in one INSERT statement (plus the chain lock and head read when there are provenance records).
+   * `events`: the task events the caller appends next in this transaction (`appendTaskEvents`), bound
+   * to the records by digest like the audit entries.
+   */
+  async write(
+    tx: Tx,
+    audit: NewAuditEntry[],
+    provenance: NewProvenanceRecord[] = [],
+    events: NewTaskEvent[] = [],
+  ): Promise<void> {
     if (!audit.length && !provenance.length) return;
-    const p = await this.prepare(tx, audit, provenance);
+    const p = await this.prepare(tx, audit, provenance, events);
     await tx.$executeRawUnsafe(
       `WITH audit AS (${auditInsertSql("$1")}) ${provenanceInsertSql("$2")}`,
       p.auditJson,
@@ -90,10 +99,18 @@ export class Trail {
    * and returns the JSON parameters for `auditInsertSql` and `provenanceInsertSql`, so a batch can
    * fold both inserts into one statement it runs anyway.
    */
-  async prepare(tx: SqlTx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[]): Promise<PreparedTrail> {
+  async prepare(
+    tx: SqlTx,
+    audit: NewAuditEntry[],
+    provenance: NewProvenanceRecord[],
+    /** Events this transaction writes besides (appended by the caller): bound to the records too. */
+    events: NewTaskEvent[] = [],
+  ): Promise<PreparedTrail> {
     const auditJson = auditRowsJson(audit);
-    // Each record carries the digests of its task's audit entries written with it (provenance/rows.ts).
-    const bound = provenance.length ? bindRows(provenance, JSON.parse(auditJson) as AuditRowContent[], []) : provenance;
+    // Each record carries the digests of its task's audit entries and events written with it (provenance/rows.ts).
+    const bound = provenance.length
+      ? bindRows(provenance, JSON.parse(auditJson) as AuditRowContent[], eventRowsOf(events))
+      : provenance;
     const sealed = await this.provenance.seal(tx, bound);
     return { auditJson, provenanceJson: provenanceRowsJson(sealed) };
   }
@@ -111,14 +128,7 @@ export class Trail {
     audit: NewAuditEntry[] = [],
   ): Promise<void> {
     if (!provenance.length && !events.length) return;
-    const eventRows: EventRowContent[] = events.map((e) => ({
-      task_id: e.taskId,
-      type: e.type,
-      from_state: e.fromState ?? null,
-      to_state: e.toState ?? null,
-      actor: e.actor,
-      data: e.data ?? {},
-    }));
+    const eventRows = eventRowsOf(events);
     // Each record carries the digests of its task's state-change events and audit entries (provenance/rows.ts).
     const bound = provenance.length
       ? bindRows(provenance, audit.length ? (JSON.parse(auditRowsJson(audit)) as AuditRowContent[]) : [], eventRows)
@@ -138,4 +148,16 @@ export class Trail {
       provenanceRowsJson(sealed),
     );
   }
+}
+
+/** Task events as their rows store them (what `appendTaskEvents` and `appendOrdered` write). */
+function eventRowsOf(events: NewTaskEvent[]): EventRowContent[] {
+  return events.map((e) => ({
+    task_id: e.taskId,
+    type: e.type,
+    from_state: e.fromState ?? null,
+    to_state: e.toState ?? null,
+    actor: e.actor,
+    data: e.data ?? {},
+  }));
 }

@@ -1,6 +1,6 @@
 import type { TaskSpec } from "../../shared/task-spec.js";
 import type { Critique } from "../../shared/worker-protocol.js";
-import { auditInsertSql, auditRowsJson } from "../audit/service.js";
+import { auditInsertSql, auditRowsJson, type NewAuditEntry } from "../audit/service.js";
 import { SYSTEM_ACTORS, type Trail } from "../audit/trail.js";
 import type { NewTaskEvent } from "../events/append.js";
 import type { NewProvenanceRecord, SqlTx } from "../provenance/service.js";
@@ -39,6 +39,8 @@ export interface Claim {
   claimed: ClaimedAttempt[];
   provenance: NewProvenanceRecord[];
   events: NewTaskEvent[];
+  /** The audit entries the claim wrote: bound to its records by digest when they are appended. */
+  audit: NewAuditEntry[];
 }
 
 /**
@@ -57,14 +59,15 @@ export function claimForWorker(
 ): Promise<Claim | null> {
   return trail.rawTransaction(async (tx) => {
     const claim = await claimRows(tx, { workerId, limit, owner, leaseMs, lockWorker: true });
-    if (claim) await trail.appendOrdered(tx, claim.provenance, claim.events);
+    if (claim) await trail.appendOrdered(tx, claim.provenance, claim.events, claim.audit);
     return claim;
   });
 }
 
 /**
  * The part of a claim that needs no order beyond its row locks: tasks to `running`, the attempts,
- * the audit entries. The caller writes `provenance` and `events` (Trail.appendOrdered) before commit.
+ * the audit entries. The caller writes `provenance` and `events` (Trail.appendOrdered, given `audit`
+ * to bind) before commit.
  *
  * `lockWorker` serializes claims for the worker across processes, so the free-slot count (read in a
  * fresh snapshot after the lock) cannot be overrun by a concurrent claim; while another process holds
@@ -123,23 +126,18 @@ export async function claimRows(
     riskTier: Number(r.risk_tier),
     critique: r.critique,
   }));
-  if (claimed.length) {
-    await tx.$executeRawUnsafe(
-      auditInsertSql("$1"),
-      auditRowsJson(
-        claimed.map((c) => ({
-          actor: SYSTEM_ACTORS.dispatcher,
-          action: "task.dispatch",
-          resource: { type: "task", id: c.taskId },
-          before: { state: "queued" },
-          after: { state: "running", attempt: c.number, worker: worker.name, workerId: worker.id },
-        })),
-      ),
-    );
-  }
+  const audit: NewAuditEntry[] = claimed.map((c) => ({
+    actor: SYSTEM_ACTORS.dispatcher,
+    action: "task.dispatch",
+    resource: { type: "task", id: c.taskId },
+    before: { state: "queued" },
+    after: { state: "running", attempt: c.number, worker: worker.name, workerId: worker.id },
+  }));
+  if (audit.length) await tx.$executeRawUnsafe(auditInsertSql("$1"), auditRowsJson(audit));
   return {
     worker,
     claimed,
+    audit,
     provenance: claimed.map((c) =>
       taskDispatched(c.taskId, { id: c.attemptId, number: c.number }, { id: worker.id, name: worker.name }),
     ),

@@ -273,7 +273,7 @@ export class ExecutionEngine {
    * the transaction has committed.
    */
   private async refill(tx: SqlTx, written: AttemptEnd[]): Promise<Refilled> {
-    const refilled: Refilled = { provenance: [], events: [], committed: () => {} };
+    const refilled: Refilled = { provenance: [], events: [], audit: [], committed: () => {} };
     if (this.stopping || !this.started) return refilled;
     const freed = new Map<string, number>();
     for (const end of written) {
@@ -294,6 +294,7 @@ export class ExecutionEngine {
       claims.push(claim);
       refilled.provenance.push(...claim.provenance);
       refilled.events.push(...claim.events);
+      refilled.audit.push(...claim.audit);
     }
     refilled.committed = () => this.launchAll(claims);
     return refilled;
@@ -544,6 +545,8 @@ export class ExecutionEngine {
               expiredWorker.get(r.attempt_id) ?? null,
               null,
               error,
+              // A running attempt has no summary or result yet: the lost one is stored with none.
+              { outcome: { state: "lost", error, summary: null, result: null }, artifacts: [] },
             ),
           );
           if (r.task_state === "running") {
@@ -582,7 +585,7 @@ export class ExecutionEngine {
           }
         }
         await writeTasks(tx, tasks);
-        await this.trail.write(tx, out.audit, out.provenance);
+        await this.trail.write(tx, out.audit, out.provenance, events);
         await appendTaskEvents(tx, events);
         return rows.length;
       });
@@ -611,7 +614,7 @@ export class ExecutionEngine {
         .transaction(async (tx) => {
           const out: Endings = { events: [], audit: [], provenance: [] };
           await this.finishCancelTx(tx, t.id, false, "the process handling the cancel stopped", out);
-          await this.trail.write(tx, out.audit, out.provenance);
+          await this.trail.write(tx, out.audit, out.provenance, out.events);
           await appendTaskEvents(tx, out.events);
         })
         .catch((err: unknown) => this.log.warn({ err, taskId: t.id }, "finishing a stuck cancel failed"));
@@ -679,12 +682,13 @@ export class ExecutionEngine {
     await this.trail.transaction(async (tx) => {
       const out: Endings = { events: [], audit: [], provenance: [] };
       if (attempt) {
+        const error = `Canceled: ${reason}`.slice(0, 10_000);
         const { count } = await tx.attempt.updateMany({
           where: { id: attempt.id, state: "running" },
           data: {
             state: "canceled",
             finishedAt: new Date(),
-            error: `Canceled: ${reason}`.slice(0, 10_000),
+            error,
             leaseOwner: null,
             leaseExpiresAt: null,
           },
@@ -692,11 +696,17 @@ export class ExecutionEngine {
         // Only if the cancel ended the attempt: an attempt that finished meanwhile has its result record.
         if (count) {
           const ref = { id: attempt.id, number: attempt.number };
-          out.provenance.push(taskResult(taskId, ref, attempt.worker?.name ?? null, null, `Canceled: ${reason}`));
+          out.provenance.push(
+            taskResult(taskId, ref, attempt.worker?.name ?? null, null, error, {
+              // Still running when canceled: no summary or result was stored.
+              outcome: { state: "canceled", error, summary: null, result: null },
+              artifacts: [],
+            }),
+          );
         }
       }
       await this.finishCancelTx(tx, taskId, outcome.confirmed, outcome.detail, out);
-      await this.trail.write(tx, out.audit, out.provenance);
+      await this.trail.write(tx, out.audit, out.provenance, out.events);
       await appendTaskEvents(tx, out.events);
     });
     this.hub.notify();

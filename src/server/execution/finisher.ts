@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { TaskState } from "../../shared/task-state.js";
 import { type Judgement, VERDICT_STATE } from "../../shared/verdict.js";
 import type { Critique, ExecuteResult } from "../../shared/worker-protocol.js";
@@ -9,8 +10,9 @@ import type { NewTaskEvent, Tx } from "../events/append.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
 import { newErrorId } from "../lib/public-errors.js";
 import type { Logger } from "../logger.js";
+import { textDigest } from "../provenance/rows.js";
 import type { NewProvenanceRecord, SqlTx } from "../provenance/service.js";
-import { taskResult, taskVerdict } from "../tasks/decisions.js";
+import { type StoredAttemptEnd, taskResult, taskVerdict } from "../tasks/decisions.js";
 
 /** The end of one attempt, as its run saw it. */
 export type AttemptEnd =
@@ -52,6 +54,8 @@ export interface FinishSettings {
 export interface Refilled {
   provenance: NewProvenanceRecord[];
   events: NewTaskEvent[];
+  /** The claims' audit entries (already written), bound to their records. */
+  audit: NewAuditEntry[];
   committed: () => void;
 }
 
@@ -102,6 +106,8 @@ interface Planned {
 }
 
 interface ArtifactWrite {
+  /** Drawn here rather than by the database: the result's provenance record names each artifact row. */
+  id: string;
   attempt_id: string;
   path: string;
   operation: string;
@@ -237,7 +243,7 @@ export class Finisher {
         [...out.provenance, ...refilled.provenance],
         [...out.events, ...refilled.events],
         // Bound to the records by digest (provenance/rows.ts): `provenance:verify --rows` re-reads them.
-        out.audit,
+        [...out.audit, ...refilled.audit],
       );
       return { written, committed: refilled.committed };
     });
@@ -254,7 +260,7 @@ export class Finisher {
       const failures = row.failures + (counts ? 1 : 0);
       const allowed = this.settings.attemptsFor(row.risk_tier);
       const requeue = end.kind === "failed" && failures < allowed;
-      out.attempts.push({
+      const write: AttemptWrite = {
         id: end.attemptId,
         state: "failed",
         tries: end.tries,
@@ -263,7 +269,8 @@ export class Finisher {
         result: end.kind === "failed" ? (end.result ? storedResult(end.result) : null) : storedResult(end.result),
         verdict: null,
         judgement: null,
-      });
+      };
+      out.attempts.push(write);
       const reason = requeue
         ? `Attempt ${end.number} failed (${failures} of ${allowed} allowed failures); queued again: ${error}`
         : counts
@@ -294,13 +301,15 @@ export class Finisher {
         before: { state: "running", attempt: end.number },
         after: { state: requeue ? "queued" : "failed", ...base, reason: clean(reason, 500) },
       });
-      out.provenance.push(taskResult(end.taskId, attemptRef, end.workerName, end.result ?? null, clean(error, 500)));
+      out.provenance.push(
+        taskResult(end.taskId, attemptRef, end.workerName, end.result ?? null, clean(error, 500), stored(write, [])),
+      );
       return;
     }
 
     const { result, judgement } = end;
     const verdictState = VERDICT_STATE[judgement.verdict];
-    out.attempts.push({
+    const write: AttemptWrite = {
       id: end.attemptId,
       state: "completed",
       tries: end.tries,
@@ -309,10 +318,13 @@ export class Finisher {
       result: storedResult(result),
       verdict: judgement.verdict,
       judgement,
-    });
+    };
+    out.attempts.push(write);
+    const artifacts: ArtifactWrite[] = [];
     for (const a of result.artifacts) {
       const d = a.diff ? parseUnifiedDiff(a.diff) : null;
-      out.artifacts.push({
+      artifacts.push({
+        id: randomUUID(),
         attempt_id: end.attemptId,
         path: clean(a.path, 1000) ?? "",
         operation: a.operation,
@@ -322,6 +334,7 @@ export class Finisher {
         lines_removed: d?.removed ?? 0,
       });
     }
+    out.artifacts.push(...artifacts);
     const redispatch = judgement.verdict === "changes_requested" && row.redispatches < this.settings.maxAutoRedispatch;
     out.events.push(
       {
@@ -358,8 +371,8 @@ export class Finisher {
       },
     );
     out.provenance.push(
-      taskResult(end.taskId, attemptRef, end.workerName, result),
-      taskVerdict(end.taskId, end.number, judgement),
+      taskResult(end.taskId, attemptRef, end.workerName, result, null, stored(write, artifacts)),
+      taskVerdict(end.taskId, attemptRef, judgement),
     );
     let state: TaskState = verdictState;
     let critique: Critique | null = null;
@@ -407,6 +420,22 @@ export class Finisher {
   }
 }
 
+/** The rows an attempt's end writes, as its result record binds them (provenance/rows.ts). */
+function stored(write: AttemptWrite, artifacts: ArtifactWrite[]): StoredAttemptEnd {
+  return {
+    outcome: { state: write.state, error: write.error, summary: write.summary, result: write.result },
+    artifacts: artifacts.map((a) => ({
+      id: a.id,
+      path: a.path,
+      operation: a.operation,
+      content_sha256: textDigest(a.content),
+      diff_sha256: textDigest(a.diff),
+      lines_added: a.lines_added,
+      lines_removed: a.lines_removed,
+    })),
+  };
+}
+
 /**
  * A batch's writes that need no ordering beyond their row locks, in one statement: the attempts,
  * tasks, artifacts and audit entries. The provenance records and task events follow, last in the
@@ -432,8 +461,8 @@ async function writeEnds(tx: SqlTx, planned: Planned): Promise<void> {
         WHERE t.id = x.id
      ), ar AS (
        INSERT INTO artifacts (id, attempt_id, path, operation, content, diff, lines_added, lines_removed)
-       SELECT gen_random_uuid(), x.attempt_id, x.path, x.operation, x.content, x.diff, x.lines_added, x.lines_removed
-         FROM jsonb_to_recordset($3::jsonb) AS x(attempt_id uuid, path text, operation text, content text,
+       SELECT x.id, x.attempt_id, x.path, x.operation, x.content, x.diff, x.lines_added, x.lines_removed
+         FROM jsonb_to_recordset($3::jsonb) AS x(id uuid, attempt_id uuid, path text, operation text, content text,
               diff text, lines_added int, lines_removed int)
      )
      ${auditInsertSql("$4")}`,

@@ -2,10 +2,18 @@ import type { Database } from "../db/database.js";
 import { canonicalJson, sha256Hex } from "./canonical.js";
 
 /**
- * Rows bound to the log. A record carries the digests of the rows written with it that describe its
- * task: the audit entries (task resource) and the state-change task events of the same statement, as
- * `rows: { audit: [[action, digest]…], events: [[toState, digest]…] }` in its payload; a `task.created`
- * record carries the task's title, mode, priority, tier, capability, creator and spec digest already.
+ * Rows bound to the log. A record carries, in `payload.rows`, the digests of the rows written in its
+ * transaction that describe its task:
+ * - `audit: [[action, digest]…]` and `events: [[toState, digest]…]`: the audit entries (task resource)
+ *   and state-change task events, on the last record of the task in the statement;
+ * - `attempt: [attemptId, digest]`: the attempt's outcome columns (state, error, summary, result), on
+ *   `task.result`;
+ * - `artifacts: [[artifactId, digest]…]`: every artifact stored for that attempt, on `task.result`;
+ * - `judgement: [attemptId, digest]`: the attempt's verdict and judgement columns, on `task.verdict`
+ *   and on each `task.override` (which rewrites the judgement: the latest record binds).
+ * A `task.created` record carries the task's title, mode, priority, tier, capability, creator and spec
+ * digest already. Digests are taken over the values exactly as stored (JSON columns as canonical JSON,
+ * which is blind to the key order jsonb keeps), computed from the values in hand when writing.
  * `verifyRows` re-reads those rows and names any that were edited or deleted behind the log's back.
  * The rows' own timestamps and database-assigned ids are not part of a digest (they are assigned by
  * the database after the record is sealed); the record's time is in its leaf.
@@ -60,9 +68,57 @@ export const eventRowDigest = (r: EventRowContent): string =>
     }),
   );
 
+/** An attempt's outcome columns as the attempt's end stores them. */
+export interface AttemptOutcomeContent {
+  state: string;
+  error: string | null;
+  summary: string | null;
+  result: unknown;
+}
+
+export const attemptOutcomeDigest = (r: AttemptOutcomeContent): string =>
+  sha256Hex(
+    canonicalJson({ state: r.state, error: r.error ?? null, summary: r.summary ?? null, result: r.result ?? null }),
+  );
+
+/** The council's verdict column and the judgement (with any override) as stored on the attempt. */
+export const judgementRowDigest = (r: { verdict: string | null; judgement: unknown }): string =>
+  sha256Hex(canonicalJson({ verdict: r.verdict ?? null, judgement: r.judgement ?? null }));
+
+/** SHA-256 (hex) of a text column's UTF-8 bytes: what Postgres's `sha256(convert_to(col, 'UTF8'))` gives. */
+export const textDigest = (text: string | null): string | null => (text === null ? null : sha256Hex(text));
+
+/**
+ * An artifact row by the digests of its content and diff rather than the text itself, so the verifier
+ * lets the database hash megabytes of content instead of reading it.
+ */
+export interface ArtifactRowHashes {
+  path: string;
+  operation: string;
+  content_sha256: string | null;
+  diff_sha256: string | null;
+  lines_added: number;
+  lines_removed: number;
+}
+
+export const artifactRowDigest = (r: ArtifactRowHashes): string =>
+  sha256Hex(
+    canonicalJson({
+      path: r.path,
+      operation: r.operation,
+      content: r.content_sha256,
+      diff: r.diff_sha256,
+      lines_added: r.lines_added,
+      lines_removed: r.lines_removed,
+    }),
+  );
+
 export interface BoundRows {
   audit?: [string, string][];
   events?: [string, string][];
+  attempt?: [string, string];
+  artifacts?: [string, string][];
+  judgement?: [string, string];
 }
 
 interface Bindable {
@@ -109,13 +165,19 @@ export function bindRows<T extends Bindable>(records: T[], audit: AuditRowConten
   if (!bound.size) return records;
   return records.map((r, i) => {
     const rows = bound.get(i);
-    return rows ? { ...r, payload: { ...(r.payload as Record<string, unknown>), rows } } : r;
+    if (!rows) return r;
+    // A record may bind its own rows already (an attempt's result, a judgement): both go in.
+    const payload = r.payload as Record<string, unknown> & { rows?: BoundRows };
+    return { ...r, payload: { ...payload, rows: { ...payload.rows, ...rows } } };
   });
 }
 
 export interface RowFinding {
-  table: "tasks" | "audit_entries" | "task_events";
-  /** The row's id (tasks.id, audit_entries.id, task_events.seq); null when the row is gone. */
+  table: "tasks" | "audit_entries" | "task_events" | "attempts" | "artifacts";
+  /**
+   * The row's id (tasks.id, audit_entries.id, task_events.seq, attempts.id, artifacts.id); null when the
+   * row is gone and the record does not name it (deleted artifacts and attempts are named by their id).
+   */
   id: string | null;
   /** The record that binds it. */
   seq: string;
@@ -176,7 +238,7 @@ export async function verifyRows(db: Database): Promise<RowsReport> {
     );
     // Only ids that are task ids (uuids) can have rows; anything else on the log binds none.
     const uuids = ids.filter((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id));
-    const [tasks, audit, events] = await Promise.all([
+    const [tasks, audit, events, attempts, artifacts] = await Promise.all([
       db.query<TaskRow>(
         `SELECT id::text AS id, title, mode::text AS mode, priority::text AS priority, risk_tier, capability, spec,
                 created_by FROM tasks WHERE id = ANY($1::uuid[])`,
@@ -192,6 +254,19 @@ export async function verifyRows(db: Database): Promise<RowsReport> {
         `SELECT seq::text AS seq, task_id::text AS task_id, type, from_state::text AS from_state,
                 to_state::text AS to_state, actor, data
            FROM task_events WHERE task_id = ANY($1::uuid[]) AND to_state IS NOT NULL ORDER BY task_events.seq`,
+        [uuids],
+      ),
+      db.query<AttemptOutcomeContent & { id: string; verdict: string | null; judgement: unknown }>(
+        `SELECT id::text AS id, state::text AS state, error, summary, result, verdict, judgement
+           FROM attempts WHERE task_id = ANY($1::uuid[])`,
+        [uuids],
+      ),
+      // The database hashes the content and diff: the verifier never holds megabytes of artifacts.
+      db.query<ArtifactRowHashes & { id: string; attempt_id: string }>(
+        `SELECT ar.id::text AS id, ar.attempt_id::text AS attempt_id, ar.path, ar.operation,
+                encode(sha256(convert_to(ar.content, 'UTF8')), 'hex') AS content_sha256,
+                encode(sha256(convert_to(ar.diff, 'UTF8')), 'hex') AS diff_sha256, ar.lines_added, ar.lines_removed
+           FROM artifacts ar JOIN attempts a ON a.id = ar.attempt_id WHERE a.task_id = ANY($1::uuid[])`,
         [uuids],
       ),
     ]);
@@ -210,6 +285,9 @@ export async function verifyRows(db: Database): Promise<RowsReport> {
     const auditByTask = rowsOf(audit, (a) => a.resource_id);
     const eventsByTask = rowsOf(events, (e) => e.task_id);
     const recordsByTask = rowsOf(records, (r) => r.task_id);
+    const attemptById = new Map(attempts.map((a) => [a.id, a]));
+    const artifactById = new Map(artifacts.map((a) => [a.id, a]));
+    const artifactsByAttempt = rowsOf(artifacts, (a) => a.attempt_id);
 
     for (const [taskId, recs] of recordsByTask) {
       for (const r of recs) {
@@ -263,10 +341,110 @@ export async function verifyRows(db: Database): Promise<RowsReport> {
         const rows = r.payload.rows as BoundRows | undefined;
         checked += (rows?.audit?.length ?? 0) + (rows?.events?.length ?? 0);
       }
+      checked += compareAttempts(recs, attemptById, artifactById, artifactsByAttempt, findings);
     }
     if (ids.length < TASKS_PER_PAGE) break;
   }
   return { ok: findings.length === 0, checked, findings };
+}
+
+type AttemptRow = AttemptOutcomeContent & { id: string; verdict: string | null; judgement: unknown };
+type ArtifactRow = ArtifactRowHashes & { id: string; attempt_id: string };
+
+/**
+ * An attempt's outcome, its artifacts and its judgement against the latest record (in log order) that
+ * binds each: a `task.override` rewrites the judgement and binds the new one. Returns the rows compared.
+ */
+function compareAttempts(
+  recs: { seq: string; payload: Record<string, unknown> }[],
+  attemptById: Map<string, AttemptRow>,
+  artifactById: Map<string, ArtifactRow>,
+  artifactsByAttempt: Map<string, ArtifactRow[]>,
+  findings: RowFinding[],
+): number {
+  const outcomeOf = new Map<string, { seq: string; digest: string; artifacts?: [string, string][] }>();
+  const judgementOf = new Map<string, { seq: string; digest: string; verdict: unknown }>();
+  for (const r of recs) {
+    const rows = r.payload.rows as BoundRows | undefined;
+    if (rows?.attempt)
+      outcomeOf.set(rows.attempt[0], { seq: r.seq, digest: rows.attempt[1], artifacts: rows.artifacts });
+    if (rows?.judgement) {
+      judgementOf.set(rows.judgement[0], { seq: r.seq, digest: rows.judgement[1], verdict: r.payload.verdict });
+    }
+  }
+  let checked = 0;
+  const gone = (id: string, seq: string) =>
+    findings.push({
+      table: "attempts",
+      id,
+      seq,
+      reason: `Attempt ${id}, bound by record ${seq}, is gone from attempts: the row was deleted.`,
+    });
+  for (const [attemptId, bound] of outcomeOf) {
+    checked++;
+    const a = attemptById.get(attemptId);
+    if (!a) {
+      gone(attemptId, bound.seq);
+      continue;
+    }
+    if (attemptOutcomeDigest(a) !== bound.digest) {
+      findings.push({
+        table: "attempts",
+        id: attemptId,
+        seq: bound.seq,
+        reason: `Attempt ${attemptId}'s result (state, error, summary or result JSON) no longer matches record ${bound.seq}: the row was edited.`,
+      });
+    }
+    if (!bound.artifacts) continue;
+    const boundIds = new Set<string>();
+    for (const [artifactId, digest] of bound.artifacts) {
+      checked++;
+      boundIds.add(artifactId);
+      const row = artifactById.get(artifactId);
+      if (!row) {
+        findings.push({
+          table: "artifacts",
+          id: artifactId,
+          seq: bound.seq,
+          reason: `Artifact ${artifactId} of attempt ${attemptId}, bound by record ${bound.seq}, is gone from artifacts: the row was deleted.`,
+        });
+      } else if (row.attempt_id !== attemptId || artifactRowDigest(row) !== digest) {
+        findings.push({
+          table: "artifacts",
+          id: artifactId,
+          seq: bound.seq,
+          reason: `Artifact ${artifactId} (${row.path}) no longer matches record ${bound.seq}: the row was edited.`,
+        });
+      }
+    }
+    for (const row of artifactsByAttempt.get(attemptId) ?? []) {
+      if (boundIds.has(row.id)) continue;
+      findings.push({
+        table: "artifacts",
+        id: row.id,
+        seq: bound.seq,
+        reason: `Artifact ${row.id} (${row.path}) of attempt ${attemptId} is not among the artifacts record ${bound.seq} bound: the row was added.`,
+      });
+    }
+  }
+  for (const [attemptId, bound] of judgementOf) {
+    checked++;
+    const a = attemptById.get(attemptId);
+    if (!a) {
+      if (!outcomeOf.has(attemptId)) gone(attemptId, bound.seq);
+      continue;
+    }
+    if (judgementRowDigest(a) !== bound.digest) {
+      const what = typeof bound.verdict === "string" && bound.verdict !== a.verdict ? "verdict" : "judgement";
+      findings.push({
+        table: "attempts",
+        id: attemptId,
+        seq: bound.seq,
+        reason: `Attempt ${attemptId}'s ${what} no longer matches record ${bound.seq}: the row was edited.`,
+      });
+    }
+  }
+  return checked;
 }
 
 /**

@@ -32,6 +32,7 @@ export const PROVENANCE_KINDS = [
   "task.result",
   "task.verdict",
   "task.override",
+  "task.cancel_requested",
   "task.cancel",
   "task.retry",
 ] as const;

@@ -4,6 +4,14 @@ import type { TaskState } from "../../shared/task-state.js";
 import type { Judgement } from "../../shared/verdict.js";
 import type { ExecuteResult } from "../../shared/worker-protocol.js";
 import { canonicalJson, sha256Hex } from "../provenance/canonical.js";
+import {
+  type ArtifactRowHashes,
+  type AttemptOutcomeContent,
+  artifactRowDigest,
+  attemptOutcomeDigest,
+  type BoundRows,
+  judgementRowDigest,
+} from "../provenance/rows.js";
 import type { NewProvenanceRecord } from "../provenance/service.js";
 
 /**
@@ -41,14 +49,29 @@ export function taskDispatched(
   };
 }
 
-/** The end of an attempt: the worker's result (status and artifact digests), or why there is none. */
+/** An attempt's end as its transaction stores it: the outcome columns and each artifact row. */
+export interface StoredAttemptEnd {
+  outcome: AttemptOutcomeContent;
+  artifacts: (ArtifactRowHashes & { id: string })[];
+}
+
+/**
+ * The end of an attempt: the worker's status, the stored summary's digest and the artifacts, or why
+ * there is no result. `stored` binds the attempt's row and its artifact rows by digest
+ * (provenance/rows.ts): the digests are of what the transaction writes, not of the worker's raw answer.
+ */
 export function taskResult(
   taskId: string,
   attempt: { id: string; number: number },
   worker: string | null,
   result: ExecuteResult | null | undefined,
-  error?: string | null,
+  error: string | null | undefined,
+  stored: StoredAttemptEnd,
 ): NewProvenanceRecord {
+  const rows: BoundRows = {
+    attempt: [attempt.id, attemptOutcomeDigest(stored.outcome)],
+    artifacts: stored.artifacts.map((a) => [a.id, artifactRowDigest(a)]),
+  };
   return {
     kind: "task.result",
     taskId,
@@ -59,25 +82,39 @@ export function taskResult(
       status: result?.status ?? "no_result",
       ...(result
         ? {
-            summaryDigest: digestOf(result.summary),
-            artifacts: result.artifacts.map((a) => ({
-              path: a.path,
-              operation: a.operation,
-              digest: digestOf({ content: a.content ?? null, diff: a.diff ?? null }),
-            })),
+            summaryDigest: digestOf(stored.outcome.summary),
+            artifacts: stored.artifacts.map((a) => ({ path: a.path, operation: a.operation })),
           }
         : {}),
       ...(error ? { error: error.slice(0, 500) } : {}),
+      rows,
     },
   };
 }
 
-export function taskVerdict(taskId: string, attempt: number, judgement: Judgement): NewProvenanceRecord {
+/** The council's verdict on an attempt, binding the verdict and judgement columns as stored. */
+export function taskVerdict(
+  taskId: string,
+  attempt: { id: string; number: number },
+  judgement: Judgement,
+): NewProvenanceRecord {
+  const rows: BoundRows = { judgement: [attempt.id, judgementRowDigest({ verdict: judgement.verdict, judgement })] };
   return {
     kind: "task.verdict",
     taskId,
-    payload: { attempt, verdict: judgement.verdict, judgementDigest: digestOf(judgement) },
+    payload: {
+      attempt: attempt.number,
+      attemptId: attempt.id,
+      verdict: judgement.verdict,
+      judgementDigest: digestOf(judgement),
+      rows,
+    },
   };
+}
+
+/** A cancel asked for while an attempt runs; `task.cancel` follows when it ends, confirmed or not. */
+export function taskCancelRequested(taskId: string, by: string, reason: string): NewProvenanceRecord {
+  return { kind: "task.cancel_requested", taskId, payload: { by, reason } };
 }
 
 export function taskCancel(
@@ -104,6 +141,15 @@ export interface VerdictOverride {
   justification: string;
 }
 
-export function taskOverride(taskId: string, override: VerdictOverride): NewProvenanceRecord {
-  return { kind: "task.override", taskId, payload: { ...override } };
+/** `judged`: the attempt whose judgement the override rewrote, with the rewritten columns' digest. */
+export function taskOverride(
+  taskId: string,
+  override: VerdictOverride,
+  judged: { attemptId: string; digest: string } | null,
+): NewProvenanceRecord {
+  return {
+    kind: "task.override",
+    taskId,
+    payload: { ...override, ...(judged ? { rows: { judgement: [judged.attemptId, judged.digest] } } : {}) },
+  };
 }

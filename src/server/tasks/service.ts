@@ -18,9 +18,17 @@ import { Prisma, type Task } from "../db/generated/client.js";
 import { DomainError, notFound } from "../errors.js";
 import { appendTaskEvents, EVENT_LOG_LOCK_KEY, type NewTaskEvent, type Tx } from "../events/append.js";
 import { type TaskEventHub, toEventDto } from "../events/task-event-hub.js";
+import { judgementRowDigest } from "../provenance/rows.js";
 import { type NewProvenanceRecord, provenanceInsertSql } from "../provenance/service.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
-import { taskCancel, taskCreated, taskOverride, taskRetry, type VerdictOverride } from "./decisions.js";
+import {
+  taskCancel,
+  taskCancelRequested,
+  taskCreated,
+  taskOverride,
+  taskRetry,
+  type VerdictOverride,
+} from "./decisions.js";
 import { SearchSample, textWhere } from "./search.js";
 
 const summarySelect = {
@@ -223,10 +231,11 @@ export class TaskService {
           createdBy: actor.id,
         },
       });
-      await trail.write(tx, [createdEntry(actor, id, spec, client)], [taskCreated(id, spec, actor)]);
-      await appendTaskEvents(tx, [
+      const events: NewTaskEvent[] = [
         { taskId: id, type: "created", toState: "queued", actor: actor.id, data: { title: spec.title } },
-      ]);
+      ];
+      await trail.write(tx, [createdEntry(actor, id, spec, client)], [taskCreated(id, spec, actor)], events);
+      await appendTaskEvents(tx, events);
       return created;
     });
     this.hub.notify();
@@ -257,6 +266,14 @@ export class TaskService {
         tx,
         rows.map((r) => createdEntry(actor, r.id, r.spec, client)),
         rows.map((r) => taskCreated(r.id, r.spec, actor)),
+        // What the statement's `created` events hold, bound to the records like the audit entries.
+        rows.map((r) => ({
+          taskId: r.id,
+          type: "created",
+          toState: "queued",
+          actor: actor.id,
+          data: { title: r.title },
+        })),
       );
       // Events reference their tasks; the foreign key is checked at the end of the statement, when both exist.
       // The event-log lock comes last, after the chain's insert, as in every other writer.
@@ -383,7 +400,7 @@ export class TaskService {
       const last = steps.at(-1);
       const updated = await updateState(tx, id, current.state as TaskState, state, last?.reason, set);
       await who.within?.(tx);
-      await trail.write(tx, audit, who.provenance?.(updated) ?? []);
+      await trail.write(tx, audit, who.provenance?.(updated) ?? [], events);
       await appendTaskEvents(tx, events);
       return updated;
     });
@@ -420,8 +437,14 @@ export class TaskService {
         { ...who, provenance: () => [taskCancel(id, { by: actor.id, reason, confirmed: true, detail })] },
       );
     }
-    // The cancel's provenance record is written when it ends, confirmed or not (execution's cancelRunning).
-    await this.transition(id, steps, { ...requested, cancelConfirmed: null }, who);
+    // The request goes on the log now, binding its audit entry and event; the cancel's own record is
+    // written when it ends, confirmed or not (execution's cancelRunning).
+    await this.transition(
+      id,
+      steps,
+      { ...requested, cancelConfirmed: null },
+      { ...who, provenance: () => [taskCancelRequested(id, actor.id, reason)] },
+    );
     if (this.execution) {
       await this.execution.cancelRunning(id, reason);
     }
@@ -491,6 +514,7 @@ export class TaskService {
       throw new DomainError("BAD_REQUEST", `The task is already ${from}; choose a different verdict to override it.`);
     }
     const record: VerdictOverride = { by: actor.id, at: new Date().toISOString(), from, to, justification };
+    let rewritten: { attemptId: string; digest: string } | null = null;
     return this.transition(
       id,
       [
@@ -507,19 +531,18 @@ export class TaskService {
       {
         actor,
         ...(client ? { client } : {}),
-        provenance: () => [taskOverride(id, record)],
+        // The record binds the rewritten judgement: the verdict's record bound the one it replaces.
+        provenance: () => [taskOverride(id, record, rewritten)],
         within: async (tx) => {
           const judged = await tx.attempt.findFirst({
             where: { taskId: id, judgement: { not: Prisma.AnyNull } },
             orderBy: { number: "desc" },
-            select: { id: true, judgement: true },
+            select: { id: true, judgement: true, verdict: true },
           });
           if (!judged) return;
-          const judgement = judged.judgement as Prisma.JsonObject;
-          await tx.attempt.update({
-            where: { id: judged.id },
-            data: { judgement: { ...judgement, override: { ...record } } },
-          });
+          const judgement = { ...(judged.judgement as Prisma.JsonObject), override: { ...record } };
+          await tx.attempt.update({ where: { id: judged.id }, data: { judgement } });
+          rewritten = { attemptId: judged.id, digest: judgementRowDigest({ verdict: judged.verdict, judgement }) };
         },
       },
     );
