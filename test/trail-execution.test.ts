@@ -138,9 +138,17 @@ describe.each(DATABASES)("audit trail and provenance of execution on %s", (kind)
     );
 
     const chain = await chainOf(created.id);
-    expect(chain.map((r) => r.kind)).toEqual(["task.created", "task.dispatched", "task.result", "task.cancel"]);
-    expect(chain[2]?.payload).toMatchObject({ status: "no_result", error: "Canceled: wrong branch" });
-    expect(chain[3]?.payload).toMatchObject({ by: "admin", reason: "wrong branch", confirmed: true });
+    // The request goes on the log when it is made (binding its audit entry), the cancel when it ends.
+    expect(chain.map((r) => r.kind)).toEqual([
+      "task.created",
+      "task.dispatched",
+      "task.cancel_requested",
+      "task.result",
+      "task.cancel",
+    ]);
+    expect(chain[2]?.payload).toMatchObject({ by: "admin", reason: "wrong branch" });
+    expect(chain[3]?.payload).toMatchObject({ status: "no_result", error: "Canceled: wrong branch" });
+    expect(chain[4]?.payload).toMatchObject({ by: "admin", reason: "wrong branch", confirmed: true });
     expect((await api.provenance.verify.query()).ok).toBe(true);
 
     // A queued task is canceled at once, confirmed, in one transaction with both entries.

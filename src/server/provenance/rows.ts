@@ -8,7 +8,8 @@ import { canonicalJson, sha256Hex } from "./canonical.js";
  *   and state-change task events, on the last record of the task in the statement;
  * - `attempt: [attemptId, digest]`: the attempt's outcome columns (state, error, summary, result), on
  *   `task.result`;
- * - `artifacts: [[artifactId, digest]…]`: every artifact stored for that attempt, on `task.result`;
+ * - and the `task.result` record's own `artifacts: [{ id, path, operation, digest }…]` lists every
+ *   artifact row stored for that attempt (an empty list: none may appear later);
  * - `judgement: [attemptId, digest]`: the attempt's verdict and judgement columns, on `task.verdict`
  *   and on each `task.override` (which rewrites the judgement: the latest record binds).
  * A `task.created` record carries the task's title, mode, priority, tier, capability, creator and spec
@@ -117,7 +118,6 @@ export interface BoundRows {
   audit?: [string, string][];
   events?: [string, string][];
   attempt?: [string, string];
-  artifacts?: [string, string][];
   judgement?: [string, string];
 }
 
@@ -366,8 +366,13 @@ function compareAttempts(
   const judgementOf = new Map<string, { seq: string; digest: string; verdict: unknown }>();
   for (const r of recs) {
     const rows = r.payload.rows as BoundRows | undefined;
-    if (rows?.attempt)
-      outcomeOf.set(rows.attempt[0], { seq: r.seq, digest: rows.attempt[1], artifacts: rows.artifacts });
+    if (rows?.attempt) {
+      const listed = r.payload.artifacts as { id?: unknown; digest?: unknown }[] | undefined;
+      const artifacts = Array.isArray(listed)
+        ? listed.map((a): [string, string] => [String(a.id), String(a.digest)])
+        : undefined;
+      outcomeOf.set(rows.attempt[0], { seq: r.seq, digest: rows.attempt[1], artifacts });
+    }
     if (rows?.judgement) {
       judgementOf.set(rows.judgement[0], { seq: r.seq, digest: rows.judgement[1], verdict: r.payload.verdict });
     }

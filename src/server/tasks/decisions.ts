@@ -68,10 +68,7 @@ export function taskResult(
   error: string | null | undefined,
   stored: StoredAttemptEnd,
 ): NewProvenanceRecord {
-  const rows: BoundRows = {
-    attempt: [attempt.id, attemptOutcomeDigest(stored.outcome)],
-    artifacts: stored.artifacts.map((a) => [a.id, artifactRowDigest(a)]),
-  };
+  const rows: BoundRows = { attempt: [attempt.id, attemptOutcomeDigest(stored.outcome)] };
   return {
     kind: "task.result",
     taskId,
@@ -80,12 +77,14 @@ export function taskResult(
       attemptId: attempt.id,
       worker,
       status: result?.status ?? "no_result",
-      ...(result
-        ? {
-            summaryDigest: digestOf(stored.outcome.summary),
-            artifacts: stored.artifacts.map((a) => ({ path: a.path, operation: a.operation })),
-          }
-        : {}),
+      ...(result ? { summaryDigest: digestOf(stored.outcome.summary) } : {}),
+      // Every artifact row the attempt's end stored (none when it failed), by id and row digest.
+      artifacts: stored.artifacts.map((a) => ({
+        id: a.id,
+        path: a.path,
+        operation: a.operation,
+        digest: artifactRowDigest(a),
+      })),
       ...(error ? { error: error.slice(0, 500) } : {}),
       rows,
     },
