@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyRows } from "../src/server/provenance/rows.js";
 import { TERMINAL_STATES } from "../src/shared/task-state.js";
 import { DATABASES } from "./helpers/databases.js";
 import { type EngineApp, startEngineApp, waitFor } from "./helpers/fault-worker.js";
@@ -113,5 +114,16 @@ describe.each(DATABASES)("execution end to end with the reference worker on %s",
     expect(t.attempts[0]?.state).toBe("canceled");
     expect(t.cancelRequestedAt).toBeInstanceOf(Date);
     expect(t.events.at(-1)).toMatchObject({ fromState: "canceling", toState: "canceled" });
+  });
+
+  it("every row the log binds still matches it: --rows passes on what the runs above stored", async () => {
+    // Real results (logs, checks, diffs, judgements with findings), re-dispatches, a retry and a
+    // cancel: digests taken when writing must equal those of the rows read back (jsonb reorders keys).
+    const report = await verifyRows(s.db);
+    expect(report.findings).toEqual([]);
+    expect(report.ok).toBe(true);
+    const [{ n }] = (await s.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM artifacts`)) as [{ n: number }];
+    expect(n).toBeGreaterThan(0);
+    expect(report.checked).toBeGreaterThan(n);
   });
 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyRows } from "../src/server/provenance/rows.js";
 import { taskSpecSchema } from "../src/shared/task-spec.js";
 import { DATABASES } from "./helpers/databases.js";
 import { actor, type Harness, harness } from "./helpers/services.js";
@@ -42,6 +43,8 @@ describe.each(DATABASES)("audit trail and provenance of recovery on %s", (kind) 
       "Lease of crashed-host:1:dead expired",
     );
     expect((await h.services.provenance.verify()).ok).toBe(true);
+    // The lost attempt's row and the requeue's audit entry and event are bound to the result record.
+    expect(await verifyRows(h.db)).toMatchObject({ ok: true, findings: [] });
     expect((await h.services.tasks.get(t.id)).state).toBe("queued");
   });
 
@@ -68,5 +71,6 @@ describe.each(DATABASES)("audit trail and provenance of recovery on %s", (kind) 
       },
     });
     expect((await h.services.provenance.verify()).ok).toBe(true);
+    expect(await verifyRows(h.db)).toMatchObject({ ok: true, findings: [] });
   });
 });
