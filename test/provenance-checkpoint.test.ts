@@ -434,7 +434,7 @@ describe.each(DATABASES)("provenance anchored outside the database on %s", (kind
     }
   });
 
-  it("attempts' results and verdicts, artifacts, created events, a running task's cancel and a claim's audit entries are bound: --rows names each edit and deletion", async () => {
+  it("attempts' results and verdicts, artifacts, tasks' state and description, created events, a running task's cancel and a claim's audit entries are bound: --rows names each edit and deletion", async () => {
     // The previous test's edits are still there; this one judges only what it does itself.
     const baseline = (await verifyRows(s.db)).findings;
     const fresh = async () => {
@@ -492,6 +492,9 @@ describe.each(DATABASES)("provenance anchored outside the database on %s", (kind
     const claimEntry = await one(
       `SELECT id::text AS id FROM audit_entries WHERE resource_id = '${e}' AND action = 'task.dispatch'`,
     );
+    // The override made e rejected; the row says accepted again. The description column repeats the spec's.
+    await s.db.exec(`UPDATE tasks SET state = 'accepted' WHERE id = '${e}';
+                     UPDATE tasks SET description = 'forged' WHERE id = '${canceled}'`);
     await asAuditOwner(`UPDATE audit_entries SET actor_id = 'someone else' WHERE id = ${cancelEntry};
                         UPDATE audit_entries SET after = after || '{"worker": "elsewhere"}' WHERE id = ${claimEntry}`);
 
@@ -504,12 +507,16 @@ describe.each(DATABASES)("provenance anchored outside the database on %s", (kind
     expect(named).toContainEqual(["task_events", createdEvent]);
     expect(named).toContainEqual(["audit_entries", cancelEntry]);
     expect(named).toContainEqual(["audit_entries", claimEntry]);
-    expect(found).toHaveLength(7);
+    expect(named).toContainEqual(["tasks", e]);
+    expect(named).toContainEqual(["tasks", canceled]);
+    expect(found).toHaveLength(9);
     const reason = (table: string, id: string) => found.find((f) => f.table === table && f.id === id)?.reason;
     expect(reason("attempts", attemptA)).toMatch(/result .* no longer matches record \d+: the row was edited/);
     expect(reason("attempts", attemptB)).toMatch(/verdict no longer matches record \d+/);
     expect(reason("artifacts", artifactC)).toMatch(/no longer matches record \d+: the row was edited/);
     expect(reason("artifacts", artifactD)).toMatch(/is gone from artifacts: the row was deleted/);
+    expect(reason("tasks", e)).toMatch(/is accepted, but the last state change, bound by record \d+, made it rejected/);
+    expect(reason("tasks", canceled)).toMatch(/description no longer matches record \d+/);
 
     if (kind === "postgres") {
       const [{ schema }] = (await s.db.query<{ schema: string }>(`SELECT current_schema() AS schema`)) as [

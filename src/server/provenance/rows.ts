@@ -1,4 +1,4 @@
-import type { Database } from "../db/database.js";
+import type { Database, SqlRunner } from "../db/database.js";
 import { canonicalJson, sha256Hex } from "./canonical.js";
 
 /**
@@ -193,6 +193,8 @@ export interface RowsReport {
 
 interface TaskRow {
   id: string;
+  state: string;
+  description: string;
   title: string;
   mode: string;
   priority: string;
@@ -231,45 +233,11 @@ export async function verifyRows(db: Database): Promise<RowsReport> {
     ).map((r) => r.task_id);
     if (!ids.length) break;
     after = ids[ids.length - 1] as string;
-    const records = await db.query<{ seq: string; kind: string; task_id: string; payload: Record<string, unknown> }>(
-      `SELECT seq::text AS seq, kind, task_id, payload FROM provenance_records
-        WHERE task_id = ANY($1::text[]) AND (kind = 'task.created' OR payload ? 'rows') ORDER BY provenance_records.seq`,
-      [ids],
-    );
     // Only ids that are task ids (uuids) can have rows; anything else on the log binds none.
     const uuids = ids.filter((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id));
-    const [tasks, audit, events, attempts, artifacts] = await Promise.all([
-      db.query<TaskRow>(
-        `SELECT id::text AS id, title, mode::text AS mode, priority::text AS priority, risk_tier, capability, spec,
-                created_by FROM tasks WHERE id = ANY($1::uuid[])`,
-        [uuids],
-      ),
-      db.query<AuditRowContent & { id: string }>(
-        `SELECT id::text AS id, actor_kind, actor_id, action, resource_type, resource_id, before, after,
-                client_address, user_agent
-           FROM audit_entries WHERE resource_type = 'task' AND resource_id = ANY($1::text[]) ORDER BY id`,
-        [ids],
-      ),
-      db.query<EventRowContent & { seq: string }>(
-        `SELECT seq::text AS seq, task_id::text AS task_id, type, from_state::text AS from_state,
-                to_state::text AS to_state, actor, data
-           FROM task_events WHERE task_id = ANY($1::uuid[]) AND to_state IS NOT NULL ORDER BY task_events.seq`,
-        [uuids],
-      ),
-      db.query<AttemptOutcomeContent & { id: string; verdict: string | null; judgement: unknown }>(
-        `SELECT id::text AS id, state::text AS state, error, summary, result, verdict, judgement
-           FROM attempts WHERE task_id = ANY($1::uuid[])`,
-        [uuids],
-      ),
-      // The database hashes the content and diff: the verifier never holds megabytes of artifacts.
-      db.query<ArtifactRowHashes & { id: string; attempt_id: string }>(
-        `SELECT ar.id::text AS id, ar.attempt_id::text AS attempt_id, ar.path, ar.operation,
-                encode(sha256(convert_to(ar.content, 'UTF8')), 'hex') AS content_sha256,
-                encode(sha256(convert_to(ar.diff, 'UTF8')), 'hex') AS diff_sha256, ar.lines_added, ar.lines_removed
-           FROM artifacts ar JOIN attempts a ON a.id = ar.attempt_id WHERE a.task_id = ANY($1::uuid[])`,
-        [uuids],
-      ),
-    ]);
+    const { records, tasks, audit, events, attempts, artifacts } = await db.transaction((tx) =>
+      readPage(tx, ids, uuids),
+    );
     const taskById = new Map(tasks.map((t) => [t.id, t]));
     const rowsOf = <R>(list: R[], key: (r: R) => string | null) => {
       const m = new Map<string, R[]>();
@@ -312,6 +280,10 @@ export async function verifyRows(db: Database): Promise<RowsReport> {
         if (p.capability !== t.capability) changed.push("capability");
         if (p.by?.id !== t.created_by) changed.push("creator");
         if (p.specDigest !== sha256Hex(canonicalJson(t.spec ?? null))) changed.push("spec");
+        // The description column repeats the spec's, which the digest covers.
+        else if (t.description !== ((t.spec as { description?: unknown } | null)?.description ?? "")) {
+          changed.push("description");
+        }
         if (changed.length) {
           findings.push({
             table: "tasks",
@@ -342,10 +314,76 @@ export async function verifyRows(db: Database): Promise<RowsReport> {
         checked += (rows?.audit?.length ?? 0) + (rows?.events?.length ?? 0);
       }
       checked += compareAttempts(recs, attemptById, artifactById, artifactsByAttempt, findings);
+      // Every state change is written with a record binding its event: the last one bound is the state.
+      let last: { seq: string; state: string } | null = null;
+      for (const r of recs) {
+        const bound = (r.payload.rows as BoundRows | undefined)?.events;
+        const to = bound?.at(-1)?.[0];
+        if (to) last = { seq: r.seq, state: to };
+      }
+      const t = taskById.get(taskId);
+      if (last && t) {
+        checked++;
+        if (t.state !== last.state) {
+          findings.push({
+            table: "tasks",
+            id: t.id,
+            seq: last.seq,
+            reason: `Task ${t.id} is ${t.state}, but the last state change, bound by record ${last.seq}, made it ${last.state}: the row was edited.`,
+          });
+        }
+      }
     }
     if (ids.length < TASKS_PER_PAGE) break;
   }
   return { ok: findings.length === 0, checked, findings };
+}
+
+/**
+ * One page's records and rows in one snapshot (a read-only REPEATABLE READ transaction): a change
+ * committing meanwhile (an override rewriting a judgement, a task changing state) is either wholly
+ * seen, record and rows, or not at all, so a running server is not reported as edited.
+ */
+async function readPage(tx: SqlRunner, ids: string[], uuids: string[]) {
+  await tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  const records = await tx.query<{ seq: string; kind: string; task_id: string; payload: Record<string, unknown> }>(
+    `SELECT seq::text AS seq, kind, task_id, payload FROM provenance_records
+      WHERE task_id = ANY($1::text[]) AND (kind = 'task.created' OR payload ? 'rows') ORDER BY provenance_records.seq`,
+    [ids],
+  );
+  const [tasks, audit, events, attempts, artifacts] = await Promise.all([
+    tx.query<TaskRow>(
+      `SELECT id::text AS id, state::text AS state, description, title, mode::text AS mode, priority::text AS priority, risk_tier, capability, spec,
+              created_by FROM tasks WHERE id = ANY($1::uuid[])`,
+      [uuids],
+    ),
+    tx.query<AuditRowContent & { id: string }>(
+      `SELECT id::text AS id, actor_kind, actor_id, action, resource_type, resource_id, before, after,
+              client_address, user_agent
+         FROM audit_entries WHERE resource_type = 'task' AND resource_id = ANY($1::text[]) ORDER BY id`,
+      [ids],
+    ),
+    tx.query<EventRowContent & { seq: string }>(
+      `SELECT seq::text AS seq, task_id::text AS task_id, type, from_state::text AS from_state,
+              to_state::text AS to_state, actor, data
+         FROM task_events WHERE task_id = ANY($1::uuid[]) AND to_state IS NOT NULL ORDER BY task_events.seq`,
+      [uuids],
+    ),
+    tx.query<AttemptOutcomeContent & { id: string; verdict: string | null; judgement: unknown }>(
+      `SELECT id::text AS id, state::text AS state, error, summary, result, verdict, judgement
+         FROM attempts WHERE task_id = ANY($1::uuid[])`,
+      [uuids],
+    ),
+    // The database hashes the content and diff: the verifier never holds megabytes of artifacts.
+    tx.query<ArtifactRowHashes & { id: string; attempt_id: string }>(
+      `SELECT ar.id::text AS id, ar.attempt_id::text AS attempt_id, ar.path, ar.operation,
+              encode(sha256(convert_to(ar.content, 'UTF8')), 'hex') AS content_sha256,
+              encode(sha256(convert_to(ar.diff, 'UTF8')), 'hex') AS diff_sha256, ar.lines_added, ar.lines_removed
+         FROM artifacts ar JOIN attempts a ON a.id = ar.attempt_id WHERE a.task_id = ANY($1::uuid[])`,
+      [uuids],
+    ),
+  ]);
+  return { records, tasks, audit, events, attempts, artifacts };
 }
 
 type AttemptRow = AttemptOutcomeContent & { id: string; verdict: string | null; judgement: unknown };
