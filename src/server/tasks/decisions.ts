@@ -10,7 +10,6 @@ import {
   artifactRowDigest,
   attemptOutcomeDigest,
   type BoundRows,
-  judgementRowDigest,
 } from "../provenance/rows.js";
 import type { NewProvenanceRecord } from "../provenance/service.js";
 
@@ -97,7 +96,10 @@ export function taskVerdict(
   attempt: { id: string; number: number },
   judgement: Judgement,
 ): NewProvenanceRecord {
-  const rows: BoundRows = { judgement: [attempt.id, judgementRowDigest({ verdict: judgement.verdict, judgement })] };
+  // The judgement serialized once for both digests: `{judgement, verdict}` in canonical key order.
+  const canonical = canonicalJson(judgement);
+  const row = sha256Hex(`{"judgement":${canonical},"verdict":${JSON.stringify(judgement.verdict)}}`);
+  const rows: BoundRows = { judgement: [attempt.id, row] };
   return {
     kind: "task.verdict",
     taskId,
@@ -105,7 +107,7 @@ export function taskVerdict(
       attempt: attempt.number,
       attemptId: attempt.id,
       verdict: judgement.verdict,
-      judgementDigest: digestOf(judgement),
+      judgementDigest: sha256Hex(canonical),
       rows,
     },
   };
