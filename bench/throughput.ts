@@ -7,7 +7,7 @@
  *                                 BENCH_PROFILE=1 writes a CPU profile of each agency process to bench/profiles/)
  *
  * Agency: N tasks created, dispatched, executed over HTTP, judged and accepted, with their events,
- * attempts, verdicts, audit entries and signed provenance records committed; the clock stops when
+ * attempts, verdicts, audit entries and provenance records (one signed checkpoint per batch) committed; the clock stops when
  * the last task is `accepted`. Each agency process is a child process running the real services.
  * pg-boss: the same N jobs inserted in one call, fetched (batch 200, local concurrency 8), each sent
  * to the worker, completed; the clock stops when the last job is `completed`.
@@ -259,7 +259,7 @@ async function benchAgency(worker: Child, workerUrl: string, processes: number, 
       appCpu: appCpu / N,
       pgCpu: pgCpu / N,
       workerCpu: workerCpu / N,
-      note: `for all ${WARMUP + N} tasks: ${counts?.events} events, ${counts?.verdicts} verdicts, ${counts?.audit} audit entries, ${counts?.provenance} signed provenance records`,
+      note: `for all ${WARMUP + N} tasks: ${counts?.events} events, ${counts?.verdicts} verdicts, ${counts?.audit} audit entries, ${counts?.provenance} provenance records`,
     };
   } finally {
     await Promise.all(children.map((c) => c.ask("stopped", { type: "stop" }).catch(() => undefined)));
