@@ -272,7 +272,12 @@ describe("reference worker as a child process (npm run worker)", () => {
 
       // SIGTERM while a task runs: the task is aborted (its group killed), answered, and the process exits 0.
       const sleep = uniqueSleep();
-      const body = executeRequest(script(`${sleep} & echo "grandchild started"; wait`));
+      // "started" only once the background shell has exec'd sleep: until then its command line is still bash's.
+      const body = executeRequest(
+        script(
+          `${sleep} & until tr '\\0' ' ' < /proc/$!/cmdline | grep -q '^sleep '; do :; done; echo "grandchild started"; wait`,
+        ),
+      );
       const res = await postExecute(proc.url, body, { ...token, stream: true });
       const lines = await readStream(res, (line) => {
         if (line.type === "log" && line.line === "grandchild started") {
