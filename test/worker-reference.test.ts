@@ -25,6 +25,12 @@ beforeAll(async () => {
 afterAll(() => worker.close());
 
 const script = (s: string, extra: Record<string, unknown> = {}) => ({ input: { script: s, ...extra } });
+/**
+ * Runs `sleep` in the background and says "grandchild started" only once that process has exec'd sleep (until then
+ * its command line is still bash's, and a test looking for it on the host would find nothing), then waits for it.
+ */
+const startedOnceExeced = (sleep: string) =>
+  `${sleep} & until tr '\\0' ' ' < /proc/$!/cmdline | grep -q '^sleep '; do :; done; echo "grandchild started"; wait`;
 /** The script printed that its grandchild started, and no process with that command line is left on the host. */
 const expectGrandchildGone = async (logs: string[] | undefined, sleep: string) => {
   expect(logs).toContain("grandchild started");
@@ -230,7 +236,7 @@ describe("reference worker: stopping scripts", () => {
 
   it("cancels mid-run: the group is killed, cancel answers canceled and the stream ends failed", async () => {
     const sleep = uniqueSleep();
-    const body = executeRequest(script(`${sleep} & echo "grandchild started"; wait`));
+    const body = executeRequest(script(startedOnceExeced(sleep)));
     const res = await postExecute(url, body, { stream: true });
     let canceled: Promise<Response> | undefined;
     const lines = await readStream(res, (line) => {
@@ -272,12 +278,7 @@ describe("reference worker as a child process (npm run worker)", () => {
 
       // SIGTERM while a task runs: the task is aborted (its group killed), answered, and the process exits 0.
       const sleep = uniqueSleep();
-      // "started" only once the background shell has exec'd sleep: until then its command line is still bash's.
-      const body = executeRequest(
-        script(
-          `${sleep} & until tr '\\0' ' ' < /proc/$!/cmdline | grep -q '^sleep '; do :; done; echo "grandchild started"; wait`,
-        ),
-      );
+      const body = executeRequest(script(startedOnceExeced(sleep)));
       const res = await postExecute(proc.url, body, { ...token, stream: true });
       const lines = await readStream(res, (line) => {
         if (line.type === "log" && line.line === "grandchild started") {
