@@ -6,7 +6,7 @@ import { text } from "./text.js";
  * Worker protocol v1: JSON over HTTP between the agency and a worker agent.
  *
  *   POST {worker}/execute   ExecuteRequest → ExecuteResult (JSON), or an NDJSON stream of
- *                           log / progress lines ending with one result line
+ *                           log / progress / heartbeat lines ending with one result line
  *   POST {worker}/cancel    CancelRequest → CancelResponse
  *   GET  {worker}/health    → WorkerHealth
  *
@@ -103,8 +103,17 @@ export const streamLineSchema = z.discriminatedUnion("type", [
     percent: z.number().min(0).max(100).optional(),
     message: z.string().max(2_000).optional(),
   }),
+  /**
+   * "Still working": a worker sends one while its work is quiet (at most every HEARTBEAT_EVERY_MS), so a
+   * silent script is told from a dead worker. The agency's try timeout is an idle timeout on the stream:
+   * any line, a heartbeat included, restarts it. Heartbeats are not stored as task events.
+   */
+  z.object({ type: z.literal("heartbeat") }),
   z.object({ type: z.literal("result"), result: executeResultSchema }),
 ]);
+
+/** How often a worker sends a heartbeat line while its work says nothing (the reference worker's default). */
+export const HEARTBEAT_EVERY_MS = 10_000;
 export type StreamLine = z.infer<typeof streamLineSchema>;
 
 export const cancelRequestSchema = z.object({

@@ -47,7 +47,7 @@ export interface ClientSettings {
   maxArtifacts: number;
 }
 
-export type ProgressLine = Exclude<StreamLine, { type: "result" }>;
+export type ProgressLine = Exclude<StreamLine, { type: "result" } | { type: "heartbeat" }>;
 
 export interface ExecuteCall {
   worker: WorkerTarget;
@@ -540,7 +540,8 @@ async function readStream(
     // Relayed script output, shown and not judged or signed: a NUL or a lone surrogate (a script's
     // binary output) becomes U+FFFD rather than failing the attempt or the event batch it is written in.
     if (parsed.data.type === "log") onLine?.({ ...parsed.data, line: toStorableText(parsed.data.line) });
-    else {
+    // A heartbeat only says the worker lives: reading it restarted the idle timer (onActivity).
+    else if (parsed.data.type === "progress") {
       const { message } = parsed.data;
       onLine?.(message === undefined ? parsed.data : { ...parsed.data, message: toStorableText(message) });
     }
