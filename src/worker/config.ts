@@ -1,6 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import { HEARTBEAT_EVERY_MS } from "../shared/worker-protocol.js";
 import type { SandboxOptions } from "./sandbox.js";
 
 const capabilityName = z
@@ -31,6 +32,11 @@ const workerEnvSchema = z.object({
   /** Between SIGTERM and SIGKILL when a script's process group is stopped. */
   WORKER_KILL_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   WORKER_CHECK_TIMEOUT_SEC: z.coerce.number().int().min(1).max(86_400).default(60),
+  /**
+   * A streamed /execute answer that has been quiet this long gets a heartbeat line (protocol v1), so the agency's
+   * idle timeout (the tier's tryTimeoutMs) does not end a script that is working without output. 0 sends none.
+   */
+  WORKER_HEARTBEAT_MS: z.coerce.number().int().min(0).max(2_147_483_647).default(HEARTBEAT_EVERY_MS),
   WORKER_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** "bubblewrap": every script and check runs in a bwrap sandbox (refused when bwrap cannot start); "off": unconfined. */
   WORKER_SANDBOX: z.enum(["bubblewrap", "off"], { error: "must be 'bubblewrap' or 'off'" }).default("bubblewrap"),

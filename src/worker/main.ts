@@ -41,6 +41,7 @@ async function main() {
     workspacesDir: config.WORKER_WORKSPACES_DIR,
     killGraceMs: config.WORKER_KILL_GRACE_MS,
     checkTimeoutMs: config.WORKER_CHECK_TIMEOUT_SEC * 1000,
+    heartbeatMs: config.WORKER_HEARTBEAT_MS,
     logger: log,
   });
   const { url, port } = await worker.listen(config.WORKER_PORT, config.WORKER_HOST);
@@ -50,6 +51,7 @@ async function main() {
       port,
       capabilities: config.WORKER_CAPABILITIES,
       maxConcurrency: config.WORKER_MAX_CONCURRENCY,
+      heartbeatMs: config.WORKER_HEARTBEAT_MS,
       workspacesDir: config.WORKER_WORKSPACES_DIR,
       auth: config.WORKER_TOKEN ? "bearer token" : "none",
       sandbox:

@@ -42,6 +42,8 @@ export interface ReferenceWorkerOptions {
   sandbox?: ScriptSandbox;
   abortGraceMs?: number;
   keepWorkspaces?: boolean;
+  /** A streamed answer quiet this long gets a heartbeat line; default HEARTBEAT_EVERY_MS (10 s), 0 sends none. */
+  heartbeatMs?: number;
 }
 
 export const referenceInputSchema = z.looseObject({
@@ -259,6 +261,7 @@ export function createReferenceWorker(options: ReferenceWorkerOptions = {}): Wor
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.abortGraceMs !== undefined ? { abortGraceMs: options.abortGraceMs } : {}),
     ...(options.keepWorkspaces !== undefined ? { keepWorkspaces: options.keepWorkspaces } : {}),
+    ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
     handle: (ctx) => runReferenceTask(ctx, { ...options, sandbox }),
   });
 }

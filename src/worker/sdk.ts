@@ -26,8 +26,9 @@
  *   missing or different), a body within `maxBodyBytes` (413), valid JSON that matches the schema (400 with the
  *   issues), a capability this worker has (422). At `maxConcurrency` runs the answer is 429 with `Retry-After`.
  *   With `Accept: application/x-ndjson` the answer is a stream of `log` and `progress` lines as they happen, ending
- *   with one `result` line; otherwise one JSON `ExecuteResult`, whose `logs` hold the run's log lines unless the
- *   handler set its own.
+ *   with one `result` line, and a `heartbeat` line whenever that answer has been quiet for `heartbeatMs` (default
+ *   HEARTBEAT_EVERY_MS, 10 s; a repeat that attaches by Idempotency-Key gets its own); otherwise one JSON
+ *   `ExecuteResult`, whose `logs` hold the run's log lines unless the handler set its own.
  * - `POST /cancel`: a `CancelRequest`. Aborts the run's signal and waits (up to `abortGraceMs`) for the handler to
  *   return, then answers `canceled`; `not_running` when nothing runs under that key. A cancel that arrives before
  *   its execute is remembered: that execute then answers `failed` (`canceled`) without running.
@@ -61,6 +62,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { z } from "zod";
+import { canonicalJson } from "../shared/canonical-json.js";
 import {
   type CancelResponse,
   cancelRequestSchema,
@@ -68,6 +70,7 @@ import {
   type ExecuteResult,
   executeRequestSchema,
   executeResultSchema,
+  HEARTBEAT_EVERY_MS,
   IDEMPOTENCY_HEADER,
   idempotencyKey,
   NDJSON_CONTENT_TYPE,
@@ -147,6 +150,11 @@ export interface CreateWorkerOptions {
   logger?: WorkerLogger;
   /** Reported in `/health`: how this worker's scripts are confined (asked on every health request). */
   sandbox?: SandboxState | (() => Promise<SandboxState>);
+  /**
+   * A streamed `/execute` answer that has been quiet this long gets a `heartbeat` line, so the agency's idle timeout
+   * tells a quiet run from a dead worker; default HEARTBEAT_EVERY_MS. 0 sends none.
+   */
+  heartbeatMs?: number;
 }
 
 export interface Worker {
@@ -161,6 +169,8 @@ const MAX_PROGRESS_MESSAGE = 2_000;
 const REPLAY_MAX_LINES = 2_000;
 const REPLAY_MAX_CHARS = 1_000_000;
 const RESULT_LOG_LINES = 1_000;
+
+const HEARTBEAT_LINE: StreamLine = { type: "heartbeat" };
 
 const silentLogger: WorkerLogger = { info() {}, warn() {}, error() {} };
 
@@ -196,17 +206,6 @@ interface CachedRun {
   lines: StreamLine[];
   droppedLines: number;
   bytes: number;
-}
-
-function stableStringify(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableStringify).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableStringify(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
 }
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest();
@@ -283,6 +282,10 @@ export function createWorker(options: CreateWorkerOptions): Worker {
   const cacheMax = options.resultCacheSize ?? 1_000;
   const cacheMaxBytes = options.resultCacheBytes ?? 64 * 1024 * 1024;
   const abortGraceMs = options.abortGraceMs ?? 10_000;
+  const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_EVERY_MS;
+  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 0 || heartbeatMs > 2_147_483_647) {
+    throw new Error(`heartbeatMs must be 0 (none) or a whole number of milliseconds up to 2^31-1, got ${heartbeatMs}`);
+  }
   const log = options.logger ?? silentLogger;
   const expectedToken = options.token ? sha256(options.token) : undefined;
 
@@ -524,13 +527,24 @@ export function createWorker(options: CreateWorkerOptions): Worker {
   const attach = async (req: http.IncomingMessage, res: http.ServerResponse, run: Run) => {
     run.clients++;
     const stream = wantsStream(req);
-    const subscriber = (line: StreamLine) => writeLine(res, line);
+    // Each streamed answer gets its own heartbeat: a line whenever this answer has been quiet for heartbeatMs.
+    let heartbeat: NodeJS.Timeout | undefined;
+    const stopHeartbeat = () => {
+      clearInterval(heartbeat);
+      heartbeat = undefined;
+    };
+    const subscriber = (line: StreamLine) => {
+      writeLine(res, line);
+      heartbeat?.refresh();
+    };
     if (stream) {
       startStream(res, run.droppedLines);
       for (const line of run.lines) writeLine(res, line);
       run.subscribers.add(subscriber);
+      if (heartbeatMs > 0) heartbeat = setInterval(() => writeLine(res, HEARTBEAT_LINE), heartbeatMs);
     }
     res.on("close", () => {
+      stopHeartbeat();
       run.subscribers.delete(subscriber);
       if (res.writableFinished) return;
       run.clients--;
@@ -539,6 +553,7 @@ export function createWorker(options: CreateWorkerOptions): Worker {
       }
     });
     const result = await run.done;
+    stopHeartbeat();
     run.subscribers.delete(subscriber);
     if (res.destroyed) return;
     if (stream) {
@@ -571,7 +586,7 @@ export function createWorker(options: CreateWorkerOptions): Worker {
     }
     // The deadline is left out: a client retrying the same attempt may send a fresher one, and that is not new work.
     const { deadline: _deadline, ...work } = request;
-    const fingerprint = sha256(stableStringify(work)).toString("hex");
+    const fingerprint = sha256(canonicalJson(work)).toString("hex");
 
     for (;;) {
       const cached = cache.get(key);
