@@ -3,8 +3,10 @@
  * metrics) on the Postgres server, driven over IPC by the bench.
  *
  *   env: BENCH_DATABASE_URL, BENCH_SCHEMA, BENCH_WORKER_URL, BENCH_CONCURRENCY, AGENCY_MASTER_KEY
- *   messages in:  { type: "submit", prefix, count, offset }  { type: "cpu" }  { type: "stop" }
- *   messages out: { type: "ready" }  { type: "submitted" }  { type: "cpu", userMs, systemMs }  { type: "stopped" }
+ *   messages in:  { type: "submit", prefix, count, offset }  { type: "submitOne", title }  { type: "cpu" }  { type: "stop" }
+ *   messages out: { type: "ready" }  { type: "submitted" }  { type: "submittedOne", id, at }
+ *                 { type: "cpu", userMs, systemMs }  { type: "stopped" }
+ *   (submitOne: one task created as the API creates one; `at` is when the call began, on bench/lib/clock.ts's clock)
  */
 import pino from "pino";
 import { loadConfig } from "../../src/server/config.js";
@@ -13,8 +15,13 @@ import { migrate } from "../../src/server/db/migrate.js";
 import { createServices } from "../../src/server/services.js";
 import type { Actor } from "../../src/shared/roles.js";
 import { taskSpecSchema } from "../../src/shared/task-spec.js";
+import { clock } from "./clock.js";
 
-type Command = { type: "submit"; prefix: string; count: number; offset: number } | { type: "cpu" } | { type: "stop" };
+type Command =
+  | { type: "submit"; prefix: string; count: number; offset: number }
+  | { type: "submitOne"; title: string }
+  | { type: "cpu" }
+  | { type: "stop" };
 
 const env = (name: string): string => {
   const v = process.env[name];
@@ -53,6 +60,11 @@ async function main() {
         // createMany is called with at most 1,000 tasks at a time, as the API takes them.
         for (let i = 0; i < specs.length; i += 1000) await services.tasks.createMany(actor, specs.slice(i, i + 1000));
         send({ type: "submitted" });
+      } else if (m.type === "submitOne") {
+        const spec = taskSpecSchema.parse({ title: m.title, mode: "chore", capability: "noop", input: {} });
+        const at = clock();
+        const task = await services.tasks.create(actor, spec);
+        send({ type: "submittedOne", id: task.id, at });
       } else if (m.type === "cpu") {
         const u = process.cpuUsage();
         send({ type: "cpu", userMs: u.user / 1000, systemMs: u.system / 1000 });
