@@ -127,6 +127,16 @@ const envSchema = z.object({
   LEASE_MS: ms(300).default(30_000),
   /** How often expired leases (attempts of a process that died) are looked for. */
   RECOVERY_INTERVAL_MS: ms(100).default(10_000),
+  /**
+   * On SIGTERM/SIGINT: how long running attempts get to finish before they are handed back (lease
+   * released, work left running at the worker for the next process to re-attach to by its Idempotency-Key).
+   */
+  SHUTDOWN_GRACE_MS: ms(0).default(10_000),
+  /**
+   * Times one attempt may be re-attached after the process running it stopped (its lease expired)
+   * before it is marked lost. Bounds a crash loop; a graceful hand-back (SIGTERM) does not count.
+   */
+  RECOVERY_LIMIT: z.coerce.number().int().min(0).max(100).default(3),
   /** Automatic re-dispatches of a `changes_requested` task, with the council's critique, before an operator decides. */
   MAX_AUTO_REDISPATCH: z.coerce.number().int().min(0).max(20).default(2),
   /** Threads that judge attempts off the event loop (each started on first need and reused). */

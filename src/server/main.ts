@@ -1,5 +1,6 @@
 import { createApp } from "./app.js";
 import { loadConfig } from "./config.js";
+import { DbAvailability } from "./db/availability.js";
 import { openDatabase } from "./db/database.js";
 import { migrate } from "./db/migrate.js";
 import { type ReferenceWorkerChild, startReferenceWorkerChild } from "./execution/reference-worker.js";
@@ -8,9 +9,18 @@ import { createServices } from "./services.js";
 
 async function main() {
   const config = loadConfig();
-  const log = createLogger(config.LOG_LEVEL);
+  // One up/down state for the database, fed by its calls and by every log line that carries a
+  // connectivity error: an outage is one "unreachable" line and one "reachable again" line.
+  const availability = new DbAvailability();
+  const log = createLogger(config.LOG_LEVEL, { logMethod: availability.logHook() });
+  availability.attach(log);
 
-  const db = await openDatabase({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dataDir: config.dataDir });
+  const db = await openDatabase({
+    url: config.DATABASE_URL,
+    schema: config.DATABASE_SCHEMA,
+    dataDir: config.dataDir,
+    availability,
+  });
   const applied = await migrate(db);
   log.info(
     { database: db.kind, applied, location: db.kind === "pglite" ? config.dataDir : "postgres server" },
@@ -54,8 +64,12 @@ async function main() {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "shutting down");
-    const force = setTimeout(() => process.exit(1), 10_000).unref();
+    log.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS }, "shutting down");
+    // The engine drains for up to SHUTDOWN_GRACE_MS, then hands the rest back; past that and 10 s more, exit anyway.
+    const force = setTimeout(() => {
+      log.error("shutdown did not finish in time; exiting");
+      process.exit(1);
+    }, config.SHUTDOWN_GRACE_MS + 10_000).unref();
     try {
       await app.close();
       await services.stop();

@@ -6,6 +6,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import { type ListenHandlers, PgListener } from "../lib/pg-listener.js";
+import { DbAvailability } from "./availability.js";
 import { PrismaClient } from "./generated/client.js";
 
 export type DatabaseKind = "pglite" | "postgres";
@@ -23,6 +24,8 @@ export interface Database extends SqlRunner {
   /** The schema the tables live in ("public" on PGlite). */
   schema: string;
   prisma: PrismaClient;
+  /** Whether the database is reachable, as this process's calls found it (always on PGlite). */
+  availability: DbAvailability;
   /** Runs `fn` on one connection, for session-scoped state such as advisory locks. */
   session<T>(fn: (conn: SqlRunner) => Promise<T>): Promise<T>;
   /**
@@ -45,13 +48,18 @@ export interface DatabaseOptions {
   schema?: string;
   /** PGlite data directory; absent means in memory. */
   dataDir?: string;
+  /** Fed by every call on the driver and by the LISTEN connection; a new one when absent. */
+  availability?: DbAvailability;
 }
 
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, opts.schema ?? "public") : openPglite(opts.dataDir);
+  const availability = opts.availability ?? new DbAvailability();
+  return opts.url
+    ? openPostgres(opts.url, opts.schema ?? "public", availability)
+    : openPglite(availability, opts.dataDir);
 }
 
-async function openPglite(dataDir?: string): Promise<Database> {
+async function openPglite(availability: DbAvailability, dataDir?: string): Promise<Database> {
   let dir: string | undefined;
   if (dataDir) {
     dir = path.join(dataDir, "pglite");
@@ -71,6 +79,7 @@ async function openPglite(dataDir?: string): Promise<Database> {
     kind: "pglite",
     schema: "public",
     prisma,
+    availability,
     ...runner,
     // PGlite has a single connection.
     session: (fn) => fn(runner),
@@ -100,7 +109,20 @@ async function openPglite(dataDir?: string): Promise<Database> {
   };
 }
 
-async function openPostgres(url: string, schema: string): Promise<Database> {
+/** Runs a call on the driver and tells `availability` how it went (a statement's own error is a success of the connection). */
+async function observed<T>(availability: DbAvailability, call: () => Promise<T>): Promise<T> {
+  const startedAt = Date.now();
+  try {
+    const out = await call();
+    availability.succeeded();
+    return out;
+  } catch (err) {
+    if (!availability.failed(err, startedAt)) availability.succeeded();
+    throw err;
+  }
+}
+
+async function openPostgres(url: string, schema: string, availability: DbAvailability): Promise<Database> {
   const quoted = `"${schema}"`;
   const pool = new pg.Pool({
     connectionString: url,
@@ -118,20 +140,26 @@ async function openPostgres(url: string, schema: string): Promise<Database> {
   const listener = new PgListener({
     connectionString: url,
     applicationName: `agency listen ${schema}`.slice(0, 63),
-    onError: (err, retryInMs) =>
-      process.emitWarning(
-        `The LISTEN connection to Postgres failed (${err instanceof Error ? err.message : String(err)}); retrying in ${retryInMs} ms. Live events from other processes arrive by polling meanwhile.`,
-      ),
+    // Through the same up/down state as every other call: an outage is one line, not one warning per reconnect.
+    onError: (err, retryInMs) => {
+      if (!availability.failed(err, Date.now(), "listen")) {
+        availability.warn(
+          { retryInMs, error: err instanceof Error ? err.message : String(err) },
+          "the LISTEN connection to Postgres failed; retrying. Live events from other processes arrive by polling meanwhile",
+        );
+      }
+    },
+    onConnected: () => availability.succeeded(),
   });
   const session = async <T>(fn: (conn: SqlRunner) => Promise<T>): Promise<T> => {
-    const conn = await pool.connect();
+    const conn = await observed(availability, () => pool.connect());
     try {
       return await fn({
         async exec(sql) {
-          await conn.query(sql);
+          await observed(availability, () => conn.query(sql));
         },
         async query<R>(sql: string, params: unknown[] = []) {
-          return (await conn.query(sql, params)).rows as R[];
+          return (await observed(availability, () => conn.query(sql, params))).rows as R[];
         },
       });
     } finally {
@@ -142,11 +170,12 @@ async function openPostgres(url: string, schema: string): Promise<Database> {
     kind: "postgres",
     schema,
     prisma,
+    availability,
     async exec(sql) {
-      await pool.query(sql);
+      await observed(availability, () => pool.query(sql));
     },
     async query<T>(sql: string, params: unknown[] = []) {
-      return (await pool.query(sql, params)).rows as T[];
+      return (await observed(availability, () => pool.query(sql, params))).rows as T[];
     },
     session,
     transaction: (fn) =>

@@ -12,6 +12,8 @@ export interface PgListenerOptions {
   applicationName?: string;
   /** Reports a lost or failed connection; the listener keeps reconnecting on its own. */
   onError(err: unknown, retryInMs: number): void;
+  /** After every successful (re)connection, once LISTEN is in place. */
+  onConnected?(): void;
   minBackoffMs?: number;
   maxBackoffMs?: number;
 }
@@ -92,6 +94,7 @@ export class PgListener {
     }
     this.client = client;
     this.failures = 0;
+    this.opts.onConnected?.();
     for (const set of this.channels.values()) for (const h of set) h.onConnect?.();
   }
 
