@@ -152,8 +152,13 @@ const envSchema = z.object({
   BREAKER_HALF_OPEN_AFTER_MS: ms(50).default(30_000),
   /** Consecutive successful health probes that close a half-open breaker. */
   BREAKER_CLOSE_AFTER_SUCCESSES: z.coerce.number().int().min(1).max(100).default(2),
-  /** Backoff between tries of one attempt: full jitter, random in [0, min(max, base·2^n)]. */
+  /**
+   * Backoff between tries of one attempt (p-retry's own): retry n waits min(max, base·2^(n-1)) times
+   * a random factor in [1, 2), never more than RETRY_MAX_DELAY_MS; the next try never comes sooner
+   * than a worker's `Retry-After` asks. No try starts after the task's deadline.
+   */
   RETRY_BASE_DELAY_MS: ms(0).default(500),
+  /** The longest backoff between two tries of one attempt (a `Retry-After` may ask for longer). */
   RETRY_MAX_DELAY_MS: ms(0).default(30_000),
   /** JSON object overriding parts of the retry policy table by risk tier, e.g. {"3":{"tries":1}}. */
   RETRY_POLICY: z.string().default(""),

@@ -6,9 +6,11 @@ import type { ExecuteRequest, ExecuteResult } from "../../src/shared/worker-prot
 /**
  * How the fault worker answers one `/execute`:
  * - `ok`: a completed result (after `durationMs`, streamed as NDJSON when `stream` is on);
- * - `503`: HTTP 503 (with `Retry-After: 0`);
+ * - `503`: HTTP 503 (with `Retry-After: 0`, or `retryAfter`);
  * - `hang`: reads the request and never answers;
  * - `destroy`: reads the request and destroys the socket (the worker died mid-request);
+ * - `close-mid-body`: 200 JSON announced at 1 KiB, a few bytes of it, then the socket destroyed;
+ * - `close-mid-stream`: 200 NDJSON, one log line, then the socket destroyed;
  * - `malformed`: 200 with a body that is not JSON;
  * - `invalid`: 200 with JSON that does not match the protocol's result schema;
  * - `fail`: a `failed` result;
@@ -22,6 +24,8 @@ export type Behaviour =
   | "503"
   | "hang"
   | "destroy"
+  | "close-mid-body"
+  | "close-mid-stream"
   | "malformed"
   | "invalid"
   | "fail"
@@ -41,6 +45,8 @@ export interface FaultWorkerOptions {
   /** Does not answer `/cancel` at all (a worker that ignores it). */
   ignoreCancel?: boolean;
   health?: "ok" | "503";
+  /** The `Retry-After` header of `503` answers; default "0". */
+  retryAfter?: string;
   /** Required bearer token. */
   token?: string;
   result?: (req: ExecuteRequest) => ExecuteResult;
@@ -62,7 +68,9 @@ export interface FaultWorker {
   authHeaders: (string | undefined)[];
   /** Bytes of `huge-*` bodies written to the socket so far, over all requests (what the reader made it send). */
   hugeBytesSent(): number;
-  set(opts: Partial<Pick<FaultWorkerOptions, "afterwards" | "health" | "durationMs" | "ignoreCancel">>): void;
+  set(
+    opts: Partial<Pick<FaultWorkerOptions, "afterwards" | "health" | "durationMs" | "ignoreCancel" | "retryAfter">>,
+  ): void;
   close(): Promise<void>;
 }
 
@@ -183,11 +191,20 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
     const behaviour = state.script.shift() ?? state.afterwards ?? "ok";
     switch (behaviour) {
       case "503":
-        return void res.writeHead(503, { "retry-after": "0" }).end("overloaded");
+        return void res.writeHead(503, { "retry-after": state.retryAfter ?? "0" }).end("overloaded");
       case "hang":
         return;
       case "destroy":
         return void req.socket.destroy();
+      case "close-mid-body":
+        res.writeHead(200, { "content-type": "application/json", "content-length": "1024" });
+        res.write('{"status": "completed", "summary": "');
+        // Once the client has the headers and the first bytes: the worker dies while its answer is read.
+        return void setTimeout(() => req.socket.destroy(), 20);
+      case "close-mid-stream":
+        res.writeHead(200, { "content-type": "application/x-ndjson" });
+        res.write(`${JSON.stringify({ type: "log", stream: "stdout", line: "starting" })}\n`);
+        return void setTimeout(() => req.socket.destroy(), 20);
       case "malformed":
         res.writeHead(200, { "content-type": "application/json" });
         return void res.end('{"status": "completed", "summary": ');
@@ -253,6 +270,18 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * The URL of a worker whose process is gone: a port that was just listened on and closed, so a
+ * connection to it is refused.
+ */
+export async function deadWorkerUrl(): Promise<string> {
+  const probe = http.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
 }
 
 // ---------------------------------------------------------------------------------------------

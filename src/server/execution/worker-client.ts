@@ -1,4 +1,4 @@
-import pRetry, { AbortError } from "p-retry";
+import pRetry from "p-retry";
 import { type Dispatcher, request } from "undici";
 import type { z } from "zod";
 import { toStorableText } from "../../shared/text.js";
@@ -22,8 +22,8 @@ import type { SecretBox } from "../keystore/secrets.js";
 import { assertAllowedWorkerUrl, workerEndpoint } from "../workers/allowlist.js";
 import type { BreakerRegistry } from "../workers/breakers.js";
 import { openWorkerToken } from "../workers/token.js";
-import { fullJitterDelay, parseRetryAfter, sleep } from "./backoff.js";
-import { WorkerCallError } from "./errors.js";
+import { abortableDelay, formatDuration, leastBackoffMs, parseRetryAfter, retryBackoff } from "./backoff.js";
+import { type CallPhase, classifyCallError, WorkerCallError } from "./errors.js";
 
 export interface WorkerTarget {
   id: string;
@@ -139,18 +139,6 @@ function notAllowed(err: unknown): WorkerCallError {
   return new WorkerCallError("not_allowed", (err as Error).message, { retryable: false, countsAgainstWorker: false });
 }
 
-/** Turns whatever a try threw into a classified error. */
-function classify(err: unknown, workerName: string, signal: AbortSignal): WorkerCallError {
-  if (err instanceof WorkerCallError) return err;
-  if (signal.aborted && signal.reason instanceof WorkerCallError) return signal.reason;
-  const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
-  const detail = e.cause?.code ?? e.cause?.message ?? (e.code?.startsWith("UND_ERR") ? e.message : e.code) ?? e.message;
-  return new WorkerCallError("network", `Could not reach worker ${workerName}: ${detail}`, {
-    retryable: true,
-    countsAgainstWorker: true,
-  });
-}
-
 type HttpResponse = Dispatcher.ResponseData;
 
 /**
@@ -171,10 +159,38 @@ const header = (res: HttpResponse, name: string): string | null => {
 
 const ok = (res: HttpResponse) => res.statusCode >= 200 && res.statusCode < 300;
 
+/** What bounds an attempt: `budget.maxDurationSec` when the spec has one, else the tier's deadline. */
+function deadlineName(call: ExecuteCall): string {
+  const budget = call.request.spec.budget.maxDurationSec;
+  return budget
+    ? `the task's deadline of ${formatDuration(budget * 1000)} (budget.maxDurationSec)`
+    : `the task's deadline of ${formatDuration(call.policy.deadlineMs)} (tier ${call.request.spec.riskTier})`;
+}
+
+/** The deadline is the task's policy, not the worker's health: it neither counts against the worker nor is retried. */
+function deadlineError(call: ExecuteCall): WorkerCallError {
+  const name = deadlineName(call);
+  return new WorkerCallError("deadline", `${name[0]?.toUpperCase()}${name.slice(1)} passed.`, {
+    retryable: false,
+    countsAgainstWorker: false,
+  });
+}
+
+/** The per-try idle timeout: the worker said nothing (no answer, no line, no data) for the tier's tryTimeoutMs. */
+function idleTimeoutError(call: ExecuteCall, phase: CallPhase): WorkerCallError {
+  const { worker, policy, request } = call;
+  const what = phase === "reach" ? "No answer from" : "No line from";
+  return new WorkerCallError(
+    "timeout",
+    `${what} worker ${worker.name} for ${formatDuration(policy.tryTimeoutMs)} (tier ${request.spec.riskTier}'s idle timeout per try; a worker sends heartbeats while it works).`,
+    { retryable: true, countsAgainstWorker: true },
+  );
+}
+
 /**
- * Calls workers over protocol v1: retries with exponential backoff and full jitter (p-retry), every
- * try through the worker's circuit breaker (cockatiel), NDJSON streamed line by line, results
- * checked against the protocol schema.
+ * Calls workers over protocol v1: tries retried by p-retry with its own backoff, every try through
+ * the worker's circuit breaker (cockatiel), NDJSON streamed line by line, results checked against
+ * the protocol schema.
  */
 export class WorkerClient {
   /** Opened tokens by their sealed form, so each worker's token is decrypted once rather than per call. */
@@ -199,60 +215,66 @@ export class WorkerClient {
     return { authorization: `Bearer ${token}` };
   }
 
+  /**
+   * One attempt: tries through the worker's breaker, retried by p-retry with its own backoff
+   * (RETRY_BASE_DELAY_MS doubling to RETRY_MAX_DELAY_MS, randomized), only for retryable errors,
+   * a `Retry-After` honoured on top, all bounded by the task's deadline: `signal` aborts the
+   * running try and the wait on cancel, shutdown or deadline.
+   */
   async execute(call: ExecuteCall): Promise<ExecuteOutcome> {
-    const { worker, policy, signal, deadline } = call;
+    const { worker, policy } = call;
+    const backoff = { baseMs: this.settings.retryBaseDelayMs, maxMs: this.settings.retryMaxDelayMs };
+    const left = Math.max(0, call.deadline - Date.now());
+    const deadline = new AbortController();
+    // setTimeout takes at most 2^31-1 ms (24.8 days); a deadline further off is never reached anyway.
+    const deadlineTimer = setTimeout(() => deadline.abort(deadlineError(call)), Math.min(left, 2 ** 31 - 1));
+    const signal = AbortSignal.any([call.signal, deadline.signal]);
+    // The tries that started: p-retry counts one more when the signal stops it before a try.
     let tries = 0;
-    let nextDelay = 0;
-    const result = await pRetry(
-      async (tryNumber) => {
-        tries = tryNumber;
-        if (signal.aborted) throw new AbortError(signal.reason as Error);
-        if (Date.now() >= deadline) {
-          throw new AbortError(
-            new WorkerCallError("deadline", `The attempt's deadline passed after ${tryNumber - 1} tries.`, {
-              retryable: false,
-              countsAgainstWorker: false,
-            }),
-          );
-        }
-        try {
-          return await this.breakers.run(worker.id, worker.name, call.request.taskId, () => this.tryExecute(call));
-        } catch (raw) {
-          const err = classify(raw, worker.name, signal);
-          if (signal.aborted) throw new AbortError(signal.reason as Error);
-          const last = tryNumber >= policy.tries;
-          const delay = !err.retryable || last ? null : this.delayFor(err, tryNumber, deadline);
-          call.onTryFailed?.(tryNumber, err, delay);
-          if (delay === null) throw new AbortError(err);
-          nextDelay = delay;
-          throw err;
-        }
-      },
-      {
-        retries: policy.tries - 1,
-        // Our own delay (full jitter or Retry-After) is taken in onFailedAttempt; p-retry's is zero.
-        minTimeout: 0,
-        maxTimeout: 0,
-        factor: 1,
-        signal,
-        onFailedAttempt: async () => {
-          await sleep(nextDelay, signal);
+    try {
+      const result = await pRetry(
+        (tryNumber) => {
+          tries = tryNumber;
+          return this.breakers.run(worker.id, worker.name, call.request.taskId, () => this.tryExecute(call, signal));
         },
-        shouldRetry: ({ error }) => error instanceof WorkerCallError && error.retryable,
-      },
-    ).catch((err: unknown) => {
-      throw classify(err, worker.name, signal);
-    });
-    return { result, tries };
+        {
+          ...retryBackoff(backoff),
+          retries: policy.tries - 1,
+          maxRetryTime: left,
+          signal,
+          onFailedAttempt: async ({ error, attemptNumber, retriesLeft, retriesConsumed }) => {
+            const err = classifyCallError(error, { workerName: worker.name, signal });
+            // Stopped before the try began, or canceled: nothing to report, no retry.
+            if (attemptNumber > tries || call.signal.aborted) throw err;
+            const least = retriesLeft > 0 && err.retryable ? leastBackoffMs(retriesConsumed + 1, backoff) : null;
+            const wait = least === null ? null : Math.max(least, err.retryAfterMs ?? 0);
+            const fits = wait !== null && wait < call.deadline - Date.now();
+            call.onTryFailed?.(attemptNumber, err, fits ? wait : null);
+            if (wait !== null && !fits) {
+              throw new WorkerCallError(
+                err.kind,
+                `${err.message} Not retried: the next try could not start before ${deadlineName(call)} passes.`,
+                { status: err.status, retryable: false, countsAgainstWorker: err.countsAgainstWorker },
+              );
+            }
+            // Retry-After: what the worker asked for beyond the least of p-retry's own delay, which follows.
+            if (fits && err.retryAfterMs !== undefined && least !== null && err.retryAfterMs > least) {
+              await abortableDelay(err.retryAfterMs - least, signal);
+            }
+          },
+          shouldRetry: ({ error }) => error instanceof WorkerCallError && error.retryable,
+        },
+      );
+      return { result, tries };
+    } catch (err) {
+      throw classifyCallError(err, { workerName: worker.name, signal });
+    } finally {
+      clearTimeout(deadlineTimer);
+    }
   }
 
-  private delayFor(err: WorkerCallError, tryNumber: number, deadline: number): number {
-    const wanted =
-      err.retryAfterMs ?? fullJitterDelay(tryNumber, this.settings.retryBaseDelayMs, this.settings.retryMaxDelayMs);
-    return Math.max(0, Math.min(wanted, deadline - Date.now()));
-  }
-
-  private async tryExecute(call: ExecuteCall): Promise<ExecuteResult> {
+  /** One try. Whatever it throws is classified here, so the breaker around it sees what it counts. */
+  private async tryExecute(call: ExecuteCall, signal: AbortSignal): Promise<ExecuteResult> {
     const { worker, request, policy } = call;
     let base: URL;
     try {
@@ -261,33 +283,15 @@ export class WorkerClient {
       throw notAllowed(err);
     }
     const ctrl = new AbortController();
-    const onOuterAbort = () => ctrl.abort(call.signal.reason);
-    call.signal.addEventListener("abort", onOuterAbort, { once: true });
+    const onOuterAbort = () => ctrl.abort(signal.reason);
+    if (signal.aborted) throw classifyCallError(signal.reason, { workerName: worker.name, signal });
+    signal.addEventListener("abort", onOuterAbort, { once: true });
+    let phase: CallPhase = "reach";
     let idle: NodeJS.Timeout | undefined;
     const armIdle = () => {
       clearTimeout(idle);
-      idle = setTimeout(
-        () =>
-          ctrl.abort(
-            new WorkerCallError(
-              "timeout",
-              `Worker ${worker.name} said nothing for ${policy.tryTimeoutMs} ms (try timeout for risk tier ${request.spec.riskTier}).`,
-              { retryable: true, countsAgainstWorker: true },
-            ),
-          ),
-        policy.tryTimeoutMs,
-      );
+      idle = setTimeout(() => ctrl.abort(idleTimeoutError(call, phase)), policy.tryTimeoutMs);
     };
-    const deadlineTimer = setTimeout(
-      () =>
-        ctrl.abort(
-          new WorkerCallError("deadline", `The attempt ran past its deadline (${request.deadline}).`, {
-            retryable: false,
-            countsAgainstWorker: false,
-          }),
-        ),
-      Math.max(0, call.deadline - Date.now()),
-    );
     armIdle();
     // Set once the body has been read to its end: the connection is then clean and goes back to the pool.
     let drained = false;
@@ -303,6 +307,7 @@ export class WorkerClient {
         body: JSON.stringify(request),
         signal: ctrl.signal,
       });
+      phase = "read";
       armIdle();
       if (!ok(res)) throw await httpError(res, worker.name);
       const type = header(res, "content-type") ?? "";
@@ -313,12 +318,10 @@ export class WorkerClient {
       this.checkArtifacts(result, worker.name);
       return result;
     } catch (err) {
-      if (ctrl.signal.aborted && ctrl.signal.reason instanceof WorkerCallError) throw ctrl.signal.reason;
-      throw err;
+      throw classifyCallError(err, { workerName: worker.name, phase, signal: ctrl.signal });
     } finally {
       clearTimeout(idle);
-      clearTimeout(deadlineTimer);
-      call.signal.removeEventListener("abort", onOuterAbort);
+      signal.removeEventListener("abort", onOuterAbort);
       // Drops the connection if the body was not read to the end (a timeout, a stream, a protocol
       // error). Not after a drained body: an abort builds a DOMException with its stack on every call.
       if (!drained && !ctrl.signal.aborted) ctrl.abort();
@@ -420,7 +423,7 @@ export class WorkerClient {
           countsAgainstWorker: true,
         });
       }
-      throw classify(err, worker.name, new AbortController().signal);
+      throw classifyCallError(err, { workerName: worker.name });
     }
     if (!ok(res)) throw httpErrorOf(res, text, worker.name, truncated);
     if (truncated) {

@@ -64,8 +64,23 @@ class WindowedFailureBreaker implements IBreaker {
   }
 }
 
+/** A worker's calls within the breaker window: what dispatch reads as its recent error rate. */
+export interface RecentCalls {
+  /** Calls that failed in a way that counts against the worker (the breaker's failures). */
+  failures: number;
+  /** Calls that succeeded (tries and probes). */
+  successes: number;
+  /** failures / (failures + successes); 0 without calls. */
+  errorRate: number;
+}
+
+/** Outcomes kept per worker at most (the oldest go first): enough for a rate, bounded in memory. */
+const MAX_OUTCOMES = 512;
+
 interface Entry {
   workerName: string;
+  /** When each recent call ended and whether it failed (counting against the worker), oldest first. */
+  outcomes: { at: number; failed: boolean }[];
   policy: CircuitBreakerPolicy;
   state: BreakerState;
   since: Date;
@@ -124,6 +139,7 @@ export class BreakerRegistry {
     );
     const e: Entry = {
       workerName,
+      outcomes: [],
       policy,
       state: "closed",
       since: new Date(),
@@ -133,8 +149,16 @@ export class BreakerRegistry {
       isolation: null,
       probing: false,
     };
-    policy.onFailure(({ reason }) => {
+    const outcome = (failed: boolean) => {
+      e.outcomes.push({ at: Date.now(), failed });
+      if (e.outcomes.length > MAX_OUTCOMES) e.outcomes.splice(0, e.outcomes.length - MAX_OUTCOMES);
+    };
+    policy.onSuccess(() => outcome(false));
+    // Only failures that count (cockatiel also reports the ones its filter lets through, unhandled).
+    policy.onFailure(({ reason, handled }) => {
+      if (!handled) return;
       if ("error" in reason) e.lastReason = reason.error.message;
+      outcome(true);
     });
     policy.onStateChange((s) => {
       const to = STATE_NAMES[s];
@@ -143,6 +167,8 @@ export class BreakerRegistry {
       e.state = to;
       e.since = new Date();
       if (to === "open" && from === "closed") e.episodeTaskId = e.lastTaskId;
+      // Probes just proved the worker well: its failures before them no longer weigh on dispatch.
+      if (to === "closed") e.outcomes = [];
       const reason =
         to === "open"
           ? from === "half_open"
@@ -177,6 +203,20 @@ export class BreakerRegistry {
   anyOpen(): boolean {
     for (const e of this.entries.values()) if (e.state === "open") return true;
     return false;
+  }
+
+  /** The worker's calls within the last BREAKER_WINDOW_MS, in this process (forgotten when its breaker closes). */
+  recent(workerId: string): RecentCalls {
+    const e = this.entries.get(workerId);
+    if (!e) return { failures: 0, successes: 0, errorRate: 0 };
+    const since = Date.now() - this.settings.windowMs;
+    const first = e.outcomes.findIndex((o) => o.at > since);
+    if (first === -1) e.outcomes = [];
+    else if (first > 0) e.outcomes.splice(0, first);
+    let failures = 0;
+    for (const o of e.outcomes) if (o.failed) failures++;
+    const successes = e.outcomes.length - failures;
+    return { failures, successes, errorRate: e.outcomes.length ? failures / e.outcomes.length : 0 };
   }
 
   snapshot(workerId: string): { state: BreakerState; since: Date | null } {
@@ -228,12 +268,14 @@ export class BreakerRegistry {
 
   /**
    * Brings the breaker in line with the persisted trip flag: another process sharing the database may
-   * have tripped or reset it. Automatic open and half-open states stay this process's own.
+   * have tripped or reset it. Automatic open and half-open states stay this process's own. Returns
+   * the state after.
    */
-  sync(workerId: string, workerName: string, tripped: boolean): void {
+  sync(workerId: string, workerName: string, tripped: boolean): BreakerState {
     const state = this.state(workerId);
     if (tripped && state !== "tripped") this.trip(workerId, workerName);
     else if (!tripped && state === "tripped") this.reset(workerId, workerName);
+    return this.state(workerId);
   }
 
   /** Closes the breaker whatever its state, forgetting past failures. */

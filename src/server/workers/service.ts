@@ -14,6 +14,8 @@ import { assertAllowedWorkerUrl } from "./allowlist.js";
 import type { BreakerRegistry } from "./breakers.js";
 import { openWorkerToken, sealWorkerToken } from "./token.js";
 
+export type WorkerHealthState = "unknown" | "ok" | "degraded" | "down";
+
 export type WorkerUpdate = Partial<Omit<WorkerInput, "token">> & {
   /** A new token; null removes it; absent keeps it. */
   token?: string | null;
@@ -47,6 +49,9 @@ function auditView(w: Worker) {
  * rest (SecretBox), opened only to call the worker, and never leave otherwise.
  */
 export class WorkerService {
+  /** Each worker's health as this process last checked it (pollHealth): what a refill reads without a query. */
+  private readonly lastHealth = new Map<string, WorkerHealthState>();
+
   constructor(
     private readonly db: Database,
     private readonly breakers: BreakerRegistry,
@@ -76,7 +81,7 @@ export class WorkerService {
       inFlight,
       breaker,
       tripped: w.tripped,
-      health: w.health as "unknown" | "ok" | "degraded" | "down",
+      health: w.health as WorkerHealthState,
       healthCheckedAt: w.healthCheckedAt,
       sandbox: (SANDBOX_STATES as readonly string[]).includes(w.sandbox ?? "") ? (w.sandbox as SandboxState) : null,
       lastError: w.lastError,
@@ -190,6 +195,7 @@ export class WorkerService {
       });
     });
     this.breakers.remove(id);
+    this.lastHealth.delete(id);
     return { id, removed: true as const };
   }
 
@@ -320,6 +326,7 @@ export class WorkerService {
       health = "down";
       error = err instanceof WorkerCallError || err instanceof Error ? err.message : String(err);
     }
+    this.lastHealth.set(w.id, health);
     await this.db.prisma.worker
       .updateMany({
         where: { id: w.id },
@@ -331,6 +338,11 @@ export class WorkerService {
         },
       })
       .catch((err: unknown) => this.log.warn({ err }, "recording worker health failed"));
+  }
+
+  /** The worker's health as this process last saw it; "unknown" before its first check here. */
+  healthOf(workerId: string): WorkerHealthState {
+    return this.lastHealth.get(workerId) ?? "unknown";
   }
 
   async pollHealth(): Promise<void> {
