@@ -286,7 +286,7 @@ async function benchOne(kind: Kind): Promise<Row[]> {
     await migrate(db);
     await seed(db, kind);
 
-    const service = new TaskService(db, new TaskEventHub(db, pino({ level: "silent" })));
+    const service = new TaskService(db);
     const sample = await new SearchSample(db).get();
     console.log(
       `${kind}: search pieces of "${RARE}", in query order: ${searchPieces(RARE, sample)

@@ -3,14 +3,19 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuditService } from "../src/server/audit/service.js";
+import { AuditService, type NewAuditEntry } from "../src/server/audit/service.js";
 import { Trail } from "../src/server/audit/trail.js";
 import { openDatabase } from "../src/server/db/database.js";
 import { loadSigningKey, SecretBox, SecretStore } from "../src/server/keystore/secrets.js";
 import { canonicalJson, sha256Hex } from "../src/server/provenance/canonical.js";
 import { leafBytes, recordLeafHash } from "../src/server/provenance/log.js";
 import { EMPTY_ROOT, Frontier, leafHash, referenceRoot } from "../src/server/provenance/merkle.js";
-import { isChainConflict, ProvenanceService } from "../src/server/provenance/service.js";
+import {
+  isChainConflict,
+  type NewProvenanceRecord,
+  ProvenanceService,
+  type SqlTx,
+} from "../src/server/provenance/service.js";
 import { ensureTrustedKeysFile } from "../src/server/provenance/trusted-keys.js";
 import { DATABASES, freshDatabase, POSTGRES_URL, type TestDatabase } from "./helpers/databases.js";
 
@@ -32,6 +37,10 @@ async function trailOn(db: TestDatabase, master: Buffer) {
   return new Trail(new AuditService(db), provenance);
 }
 
+/** What a unit of work's end writes (Trail.writeOrdered): audit entries and provenance records. */
+const writeIn = (t: Trail, tx: SqlTx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[]) =>
+  t.writeOrdered(tx, { audit, unwrittenAudit: audit, provenance, events: [] });
+
 const count = async (db: TestDatabase, table: string) =>
   Number((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`))[0]?.n);
 
@@ -45,8 +54,9 @@ describe.each(DATABASES)("chained trail transactions on %s", (kind) => {
   afterAll(() => db.dispose());
 
   const write = (i: number) =>
-    trail.transaction((tx) =>
-      trail.write(
+    trail.rawTransaction((tx) =>
+      writeIn(
+        trail,
         tx,
         [{ actor: { kind: "system", id: "test" }, action: "test.write", resource: { type: "thing", id: `t-${i}` } }],
         [
@@ -65,8 +75,8 @@ describe.each(DATABASES)("chained trail transactions on %s", (kind) => {
   it("a chained transaction that fails leaves nothing behind and the next one links to the real head", async () => {
     const before = await trail.provenance.verify();
     await expect(
-      trail.transaction(async (tx) => {
-        await trail.write(tx, [], [{ kind: "task.result", taskId: "doomed", payload: {} }]);
+      trail.rawTransaction(async (tx) => {
+        await writeIn(trail, tx, [], [{ kind: "task.result", taskId: "doomed", payload: {} }]);
         throw new Error("the change failed");
       }),
     ).rejects.toThrow("the change failed");
@@ -171,15 +181,16 @@ describe.skipIf(!POSTGRES_URL)("chained trail transactions from two processes on
       const t1 = await trailOn(db1, master);
       const t2 = await trailOn(db2, master);
       // Both processes learn the head first, so their next appends collide for real.
-      await t1.transaction((tx) => t1.write(tx, [], [{ kind: "task.created", taskId: "warm-1", payload: {} }]));
-      await t2.transaction((tx) => t2.write(tx, [], [{ kind: "task.created", taskId: "warm-2", payload: {} }]));
+      await t1.rawTransaction((tx) => writeIn(t1, tx, [], [{ kind: "task.created", taskId: "warm-1", payload: {} }]));
+      await t2.rawTransaction((tx) => writeIn(t2, tx, [], [{ kind: "task.created", taskId: "warm-2", payload: {} }]));
       let runs = 0;
       await Promise.all(
         Array.from({ length: 30 }, (_, i) => {
           const t = i % 2 ? t1 : t2;
-          return t.transaction(async (tx) => {
+          return t.rawTransaction(async (tx) => {
             runs++;
-            await t.write(
+            await writeIn(
+              t,
               tx,
               [
                 {

@@ -10,6 +10,7 @@ import { LiveBus } from "./cluster/live-bus.js";
 import { type Config, loadConfig } from "./config.js";
 import { configureCouncil } from "./council/council.js";
 import type { Database } from "./db/database.js";
+import { UnitOfWorkRunner } from "./db/unit-of-work.js";
 import { TaskEventHub } from "./events/task-event-hub.js";
 import { ExecutionEngine } from "./execution/engine.js";
 import { EventWriter } from "./execution/event-writer.js";
@@ -103,8 +104,8 @@ export async function createServices(db: Database, log: Logger, config: Config =
     breakers,
     trust.secretBox,
   );
-  // Every change writes its audit entry (and every decision its provenance record) in its own transaction.
-  const trail = new Trail(trust.audit, trust.provenance);
+  // Every state change is a unit of work: its rows, audit entries, provenance records and events in one transaction.
+  const units = new UnitOfWorkRunner(new Trail(trust.audit, trust.provenance));
   workers = new WorkerService(db, breakers, client, config.WORKER_ALLOWED_HOSTS, log, trust.secretBox, trust.audit);
   configureCouncil({ threads: config.COUNCIL_THREADS, timeoutMs: config.COUNCIL_TIMEOUT_MS, log });
   const execution = new ExecutionEngine(
@@ -121,17 +122,24 @@ export async function createServices(db: Database, log: Logger, config: Config =
       recoveryIntervalMs: config.RECOVERY_INTERVAL_MS,
       healthIntervalMs: config.WORKER_HEALTH_INTERVAL_MS,
       maxAutoRedispatch: config.MAX_AUTO_REDISPATCH,
+      shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+      recoveryLimit: config.RECOVERY_LIMIT,
       retryPolicy: config.retryPolicy,
     },
-    trail,
+    units,
   );
+  // After every commit: the live views hear of new events, the dispatcher of newly queued tasks.
+  units.onCommit((unit) => {
+    if (unit.events.length) hub.notify();
+    if (unit.events.some((e) => e.toState === "queued")) execution.wake();
+  });
   const workerService = workers;
   const metrics = new MetricsService(db, hub, workerService, log, {
     intervalMs: config.METRICS_INTERVAL_MS,
     windowMs: config.METRICS_WINDOW_MS,
     retentionDays: config.METRICS_RETENTION_DAYS,
   });
-  const tasks = new TaskService(db, hub, execution, trail);
+  const tasks = new TaskService(db, execution, units);
   const chat = new ChatService(
     db,
     log,

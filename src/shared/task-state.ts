@@ -1,8 +1,14 @@
-/** The task state machine, defined once for server, worker and console. */
+/**
+ * The task state machine, defined once for server, worker and console.
+ *
+ * There is no `judging` state: the council judges a worker's result before it is stored, so a task
+ * goes from `running` to its verdict in one commit (the result, the verdict and their records
+ * together). Events written by versions before 0.2 show a `judging` step between the two; the
+ * database's enum keeps the value for them.
+ */
 export const TASK_STATES = [
   "queued",
   "running",
-  "judging",
   "accepted",
   "changes_requested",
   "rejected",
@@ -18,7 +24,6 @@ export type TransitionActor = "system" | "operator" | "admin";
 export type TransitionName =
   | "dispatch"
   | "requeue"
-  | "complete"
   | "fail"
   | "verdict"
   | "cancel"
@@ -40,10 +45,10 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: "queued", to: "running", name: "dispatch", by: ["system"] },
   // A worker failure that still has retries left, or a lease that expired with its process.
   { from: "running", to: "queued", name: "requeue", by: ["system"] },
-  { from: "running", to: "judging", name: "complete", by: ["system"] },
   { from: "running", to: "failed", name: "fail", by: ["system"] },
-  ...VERDICT_STATES.map((to) => ({ from: "judging" as const, to, name: "verdict" as const, by: ["system"] as const })),
-  ...(["queued", "running", "judging"] as const).map((from) => ({
+  // The council's verdict on a completed attempt (judged before it is stored).
+  ...VERDICT_STATES.map((to) => ({ from: "running" as const, to, name: "verdict" as const, by: ["system"] as const })),
+  ...(["queued", "running"] as const).map((from) => ({
     from,
     to: "canceling" as const,
     name: "cancel" as const,
@@ -69,7 +74,7 @@ export const TRANSITIONS: readonly Transition[] = [
 ];
 
 export const TERMINAL_STATES: readonly TaskState[] = ["accepted", "rejected", "failed", "canceled"];
-export const ACTIVE_STATES: readonly TaskState[] = ["queued", "running", "judging", "canceling"];
+export const ACTIVE_STATES: readonly TaskState[] = ["queued", "running", "canceling"];
 
 export function findTransition(from: TaskState, to: TaskState): Transition | undefined {
   return TRANSITIONS.find((t) => t.from === from && t.to === to);
@@ -107,7 +112,6 @@ export function assertTransition(from: TaskState, to: TaskState, actor: Transiti
 export const STATE_LABELS: Record<TaskState, string> = {
   queued: "Queued",
   running: "Running",
-  judging: "Judging",
   accepted: "Accepted",
   changes_requested: "Changes requested",
   rejected: "Rejected",

@@ -1,10 +1,9 @@
 import type { TaskSpec } from "../../shared/task-spec.js";
 import type { Critique } from "../../shared/worker-protocol.js";
-import { auditInsertSql, auditRowsJson, type NewAuditEntry } from "../audit/service.js";
-import { SYSTEM_ACTORS, type Trail } from "../audit/trail.js";
-import type { NewTaskEvent } from "../events/append.js";
-import type { NewProvenanceRecord, SqlTx } from "../provenance/service.js";
+import { SYSTEM_ACTORS } from "../audit/trail.js";
+import type { UnitOfWork, UnitOfWorkRunner } from "../db/unit-of-work.js";
 import { taskDispatched } from "../tasks/decisions.js";
+import { recordStateChanges, type StateChange } from "../tasks/state-changes.js";
 
 export interface ClaimedAttempt {
   attemptId: string;
@@ -33,85 +32,80 @@ export interface ClaimWorker {
   capabilities: string[];
 }
 
-/** Claimed attempts, and what their transaction must still write in order (the chain's records and the events). */
+/** Claimed attempts: launch them once their unit of work has committed. */
 export interface Claim {
   worker: ClaimWorker;
   claimed: ClaimedAttempt[];
-  provenance: NewProvenanceRecord[];
-  events: NewTaskEvent[];
-  /** The audit entries the claim wrote: bound to its records by digest when they are appended. */
-  audit: NewAuditEntry[];
 }
 
 /**
- * Claims up to `limit` queued tasks for one worker in one transaction: highest priority first, then
+ * Claims up to `limit` queued tasks for one worker in one unit of work: highest priority first, then
  * longest queued, only capabilities the worker has, never more than its free slots, skipping rows
  * another process is claiming (SKIP LOCKED). Each claimed task moves to `running` with a new
- * attempt that holds this process's lease, audited, on the provenance chain and in the event log.
+ * attempt that holds this process's lease, audited, on the provenance log and in the event log.
  * Null when the worker is disabled, tripped or gone, or another process is claiming for it.
  */
 export function claimForWorker(
-  trail: Trail,
+  units: UnitOfWorkRunner,
   workerId: string,
   limit: number,
   owner: string,
   leaseMs: number,
 ): Promise<Claim | null> {
-  return trail.rawTransaction(async (tx) => {
-    const claim = await claimRows(tx, { workerId, limit, owner, leaseMs, lockWorker: true });
-    if (claim) await trail.appendOrdered(tx, claim.provenance, claim.events, claim.audit);
-    return claim;
-  });
+  return units.run((unit) => claimRows(unit, { workerId, limit, owner, leaseMs, lockWorker: true }));
 }
 
+/** The claim statement: picks, moves to `running` (fenced on `queued` by the row locks) and inserts the attempts. */
+const CLAIM_SQL = `
+  WITH free AS (
+    SELECT GREATEST(0, w.max_concurrency -
+           (SELECT count(*) FROM attempts a WHERE a.worker_id = w.id AND a.state = 'running'))::int AS n
+      FROM workers w WHERE w.id = $1::uuid
+  ), picked AS (
+    SELECT t.id, t.next_critique FROM tasks t
+     WHERE t.state = 'queued'
+       AND t.capability IN (SELECT jsonb_array_elements_text($2::jsonb))
+     ORDER BY t.priority_rank DESC, t.queued_at ASC, t.seq ASC
+     LIMIT LEAST((SELECT n FROM free), $3::int)
+     FOR UPDATE SKIP LOCKED
+  ), claimed AS (
+    UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, updated_at = now(),
+           waiting_reason = NULL, state_reason = NULL, next_critique = NULL
+      FROM picked WHERE t.id = picked.id AND t.state = 'queued'
+    RETURNING t.id, t.attempt, t.spec, t.risk_tier, t.queued_at, picked.next_critique
+  ), inserted AS (
+    INSERT INTO attempts (id, task_id, number, worker_id, state, lease_owner, lease_expires_at, queued_at, started_at, critique)
+    SELECT gen_random_uuid(), c.id, c.attempt, $1::uuid, 'running', $4,
+           now() + make_interval(secs => $5::int / 1000.0), c.queued_at, now(), c.next_critique
+      FROM claimed c
+    RETURNING id, task_id, number, critique
+  )
+  SELECT i.id AS attempt_id, i.task_id, i.number, c.spec, c.risk_tier::int AS risk_tier, i.critique
+    FROM inserted i JOIN claimed c ON c.id = i.task_id`;
+
 /**
- * The part of a claim that needs no order beyond its row locks: tasks to `running`, the attempts,
- * the audit entries. The caller writes `provenance` and `events` (Trail.appendOrdered, given `audit`
- * to bind) before commit.
+ * Claims in the caller's unit of work: tasks to `running` and their attempts, with each task's
+ * state change (audit entry, provenance record, event) added to the unit.
  *
  * `lockWorker` serializes claims for the worker across processes, so the free-slot count (read in a
  * fresh snapshot after the lock) cannot be overrun by a concurrent claim; while another process holds
  * the lock it is filling the worker's free slots itself, so this one skips rather than waits. Without
- * it (refilling, in the transaction that ended attempts, at most the slots that transaction freed)
- * the running count cannot grow, so no lock is needed and concurrent refills do not skip each other.
+ * it (refilling, in the unit that ended attempts, at most the slots that unit freed) the running
+ * count cannot grow, so no lock is needed and concurrent refills do not skip each other.
  */
 export async function claimRows(
-  tx: SqlTx,
+  unit: UnitOfWork,
   opts: { workerId: string; limit: number; owner: string; leaseMs: number; lockWorker: boolean },
 ): Promise<Claim | null> {
-  const [worker] = await tx.$queryRawUnsafe<(ClaimWorker & { capabilities: string[] | null })[]>(
+  const [worker] = await unit.tx.$queryRawUnsafe<(ClaimWorker & { capabilities: string[] | null })[]>(
     `SELECT id, name, url, token, capabilities FROM workers WHERE id = $1::uuid AND enabled AND NOT tripped
      ${opts.lockWorker ? "FOR UPDATE SKIP LOCKED" : ""}`,
     opts.workerId,
   );
   if (!worker) return null;
   worker.capabilities ??= [];
-  const rows = await tx.$queryRawUnsafe<ClaimRow[]>(
-    `WITH free AS (
-       SELECT GREATEST(0, w.max_concurrency -
-              (SELECT count(*) FROM attempts a WHERE a.worker_id = w.id AND a.state = 'running'))::int AS n
-         FROM workers w WHERE w.id = $1::uuid
-     ), picked AS (
-       SELECT t.id, t.next_critique FROM tasks t
-        WHERE t.state = 'queued'
-          AND t.capability IN (SELECT jsonb_array_elements_text($2::jsonb))
-        ORDER BY t.priority_rank DESC, t.queued_at ASC, t.seq ASC
-        LIMIT LEAST((SELECT n FROM free), $3::int)
-        FOR UPDATE SKIP LOCKED
-     ), claimed AS (
-       UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, updated_at = now(),
-              waiting_reason = NULL, state_reason = NULL, next_critique = NULL
-         FROM picked WHERE t.id = picked.id
-       RETURNING t.id, t.attempt, t.spec, t.risk_tier, t.queued_at, picked.next_critique
-     ), inserted AS (
-       INSERT INTO attempts (id, task_id, number, worker_id, state, lease_owner, lease_expires_at, queued_at, started_at, critique)
-       SELECT gen_random_uuid(), c.id, c.attempt, $1::uuid, 'running', $4,
-              now() + make_interval(secs => $5::int / 1000.0), c.queued_at, now(), c.next_critique
-         FROM claimed c
-       RETURNING id, task_id, number, critique
-     )
-     SELECT i.id AS attempt_id, i.task_id, i.number, c.spec, c.risk_tier::int AS risk_tier, i.critique
-       FROM inserted i JOIN claimed c ON c.id = i.task_id`,
+  const rows = await unit.tx.$queryRawUnsafe<ClaimRow[]>(
+    CLAIM_SQL,
     worker.id,
     JSON.stringify(worker.capabilities),
     opts.limit,
@@ -126,34 +120,33 @@ export async function claimRows(
     riskTier: Number(r.risk_tier),
     critique: r.critique,
   }));
-  const audit: NewAuditEntry[] = claimed.map((c) => ({
-    actor: SYSTEM_ACTORS.dispatcher,
-    action: "task.dispatch",
-    resource: { type: "task", id: c.taskId },
-    before: { state: "queued" },
-    after: { state: "running", attempt: c.number, worker: worker.name, workerId: worker.id },
-  }));
-  if (audit.length) await tx.$executeRawUnsafe(auditInsertSql("$1"), auditRowsJson(audit));
-  return {
-    worker,
-    claimed,
-    audit,
-    provenance: claimed.map((c) =>
-      taskDispatched(c.taskId, { id: c.attemptId, number: c.number }, { id: worker.id, name: worker.name }),
+  recordStateChanges(
+    unit,
+    claimed.map(
+      (c): StateChange => ({
+        taskId: c.taskId,
+        from: "queued",
+        steps: [
+          {
+            to: "running",
+            by: "system",
+            actor: SYSTEM_ACTORS.dispatcher,
+            eventActor: "system",
+            action: "task.dispatch",
+            data: {
+              attempt: c.number,
+              worker: worker.name,
+              workerId: worker.id,
+              ...(c.critique ? { critiqueFrom: c.critique.fromAttempt } : {}),
+            },
+            after: { attempt: c.number, worker: worker.name, workerId: worker.id },
+          },
+        ],
+        provenance: [
+          taskDispatched(c.taskId, { id: c.attemptId, number: c.number }, { id: worker.id, name: worker.name }),
+        ],
+      }),
     ),
-    events: claimed.map((c) => ({
-      taskId: c.taskId,
-      type: "state_changed",
-      fromState: "queued",
-      toState: "running",
-      actor: "system",
-      data: {
-        name: "dispatch",
-        attempt: c.number,
-        worker: worker.name,
-        workerId: worker.id,
-        ...(c.critique ? { critiqueFrom: c.critique.fromAttempt } : {}),
-      },
-    })),
-  };
+  );
+  return { worker, claimed };
 }

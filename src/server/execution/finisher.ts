@@ -2,17 +2,16 @@ import { randomUUID } from "node:crypto";
 import type { TaskState } from "../../shared/task-state.js";
 import { type Judgement, VERDICT_STATE } from "../../shared/verdict.js";
 import type { Critique, ExecuteResult } from "../../shared/worker-protocol.js";
-import { auditInsertSql, auditRowsJson, type NewAuditEntry } from "../audit/service.js";
-import { SYSTEM_ACTORS, type Trail, workerActor } from "../audit/trail.js";
+import { auditInsertSql } from "../audit/service.js";
+import { SYSTEM_ACTORS, workerActor } from "../audit/trail.js";
 import { critiqueFrom } from "../council/council.js";
 import { parseUnifiedDiff } from "../council/diff.js";
-import type { NewTaskEvent, Tx } from "../events/append.js";
-import type { TaskEventHub } from "../events/task-event-hub.js";
+import type { UnitOfWork, UnitOfWorkRunner } from "../db/unit-of-work.js";
 import { newErrorId } from "../lib/public-errors.js";
 import type { Logger } from "../logger.js";
 import { textDigest } from "../provenance/rows.js";
-import type { NewProvenanceRecord, SqlTx } from "../provenance/service.js";
 import { type StoredAttemptEnd, taskResult, taskVerdict } from "../tasks/decisions.js";
+import { applyStateChanges, requeueOrFail, type StateChange } from "../tasks/state-changes.js";
 
 /** The end of one attempt, as its run saw it. */
 export type AttemptEnd =
@@ -50,21 +49,12 @@ export interface FinishSettings {
   attemptsFor(riskTier: number): number;
 }
 
-/** What a refill claimed: the ordered writes it leaves to the batch's transaction, and what to do after commit. */
-export interface Refilled {
-  provenance: NewProvenanceRecord[];
-  events: NewTaskEvent[];
-  /** The claims' audit entries (already written), bound to their records. */
-  audit: NewAuditEntry[];
-  committed: () => void;
-}
-
 /**
- * Runs in the transaction that writes a batch of attempt ends, after their unordered writes: the
- * slots they free can be claimed again at once, without a transaction of their own. It may run
- * again if the transaction is run again.
+ * Runs in the unit of work that writes a batch of attempt ends, after their rows: the slots they
+ * free can be claimed again at once, without a transaction of their own (the claims are launched
+ * after the commit: `unit.afterCommit`). It may run again if the unit is run again.
  */
-export type Refill = (tx: SqlTx, written: AttemptEnd[]) => Promise<Refilled>;
+export type Refill = (unit: UnitOfWork, written: AttemptEnd[]) => Promise<void>;
 
 interface LockedRow {
   attempt_id: string;
@@ -86,23 +76,10 @@ interface AttemptWrite {
   judgement: unknown;
 }
 
-interface TaskWrite {
-  id: string;
-  state: TaskState;
-  reason: string | null;
-  redispatches: number;
-  failures: number;
-  requeued: boolean;
-  next_critique: Critique | null;
-}
-
 interface Planned {
   attempts: AttemptWrite[];
-  tasks: TaskWrite[];
+  changes: StateChange[];
   artifacts: ArtifactWrite[];
-  events: NewTaskEvent[];
-  audit: NewAuditEntry[];
-  provenance: NewProvenanceRecord[];
 }
 
 interface ArtifactWrite {
@@ -143,11 +120,9 @@ export class Finisher {
   private busy = false;
 
   constructor(
-    private readonly hub: TaskEventHub,
     private readonly log: Logger,
     private readonly settings: FinishSettings,
-    private readonly onWritten: () => void,
-    private readonly trail: Trail,
+    private readonly units: UnitOfWorkRunner,
     private readonly refill: Refill,
   ) {}
 
@@ -169,14 +144,12 @@ export class Finisher {
       while (this.queue.length) {
         const batch = this.queue.splice(0, 500);
         try {
-          const written = await this.commit(batch.map((b) => b.end));
+          const written = await this.writeBatch(batch.map((b) => b.end));
           for (const b of batch) b.done(written.has(b.end.attemptId));
         } catch (err) {
           this.log.warn({ err, size: batch.length }, "finishing a batch of attempts failed; writing them one by one");
           for (const b of batch) b.done(await this.writeAlone(b.end));
         }
-        this.hub.notify();
-        this.onWritten();
       }
     } finally {
       this.busy = false;
@@ -185,7 +158,7 @@ export class Finisher {
 
   private async writeAlone(end: AttemptEnd): Promise<boolean> {
     try {
-      return (await this.commit([end])).has(end.attemptId);
+      return (await this.writeBatch([end])).has(end.attemptId);
     } catch (err) {
       // The database's own message stays in the log: the task is told our words and the id to look for.
       const errorId = newErrorId();
@@ -200,20 +173,14 @@ export class Finisher {
         error: `The agency could not store this attempt's result (internal error ${errorId}; the server's log has the detail).`,
         countsAsFailure: true,
       };
-      return (await this.commit([failed]).catch(() => new Set<string>())).has(end.attemptId);
+      return (await this.writeBatch([failed]).catch(() => new Set<string>())).has(end.attemptId);
     }
   }
 
-  /** Writes a batch; once it has committed, launches what its refill claimed. Resolves to the attempts written. */
-  private async commit(ends: AttemptEnd[]): Promise<Set<string>> {
-    const { written, committed } = await this.writeBatch(ends);
-    committed();
-    return written;
-  }
-
-  private writeBatch(ends: AttemptEnd[]): Promise<{ written: Set<string>; committed: () => void }> {
-    return this.trail.rawTransaction(async (tx) => {
-      const locked = await tx.$queryRawUnsafe<LockedRow[]>(
+  /** Writes a batch in one unit of work; resolves to the attempts written. */
+  private writeBatch(ends: AttemptEnd[]): Promise<Set<string>> {
+    return this.units.run(async (unit) => {
+      const locked = await unit.tx.$queryRawUnsafe<LockedRow[]>(
         `SELECT a.id AS attempt_id, a.task_id, t.state AS task_state, t.redispatches, t.failures, t.risk_tier
            FROM attempts a JOIN tasks t ON t.id = a.task_id
           WHERE a.id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)
@@ -223,7 +190,7 @@ export class Finisher {
         this.settings.owner,
       );
       const byAttempt = new Map(locked.map((r) => [r.attempt_id, r]));
-      const out: Planned = { attempts: [], tasks: [], artifacts: [], events: [], audit: [], provenance: [] };
+      const out: Planned = { attempts: [], changes: [], artifacts: [] };
       const written = new Set<string>();
       for (const end of ends) {
         const row = byAttempt.get(end.attemptId);
@@ -232,34 +199,32 @@ export class Finisher {
         written.add(end.attemptId);
         this.plan(end, row, out);
       }
-      if (!out.attempts.length) return { written, committed: () => {} };
-      await writeEnds(tx, out);
-      const refilled = await this.refill(
-        tx,
+      if (!out.attempts.length) return written;
+      // The rows are locked and were read running: every change applies.
+      await applyStateChanges(unit, out.changes, { strict: true });
+      await writeEnds(unit, out);
+      await this.refill(
+        unit,
         ends.filter((e) => written.has(e.attemptId)),
       );
-      await this.trail.appendOrdered(
-        tx,
-        [...out.provenance, ...refilled.provenance],
-        [...out.events, ...refilled.events],
-        // Bound to the records by digest (provenance/rows.ts): `provenance:verify --rows` re-reads them.
-        [...out.audit, ...refilled.audit],
-      );
-      return { written, committed: refilled.committed };
+      return written;
     });
   }
 
   private plan(end: AttemptEnd, row: LockedRow, out: Planned): void {
-    const actor = "system";
     const base = { attempt: end.number, worker: end.workerName, tries: end.tries };
-    const resource = { type: "task", id: end.taskId };
     const attemptRef = { id: end.attemptId, number: end.number };
     if (end.kind === "failed" || end.councilError || !end.judgement) {
       const error = end.kind === "failed" ? end.error : `The council could not judge this attempt: ${end.councilError}`;
-      const counts = end.kind === "failed" ? end.countsAsFailure : true;
-      const failures = row.failures + (counts ? 1 : 0);
-      const allowed = this.settings.attemptsFor(row.risk_tier);
-      const requeue = end.kind === "failed" && failures < allowed;
+      const next = requeueOrFail({
+        attempt: end.number,
+        failures: row.failures,
+        allowed: this.settings.attemptsFor(row.risk_tier),
+        counts: end.kind === "failed" ? end.countsAsFailure : true,
+        mayRequeue: end.kind === "failed",
+        what: "failed",
+        error,
+      });
       const write: AttemptWrite = {
         id: end.attemptId,
         state: "failed",
@@ -271,39 +236,29 @@ export class Finisher {
         judgement: null,
       };
       out.attempts.push(write);
-      const reason = requeue
-        ? `Attempt ${end.number} failed (${failures} of ${allowed} allowed failures); queued again: ${error}`
-        : counts
-          ? `Attempt ${end.number} failed and no attempts are left (${failures} of ${allowed}): ${error}`
-          : error;
-      out.tasks.push({
-        id: end.taskId,
-        state: requeue ? "queued" : "failed",
-        reason: clean(reason, 2000),
-        redispatches: row.redispatches,
-        failures,
-        requeued: requeue,
-        next_critique: null,
-      });
-      out.events.push({
+      const requeue = next.state === "queued";
+      out.changes.push({
         taskId: end.taskId,
-        type: "state_changed",
-        fromState: "running",
-        toState: requeue ? "queued" : "failed",
-        actor,
-        data: { ...base, reason: clean(reason, 2000), error: clean(error, 2000), name: requeue ? "requeue" : "fail" },
+        from: "running",
+        steps: [
+          {
+            to: next.state,
+            by: "system",
+            // The worker's own report of failure is its act; a call that failed or a council that broke is ours.
+            actor: end.kind === "failed" && end.reportedByWorker ? workerActor(end.workerName) : SYSTEM_ACTORS.engine,
+            eventActor: "system",
+            action: requeue ? "task.requeue" : "task.fail",
+            reason: clean(next.reason, 2000),
+            data: { ...base, error: clean(error, 2000) },
+            before: { attempt: end.number },
+            after: base,
+          },
+        ],
+        set: { failures: next.failures, requeued: requeue, next_critique: null },
+        provenance: [
+          taskResult(end.taskId, attemptRef, end.workerName, end.result ?? null, clean(error, 500), stored(write, [])),
+        ],
       });
-      out.audit.push({
-        // The worker's own report of failure is its act; a call that failed or a council that broke is ours.
-        actor: end.kind === "failed" && end.reportedByWorker ? workerActor(end.workerName) : SYSTEM_ACTORS.engine,
-        action: requeue ? "task.requeue" : "task.fail",
-        resource,
-        before: { state: "running", attempt: end.number },
-        after: { state: requeue ? "queued" : "failed", ...base, reason: clean(reason, 500) },
-      });
-      out.provenance.push(
-        taskResult(end.taskId, attemptRef, end.workerName, end.result ?? null, clean(error, 500), stored(write, [])),
-      );
       return;
     }
 
@@ -336,87 +291,63 @@ export class Finisher {
     }
     out.artifacts.push(...artifacts);
     const redispatch = judgement.verdict === "changes_requested" && row.redispatches < this.settings.maxAutoRedispatch;
-    out.events.push(
-      {
-        taskId: end.taskId,
-        type: "state_changed",
-        fromState: "running",
-        toState: "judging",
-        actor,
-        data: { ...base, name: "complete", summary: clean(result.summary, 500), artifacts: result.artifacts.length },
-      },
-      {
-        taskId: end.taskId,
-        type: "state_changed",
-        fromState: "judging",
-        toState: verdictState,
-        actor: "council",
-        data: { ...base, name: "verdict", verdict: judgement.verdict, reason: clean(judgement.rationale, 2000) },
-      },
-    );
-    out.audit.push(
-      {
-        actor: workerActor(end.workerName),
-        action: "task.complete",
-        resource,
-        before: { state: "running", attempt: end.number },
-        after: { state: "judging", ...base, artifacts: result.artifacts.length },
-      },
-      {
-        actor: SYSTEM_ACTORS.council,
-        action: "task.verdict",
-        resource,
-        before: { state: "judging", attempt: end.number },
-        after: { state: verdictState, attempt: end.number, verdict: judgement.verdict },
-      },
-    );
-    out.provenance.push(
-      taskResult(end.taskId, attemptRef, end.workerName, result, null, stored(write, artifacts)),
-      taskVerdict(end.taskId, attemptRef, judgement),
-    );
-    let state: TaskState = verdictState;
-    let critique: Critique | null = null;
+    const change: StateChange = {
+      taskId: end.taskId,
+      from: "running",
+      steps: [
+        {
+          to: verdictState,
+          by: "system",
+          actor: SYSTEM_ACTORS.council,
+          eventActor: "council",
+          action: "task.verdict",
+          reason: clean(judgement.rationale, 2000),
+          data: {
+            ...base,
+            verdict: judgement.verdict,
+            summary: clean(result.summary, 500),
+            artifacts: result.artifacts.length,
+          },
+          before: { attempt: end.number },
+          after: { ...base, verdict: judgement.verdict, artifacts: result.artifacts.length },
+        },
+      ],
+      set: { failures: 0, redispatches: row.redispatches, next_critique: null },
+      provenance: [
+        taskResult(end.taskId, attemptRef, end.workerName, result, null, stored(write, artifacts)),
+        taskVerdict(end.taskId, attemptRef, judgement),
+      ],
+    };
     if (redispatch) {
-      critique = critiqueFrom(end.number, judgement);
-      state = "queued";
-      out.events.push({
-        taskId: end.taskId,
-        type: "state_changed",
-        fromState: "changes_requested",
-        toState: "queued",
-        actor,
+      const critique: Critique = critiqueFrom(end.number, judgement);
+      const n = row.redispatches + 1;
+      change.steps.push({
+        to: "queued",
+        by: "system",
+        actor: SYSTEM_ACTORS.council,
+        eventActor: "system",
+        action: "task.retry",
+        reason: `Automatic re-dispatch ${n} of ${this.settings.maxAutoRedispatch} with the council's critique.`,
         data: {
           ...base,
-          name: "retry",
           automatic: true,
-          redispatch: row.redispatches + 1,
+          redispatch: n,
           of: this.settings.maxAutoRedispatch,
           findings: critique.findings.length,
-          reason: `Automatic re-dispatch ${row.redispatches + 1} of ${this.settings.maxAutoRedispatch} with the council's critique.`,
         },
+        before: { attempt: end.number },
+        after: { automatic: true, redispatch: n, findings: critique.findings.length },
       });
-      out.audit.push({
-        actor: SYSTEM_ACTORS.council,
-        action: "task.retry",
-        resource,
-        before: { state: "changes_requested", attempt: end.number },
-        after: {
-          state: "queued",
-          automatic: true,
-          redispatch: row.redispatches + 1,
-          findings: critique.findings.length,
-        },
-      });
+      // The task's reason stays the council's rationale: what the next attempt must address.
+      change.set = {
+        failures: 0,
+        redispatches: n,
+        requeued: true,
+        next_critique: critique,
+        state_reason: clean(judgement.rationale, 2000),
+      };
     }
-    out.tasks.push({
-      id: end.taskId,
-      state,
-      reason: clean(judgement.rationale, 2000),
-      redispatches: row.redispatches + (redispatch ? 1 : 0),
-      failures: 0,
-      requeued: redispatch,
-      next_critique: critique,
-    });
+    out.changes.push(change);
   }
 }
 
@@ -437,14 +368,13 @@ function stored(write: AttemptWrite, artifacts: ArtifactWrite[]): StoredAttemptE
 }
 
 /**
- * A batch's writes that need no ordering beyond their row locks, in one statement: the attempts,
- * tasks, artifacts and audit entries. The provenance records and task events follow, last in the
- * transaction (Trail.appendOrdered): that part is serialized until the commit, so it holds only
+ * A batch's attempt rows and artifacts in one statement, with the audit entries its state changes
+ * added to the unit (folded in: one statement fewer). The provenance records and task events follow,
+ * last in the unit (db/unit-of-work.ts): that part is serialized until the commit, so it holds only
  * what must be ordered.
  */
-async function writeEnds(tx: SqlTx, planned: Planned): Promise<void> {
-  const { attempts, tasks, artifacts } = planned;
-  await tx.$executeRawUnsafe(
+async function writeEnds(unit: UnitOfWork, planned: Planned): Promise<void> {
+  await unit.tx.$executeRawUnsafe(
     `WITH a AS (
        UPDATE attempts a SET state = x.state::"AttemptState", finished_at = now(), tries = x.tries,
               error = x.error, summary = x.summary, result = x.result, verdict = x.verdict,
@@ -452,38 +382,15 @@ async function writeEnds(tx: SqlTx, planned: Planned): Promise<void> {
          FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, state text, tries int, error text, summary text,
               result jsonb, verdict text, judgement jsonb)
         WHERE a.id = x.id
-     ), t AS (
-       UPDATE tasks t SET state = x.state::"TaskState", updated_at = now(), state_reason = x.reason,
-              redispatches = x.redispatches, failures = x.failures, next_critique = x.next_critique,
-              queued_at = CASE WHEN x.requeued THEN now() ELSE t.queued_at END
-         FROM jsonb_to_recordset($2::jsonb) AS x(id uuid, state text, reason text, redispatches int, failures int,
-              requeued boolean, next_critique jsonb)
-        WHERE t.id = x.id
      ), ar AS (
        INSERT INTO artifacts (id, attempt_id, path, operation, content, diff, lines_added, lines_removed)
        SELECT x.id, x.attempt_id, x.path, x.operation, x.content, x.diff, x.lines_added, x.lines_removed
-         FROM jsonb_to_recordset($3::jsonb) AS x(id uuid, attempt_id uuid, path text, operation text, content text,
+         FROM jsonb_to_recordset($2::jsonb) AS x(id uuid, attempt_id uuid, path text, operation text, content text,
               diff text, lines_added int, lines_removed int)
      )
-     ${auditInsertSql("$4")}`,
-    JSON.stringify(attempts),
-    JSON.stringify(tasks),
-    JSON.stringify(artifacts),
-    auditRowsJson(planned.audit),
+     ${auditInsertSql("$3")}`,
+    JSON.stringify(planned.attempts),
+    JSON.stringify(planned.artifacts),
+    unit.foldAudit(),
   );
 }
-
-export async function writeTasks(tx: Tx, tasks: TaskWrite[]): Promise<void> {
-  if (!tasks.length) return;
-  await tx.$executeRawUnsafe(
-    `UPDATE tasks t SET state = x.state::"TaskState", updated_at = now(), state_reason = x.reason,
-            redispatches = x.redispatches, failures = x.failures, next_critique = x.next_critique,
-            queued_at = CASE WHEN x.requeued THEN now() ELSE t.queued_at END
-       FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, state text, reason text, redispatches int, failures int,
-            requeued boolean, next_critique jsonb)
-      WHERE t.id = x.id`,
-    JSON.stringify(tasks),
-  );
-}
-
-export type { TaskWrite };

@@ -1,4 +1,5 @@
 import type { TaskEventDto } from "../../shared/task-events.js";
+import { VERDICT_STATES } from "../../shared/verdict.js";
 import type { Database } from "../db/database.js";
 import { FINISH_OUTCOMES, type FinishOutcome, type Observation } from "./window.js";
 
@@ -21,11 +22,13 @@ const attemptOf = (e: TaskEventDto): number | null => {
 };
 const isDispatch = (e: TaskEventDto) =>
   e.type === "state_changed" && e.fromState === "queued" && e.toState === "running";
-/** An attempt ends by going to judging (its worker completed), back to the queue or to failed. */
+/** A verdict on a completed attempt: its worker completed. */
+const isVerdict = (e: TaskEventDto) => e.toState !== null && VERDICT_STATES.includes(e.toState);
+/** An attempt ends with a verdict (its worker completed), back in the queue or failed. */
 const isAttemptEnd = (e: TaskEventDto) =>
   e.type === "state_changed" &&
   e.fromState === "running" &&
-  (e.toState === "judging" || e.toState === "queued" || e.toState === "failed");
+  (isVerdict(e) || e.toState === "queued" || e.toState === "failed");
 
 /** The events whose figures need the attempt's row (its timings and worker). */
 export function attemptKeys(events: TaskEventDto[]): { taskId: string; number: number }[] {
@@ -61,7 +64,7 @@ export function toObservations(events: TaskEventDto[], attempts: AttemptTimes[])
         kind: "attempt_ended",
         at,
         workerId: row?.workerId ?? null,
-        ok: e.toState === "judging",
+        ok: isVerdict(e),
         executionMs: row && finishedAt ? finishedAt.getTime() - row.startedAt.getTime() : null,
       });
     }

@@ -2,24 +2,18 @@ import { randomUUID } from "node:crypto";
 import type { Actor } from "../../shared/roles.js";
 import type { ParsedTaskFilter, TaskSort } from "../../shared/task-list.js";
 import { priorityRank, type TaskSpec } from "../../shared/task-spec.js";
-import {
-  assertTransition,
-  IllegalTransitionError,
-  type TaskState,
-  type TransitionActor,
-} from "../../shared/task-state.js";
+import type { TaskState, TransitionActor } from "../../shared/task-state.js";
 import { type Judgement, VERDICT_STATE, VERDICT_STATES, type Verdict } from "../../shared/verdict.js";
 import type { CheckResult, Critique } from "../../shared/worker-protocol.js";
 import { auditInsertSql, type ClientInfo, type NewAuditEntry } from "../audit/service.js";
-import type { Trail } from "../audit/trail.js";
 import { critiqueFrom } from "../council/council.js";
 import type { Database } from "../db/database.js";
 import { Prisma, type Task } from "../db/generated/client.js";
+import type { UnitOfWork, UnitOfWorkRunner } from "../db/unit-of-work.js";
 import { DomainError, notFound } from "../errors.js";
-import { appendTaskEvents, EVENT_LOG_LOCK_KEY, type NewTaskEvent, type Tx } from "../events/append.js";
-import { type TaskEventHub, toEventDto } from "../events/task-event-hub.js";
+import { type EventPage, type EventPageQuery, readEventPage } from "../events/read.js";
 import { judgementRowDigest } from "../provenance/rows.js";
-import { type NewProvenanceRecord, provenanceInsertSql } from "../provenance/service.js";
+import type { NewProvenanceRecord } from "../provenance/service.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 import {
   taskCancel,
@@ -30,6 +24,7 @@ import {
   type VerdictOverride,
 } from "./decisions.js";
 import { SearchSample, textWhere } from "./search.js";
+import { applyStateChanges, IllegalTransitionError, type StateChange, type TaskColumns } from "./state-changes.js";
 
 const summarySelect = {
   id: true,
@@ -128,9 +123,8 @@ export interface BulkOutcome {
   reason?: string;
 }
 
-/** The execution engine as tasks need it: wake the dispatcher, stop what runs. */
+/** The execution engine as tasks need it: stop what runs. */
 export interface ExecutionHooks {
-  wake(): void;
   cancelRunning(taskId: string, reason: string): Promise<{ confirmed: boolean; detail: string }>;
 }
 
@@ -172,7 +166,7 @@ export interface TransitionRequest {
   by: TransitionActor;
   actorId: string;
   reason?: string;
-  data?: Record<string, Prisma.InputJsonValue>;
+  data?: Record<string, unknown>;
   /** The audit action, e.g. `task.cancel`; `task.transition` when absent. */
   action?: string;
 }
@@ -181,9 +175,9 @@ export interface TransitionRequest {
 export interface TransitionTrail {
   actor?: Pick<Actor, "kind" | "id">;
   client?: ClientInfo;
-  provenance?: (task: Task) => NewProvenanceRecord[];
-  /** More writes that belong to the same change, run in its transaction after the state update. */
-  within?: (tx: Tx) => Promise<void>;
+  provenance?: () => NewProvenanceRecord[];
+  /** More writes that belong to the same change, run in its unit of work before the state update. */
+  within?: (unit: UnitOfWork) => Promise<void>;
 }
 
 export class TaskService {
@@ -191,9 +185,8 @@ export class TaskService {
 
   constructor(
     private readonly db: Database,
-    private readonly hub: TaskEventHub,
     private readonly execution?: ExecutionHooks,
-    private readonly trailWriter?: Trail,
+    private readonly unitsRunner?: UnitOfWorkRunner,
   ) {
     this.searchSample = new SearchSample(db);
   }
@@ -203,52 +196,26 @@ export class TaskService {
     return filter.text && /\S\s+\S/.test(filter.text) ? this.searchSample.get() : undefined;
   }
 
-  /** Reading needs no trail; every change does, so a service built without one refuses to change anything. */
-  private get trail(): Trail {
-    if (!this.trailWriter) {
+  /** Reading needs no units of work; every change does, so a service built without them refuses to change anything. */
+  private get units(): UnitOfWorkRunner {
+    if (!this.unitsRunner) {
       throw new Error(
-        "This TaskService was built without an audit trail, so it cannot change tasks; use createServices.",
+        "This TaskService was built without units of work (audit trail, provenance), so it cannot change tasks; use createServices.",
       );
     }
-    return this.trailWriter;
+    return this.unitsRunner;
   }
 
   async create(actor: Actor, spec: TaskSpec, client?: ClientInfo) {
-    const id = randomUUID();
-    const trail = this.trail;
-    const task = await trail.transaction(async (tx) => {
-      const created = await tx.task.create({
-        data: {
-          id,
-          title: spec.title,
-          description: spec.description,
-          priority: spec.priority,
-          priorityRank: priorityRank(spec.priority),
-          riskTier: spec.riskTier,
-          mode: spec.mode,
-          capability: spec.capability,
-          spec: spec as unknown as Prisma.InputJsonValue,
-          createdBy: actor.id,
-        },
-      });
-      const events: NewTaskEvent[] = [
-        { taskId: id, type: "created", toState: "queued", actor: actor.id, data: { title: spec.title } },
-      ];
-      await trail.write(tx, [createdEntry(actor, id, spec, client)], [taskCreated(id, spec, actor)], events);
-      await appendTaskEvents(tx, events);
-      return created;
-    });
-    this.hub.notify();
-    this.execution?.wake();
-    return toDetail(task);
+    const [id] = await this.createMany(actor, [spec], client);
+    return toDetail(await this.db.prisma.task.findUniqueOrThrow({ where: { id: id as string } }));
   }
 
   /**
-   * Creates many tasks in one transaction and one statement whatever the count: the tasks, their
-   * audit entries, their provenance records and their creation events.
+   * Creates many tasks in one unit of work whatever the count: the tasks in one statement, then their
+   * audit entries, provenance records and creation events in the unit's ordered one.
    */
   async createMany(actor: Actor, specs: TaskSpec[], client?: ClientInfo): Promise<string[]> {
-    const trail = this.trail;
     if (specs.length === 0) return [];
     const rows = specs.map((spec) => ({
       id: randomUUID(),
@@ -261,50 +228,30 @@ export class TaskService {
       capability: spec.capability,
       spec,
     }));
-    await trail.rawTransaction(async (tx) => {
-      const prepared = await trail.prepare(
-        tx,
-        rows.map((r) => createdEntry(actor, r.id, r.spec, client)),
-        rows.map((r) => taskCreated(r.id, r.spec, actor)),
-        // What the statement's `created` events hold, bound to the records like the audit entries.
-        rows.map((r) => ({
+    await this.units.run(async (unit) => {
+      await unit.tx.$executeRawUnsafe(
+        `INSERT INTO tasks (id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, created_by)
+         SELECT x.id, x.title, x.description, x.priority::"TaskPriority", x.priority_rank, x.risk_tier,
+                x.mode::"TaskMode", x.capability, x.spec, $2
+           FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id uuid, title text, description text, priority text,
+                priority_rank int, risk_tier int, mode text, capability text, spec jsonb))
+                WITH ORDINALITY AS x(id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, n)
+          ORDER BY x.n`,
+        JSON.stringify(rows),
+        actor.id,
+      );
+      for (const r of rows) {
+        unit.audit.push(createdEntry(actor, r.id, r.spec, client));
+        unit.provenance.push(taskCreated(r.id, r.spec, actor));
+        unit.events.push({
           taskId: r.id,
           type: "created",
           toState: "queued",
           actor: actor.id,
           data: { title: r.title },
-        })),
-      );
-      // Events reference their tasks; the foreign key is checked at the end of the statement, when both exist.
-      // The event-log lock comes last, after the chain's insert, as in every other writer.
-      await tx.$executeRawUnsafe(
-        `WITH t AS (
-           INSERT INTO tasks (id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, created_by)
-           SELECT x.id, x.title, x.description, x.priority::"TaskPriority", x.priority_rank, x.risk_tier,
-                  x.mode::"TaskMode", x.capability, x.spec, $4
-             FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id uuid, title text, description text, priority text,
-                  priority_rank int, risk_tier int, mode text, capability text, spec jsonb))
-                  WITH ORDINALITY AS x(id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, n)
-            ORDER BY x.n
-           RETURNING id
-         ), audit AS (${auditInsertSql("$2")}
-         ), chain AS (${provenanceInsertSql("$3")}
-         ), lock AS (
-           SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint)
-             FROM (SELECT count(*) FROM chain) c, (SELECT count(*) FROM t) tt
-         )
-         INSERT INTO task_events (task_id, type, to_state, actor, data)
-         SELECT x.id, 'created', 'queued', $4, jsonb_build_object('title', x.title)
-           FROM lock, ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id uuid, title text)) WITH ORDINALITY AS x(id, title, n)
-          ORDER BY x.n`,
-        JSON.stringify(rows),
-        prepared.auditJson,
-        prepared.provenanceJson,
-        actor.id,
-      );
+        });
+      }
     });
-    this.hub.notify();
-    this.execution?.wake();
     return rows.map((r) => r.id);
   }
 
@@ -331,21 +278,20 @@ export class TaskService {
     return { items: page.map(toSummary), nextCursor };
   }
 
-  /** The task with its events, every attempt (worker, timings, tries, errors, artifacts, judgement) and the latest verdict. */
+  /**
+   * The task with every attempt (worker, timings, tries, errors, artifacts, judgement) and the latest verdict.
+   * Its events are not here: they can be many (every line of output), so they are read by page (`events`).
+   */
   async get(id: string) {
     const task = await this.db.prisma.task.findUnique({
       where: { id },
-      include: {
-        events: { orderBy: { seq: "asc" } },
-        attempts: { orderBy: { number: "asc" }, include: attemptInclude },
-      },
+      include: { attempts: { orderBy: { number: "asc" }, include: attemptInclude } },
     });
     if (!task) throw notFound("Task", id);
     const attempts = task.attempts.map(toAttempt);
     const judged = attempts.filter((a) => a.judgement).at(-1) ?? null;
     return {
       ...toDetail(task),
-      events: task.events.map(toEventDto),
       attempts,
       verdict: judged
         ? { attempt: judged.number, ...(judged.judgement as Judgement & { override?: VerdictOverride }) }
@@ -355,57 +301,61 @@ export class TaskService {
   }
 
   /**
-   * Moves a task along the state machine, checked against the state it is in when the update
-   * commits, and appends the events in the same transaction.
+   * One page of a task's events, oldest first: the newest `limit` (neither `after` nor `before`), the next ones
+   * after `after`, or the ones before `before`; only `kinds` when given. NOT_FOUND for a task that does not exist.
    */
-  async transition(
-    id: string,
-    steps: TransitionRequest[],
-    set: Prisma.TaskUpdateManyMutationInput = {},
-    who: TransitionTrail = {},
-  ) {
-    const trail = this.trail;
-    const task = await trail.transaction(async (tx) => {
-      const current = await tx.task.findUnique({ where: { id }, select: { state: true } });
+  async events(q: EventPageQuery): Promise<EventPage> {
+    const page = await readEventPage(this.db, q);
+    if (page.items.length === 0 && !(await this.db.prisma.task.count({ where: { id: q.taskId } }))) {
+      throw notFound("Task", q.taskId);
+    }
+    return page;
+  }
+
+  /**
+   * Moves a task along the state machine (tasks/state-changes.ts), fenced on the state it was read in,
+   * in one unit of work with its audit entries, provenance records and events.
+   */
+  async transition(id: string, steps: TransitionRequest[], set: TaskColumns = {}, who: TransitionTrail = {}) {
+    await this.units.run(async (unit) => {
+      const [current] = await unit.tx.$queryRawUnsafe<{ state: TaskState }[]>(
+        "SELECT state FROM tasks WHERE id = $1::uuid",
+        id,
+      );
       if (!current) throw notFound("Task", id);
-      let state = current.state as TaskState;
-      const events: NewTaskEvent[] = [];
-      const audit: NewAuditEntry[] = [];
-      for (const step of steps) {
-        try {
-          assertTransition(state, step.to, step.by);
-        } catch (err) {
-          if (err instanceof IllegalTransitionError) throw new DomainError("BAD_REQUEST", err.message);
-          throw err;
-        }
-        events.push({
-          taskId: id,
-          type: "state_changed",
-          fromState: state,
-          toState: step.to,
-          actor: step.actorId,
-          data: { ...step.data, ...(step.reason ? { reason: step.reason } : {}) },
-        });
-        const bySystem = step.by === "system";
-        audit.push({
-          actor: bySystem ? { kind: "system", id: step.actorId } : (who.actor ?? { kind: "user", id: step.actorId }),
-          action: step.action ?? "task.transition",
-          resource: { type: "task", id },
-          before: { state },
-          after: { state: step.to, ...step.data, ...(step.reason ? { reason: step.reason } : {}) },
-          ...(bySystem ? {} : { client: who.client }),
-        });
-        state = step.to;
+      await who.within?.(unit);
+      const change: StateChange = {
+        taskId: id,
+        from: current.state,
+        steps: steps.map((step) => {
+          const bySystem = step.by === "system";
+          return {
+            to: step.to,
+            by: step.by,
+            actor: bySystem ? { kind: "system", id: step.actorId } : (who.actor ?? { kind: "user", id: step.actorId }),
+            eventActor: step.actorId,
+            action: step.action ?? "task.transition",
+            reason: step.reason ?? null,
+            data: step.data ?? {},
+            after: step.data ?? {},
+            ...(bySystem || !who.client ? {} : { client: who.client }),
+          };
+        }),
+        set,
+        provenance: who.provenance?.() ?? [],
+      };
+      let applied: Set<string>;
+      try {
+        applied = await applyStateChanges(unit, [change]);
+      } catch (err) {
+        if (err instanceof IllegalTransitionError) throw new DomainError("BAD_REQUEST", err.message);
+        throw err;
       }
-      const last = steps.at(-1);
-      const updated = await updateState(tx, id, current.state as TaskState, state, last?.reason, set);
-      await who.within?.(tx);
-      await trail.write(tx, audit, who.provenance?.(updated) ?? [], events);
-      await appendTaskEvents(tx, events);
-      return updated;
+      if (!applied.size) {
+        throw new DomainError("CONFLICT", `Task ${id} changed state while this request ran; reload it and try again.`);
+      }
     });
-    this.hub.notify();
-    return toDetail(task);
+    return toDetail(await this.db.prisma.task.findUniqueOrThrow({ where: { id } }));
   }
 
   /**
@@ -417,7 +367,11 @@ export class TaskService {
     const by = actorTransitionRole(actor);
     const task = await this.db.prisma.task.findUnique({ where: { id }, select: { state: true } });
     if (!task) throw notFound("Task", id);
-    const requested = { cancelRequestedBy: actor.id, cancelRequestedAt: new Date(), cancelReason: reason };
+    const requested = {
+      cancel_requested_by: actor.id,
+      cancel_requested_at: new Date().toISOString(),
+      cancel_reason: reason,
+    };
     const steps: TransitionRequest[] = [{ to: "canceling", by, actorId: actor.id, reason, action: "task.cancel" }];
     const who = { actor, ...(client ? { client } : {}) };
     if (task.state !== "running") {
@@ -433,7 +387,7 @@ export class TaskService {
       return this.transition(
         id,
         steps,
-        { ...requested, cancelConfirmed: true },
+        { ...requested, cancel_confirmed: true },
         { ...who, provenance: () => [taskCancel(id, { by: actor.id, reason, confirmed: true, detail })] },
       );
     }
@@ -442,7 +396,7 @@ export class TaskService {
     await this.transition(
       id,
       steps,
-      { ...requested, cancelConfirmed: null },
+      { ...requested, cancel_confirmed: null },
       { ...who, provenance: () => [taskCancelRequested(id, actor.id, reason)] },
     );
     if (this.execution) {
@@ -463,7 +417,7 @@ export class TaskService {
     });
     const judgement = last?.judgement as Judgement | null | undefined;
     const critique = last && judgement && judgement.verdict !== "accept" ? critiqueFrom(last.number, judgement) : null;
-    const task = await this.transition(
+    return this.transition(
       id,
       [
         {
@@ -475,15 +429,15 @@ export class TaskService {
         },
       ],
       {
-        queuedAt: new Date(),
+        requeued: true,
         failures: 0,
         redispatches: 0,
-        waitingReason: null,
-        nextCritique: critique ? (critique as unknown as Prisma.InputJsonValue) : Prisma.DbNull,
-        cancelRequestedBy: null,
-        cancelRequestedAt: null,
-        cancelReason: null,
-        cancelConfirmed: null,
+        waiting_reason: null,
+        next_critique: critique,
+        cancel_requested_by: null,
+        cancel_requested_at: null,
+        cancel_reason: null,
+        cancel_confirmed: null,
       },
       {
         actor,
@@ -491,8 +445,6 @@ export class TaskService {
         provenance: () => [taskRetry(id, actor, critique?.fromAttempt ?? null)],
       },
     );
-    this.execution?.wake();
-    return task;
   }
 
   /**
@@ -533,15 +485,22 @@ export class TaskService {
         ...(client ? { client } : {}),
         // The record binds the rewritten judgement: the verdict's record bound the one it replaces.
         provenance: () => [taskOverride(id, record, rewritten)],
-        within: async (tx) => {
-          const judged = await tx.attempt.findFirst({
-            where: { taskId: id, judgement: { not: Prisma.AnyNull } },
-            orderBy: { number: "desc" },
-            select: { id: true, judgement: true, verdict: true },
-          });
+        within: async (unit) => {
+          const [judged] = await unit.tx.$queryRawUnsafe<
+            { id: string; judgement: Record<string, unknown>; verdict: string | null }[]
+          >(
+            `SELECT id, judgement, verdict FROM attempts
+              WHERE task_id = $1::uuid AND judgement IS NOT NULL AND judgement <> 'null'::jsonb
+              ORDER BY number DESC LIMIT 1 FOR UPDATE`,
+            id,
+          );
           if (!judged) return;
-          const judgement = { ...(judged.judgement as Prisma.JsonObject), override: { ...record } };
-          await tx.attempt.update({ where: { id: judged.id }, data: { judgement } });
+          const judgement = { ...judged.judgement, override: { ...record } };
+          await unit.tx.$executeRawUnsafe(
+            "UPDATE attempts SET judgement = $2::jsonb WHERE id = $1::uuid",
+            judged.id,
+            JSON.stringify(judgement),
+          );
           rewritten = { attemptId: judged.id, digest: judgementRowDigest({ verdict: judged.verdict, judgement }) };
         },
       },
@@ -600,24 +559,6 @@ export class TaskService {
       results,
     };
   }
-}
-
-async function updateState(
-  tx: Tx,
-  id: string,
-  from: TaskState,
-  to: TaskState,
-  reason: string | undefined,
-  set: Prisma.TaskUpdateManyMutationInput,
-) {
-  const { count } = await tx.task.updateMany({
-    where: { id, state: from },
-    data: { ...set, state: to, updatedAt: new Date(), stateReason: reason ?? null },
-  });
-  if (count === 0) {
-    throw new DomainError("CONFLICT", `Task ${id} changed state while this request ran; reload it and try again.`);
-  }
-  return tx.task.findUniqueOrThrow({ where: { id } });
 }
 
 function createdEntry(actor: Actor, id: string, spec: TaskSpec, client: ClientInfo | undefined): NewAuditEntry {
