@@ -185,6 +185,14 @@ describe("every failure to reach or read a worker counts toward its breaker", ()
     expect(breakers.recent(w.id)).toEqual({ failures: 0, successes: 0, errorRate: 0 });
   });
 
+  it("a worker URL outside WORKER_ALLOWED_HOSTS is refused before any request: not the worker's fault, not retried", async () => {
+    const w = target("http://192.0.2.1:9/");
+    const err = await failure(client.execute(call(w, { policy: policy({ tries: 3 }) })));
+    expect(err).toMatchObject({ kind: "not_allowed", retryable: false, countsAgainstWorker: false });
+    expect(err.message).toContain('Worker host "192.0.2.1" is not in WORKER_ALLOWED_HOSTS');
+    expect(breakers.recent(w.id).failures).toBe(0);
+  });
+
   it("a success is recorded too: the error rate is the failed share of recent calls", async () => {
     const f = await fake({ script: ["destroy"], afterwards: "ok" });
     const w = target(f.url);

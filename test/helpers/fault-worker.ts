@@ -44,7 +44,8 @@ export interface FaultWorkerOptions {
   stream?: boolean;
   /** Does not answer `/cancel` at all (a worker that ignores it). */
   ignoreCancel?: boolean;
-  health?: "ok" | "503";
+  /** `/health`: ok, HTTP 503, or a 200 that says `degraded` (still usable for dispatch, but a probe fails). */
+  health?: "ok" | "503" | "degraded";
   /** The `Retry-After` header of `503` answers; default "0". */
   retryAfter?: string;
   /** Required bearer token. */
@@ -173,7 +174,8 @@ export async function startFaultWorker(opts: FaultWorkerOptions = {}): Promise<F
     if (req.url === "/health") {
       if (state.health === "503") return void res.writeHead(503).end("unhealthy");
       res.writeHead(200, { "content-type": "application/json" });
-      return void res.end(JSON.stringify({ status: "ok", protocol: 1, capabilities: ["script"], inFlight: runs.size }));
+      const status = state.health === "degraded" ? "degraded" : "ok";
+      return void res.end(JSON.stringify({ status, protocol: 1, capabilities: ["script"], inFlight: runs.size }));
     }
     if (req.url === "/cancel") {
       const c = JSON.parse(body) as { taskId: string; attempt: number; reason: string };

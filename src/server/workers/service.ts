@@ -80,6 +80,8 @@ export class WorkerService {
       hasToken: w.token !== null,
       inFlight,
       breaker,
+      /** Calls within BREAKER_WINDOW_MS in this process: what dispatch weighs the worker by. */
+      recent: this.breakers.recent(w.id),
       tripped: w.tripped,
       health: w.health as WorkerHealthState,
       healthCheckedAt: w.healthCheckedAt,
