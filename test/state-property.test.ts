@@ -490,7 +490,7 @@ async function checkStored(sys: System): Promise<{ violations: string[]; stats: 
 describe.each(DATABASES)("the task state machine under random interleavings on %s", (kind) => {
   const sys = new System();
   const summary: string[] = [];
-  beforeAll(() => sys.start(kind), 120_000);
+  beforeAll(() => sys.start(kind), 200_000);
   afterAll(async () => {
     if (summary.length) console.log(`state property on ${kind}:\n${summary.join("\n")}`);
     await sys.dispose();
@@ -509,7 +509,7 @@ describe.each(DATABASES)("the task state machine under random interleavings on %
       }
       expect(violations, `seed ${seed} on ${kind}: replay with PROPERTY_SEEDS=${seed}`).toEqual([]);
     },
-    120_000,
+    300_000,
   );
 
   it("after every seed, in the database itself: legal and complete logs, gap-free events, no overlapping attempts", async () => {

@@ -46,7 +46,8 @@ export interface ServerHome {
   dispose(): Promise<void>;
 }
 
-const START_TIMEOUT_MS = 60_000;
+/** Generous: on a loaded 2-core machine a start (tsx, PGlite's WASM, migrations) has taken over a minute. */
+const START_TIMEOUT_MS = 150_000;
 
 export function serverHome(kind: "pglite" | "postgres", env: Record<string, string>): ServerHome {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "agency-property-"));
@@ -119,10 +120,10 @@ function startServerProcess(env: Record<string, string>): Promise<ServerProcess>
   child.stderr?.on("data", keep);
   return new Promise((resolve, reject) => {
     let buffered = "";
-    const timer = setTimeout(
-      () => reject(new Error(`The server did not start within ${START_TIMEOUT_MS / 1000} s:\n${lines.join("")}`)),
-      START_TIMEOUT_MS,
-    );
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`The server did not start within ${START_TIMEOUT_MS / 1000} s:\n${lines.join("")}`));
+    }, START_TIMEOUT_MS);
     void exited.then(() => {
       clearTimeout(timer);
       reject(new Error(`The server exited before listening:\n${lines.join("")}`));
