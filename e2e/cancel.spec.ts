@@ -57,6 +57,6 @@ test("cancel from the list with a reason, then retry, as the state machine allow
 
   await row.getByRole("button", { name: /^Retry/ }).click();
   await expect(row).not.toContainText("Canceled");
-  const stored = await server.api.tasks.get.query({ id: task.id });
-  expect(stored.events.map((e) => e.toState)).toEqual(["queued", "canceling", "canceled", "queued"]);
+  const stored = await server.api.tasks.events.query({ taskId: task.id, kinds: ["created", "state_changed"] });
+  expect(stored.items.map((e) => e.toState)).toEqual(["queued", "canceling", "canceled", "queued"]);
 });

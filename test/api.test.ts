@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appendTaskEvents } from "../src/server/events/append.js";
 import type { AppRouter } from "../src/server/router.js";
 import type { TaskEventDto } from "../src/shared/task-events.js";
 import { DATABASES } from "./helpers/databases.js";
@@ -38,7 +39,18 @@ describe.each(DATABASES)("HTTP and WebSocket API on %s", (kind) => {
     if (!("database" in h)) throw new Error(`expected the signed-in health answer, got ${JSON.stringify(h)}`);
     expect(h).toMatchObject({ status: "ok", version: expect.stringMatching(/^\d+\.\d+\.\d+/), node: process.version });
     expect(h.database).toMatchObject({ kind, ok: true });
-    expect(h.database.latencyMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it("reports the database round trip it measured: more than nothing, within the call that carried it", async () => {
+    for (let i = 0; i < 5; i++) {
+      const before = performance.now();
+      const h = await s.http.system.health.query();
+      const elapsed = performance.now() - before;
+      if (!("database" in h)) throw new Error(`expected the signed-in health answer, got ${JSON.stringify(h)}`);
+      // A constant, a time since start, or a figure in the wrong unit (seconds, microseconds) falls outside.
+      expect(h.database.latencyMs).toBeGreaterThan(0);
+      expect(h.database.latencyMs).toBeLessThanOrEqual(elapsed);
+    }
   });
 
   it("creates, lists and gets a task, recording the local operator as actor", async () => {
@@ -48,7 +60,87 @@ describe.each(DATABASES)("HTTP and WebSocket API on %s", (kind) => {
     expect(list.items.map((i) => i.id)).toEqual([t.id]);
     const got = await s.http.tasks.get.query({ id: t.id });
     expect(got.createdAt).toBeInstanceOf(Date);
-    expect(got.events[0]?.actor).toBe("local-operator");
+    expect("events" in got).toBe(false); // read by page, below
+    const events = await s.http.tasks.events.query({ taskId: t.id });
+    expect(events.items.map((e) => [e.type, e.actor])).toEqual([["created", "local-operator"]]);
+  });
+
+  it("pages a task's events newest first, forward from any seq, and by kind, without gap or overlap", async () => {
+    const t = await s.http.tasks.create.mutate({ title: "many events" });
+    await s.http.tasks.cancel.mutate({ id: t.id, reason: "to have state events among the lines" });
+    const lines = (from: number, n: number) =>
+      s.db.prisma.$transaction((tx) =>
+        appendTaskEvents(
+          tx,
+          Array.from({ length: n }, (_, i) => ({
+            taskId: t.id,
+            type: "log" as const,
+            actor: "test",
+            data: { line: `line ${from + i}` },
+          })),
+        ),
+      );
+    await lines(0, 25);
+    await s.http.tasks.retry.mutate({ id: t.id });
+    await lines(25, 25);
+    const all = (await s.db.prisma.taskEvent.findMany({ where: { taskId: t.id }, orderBy: { seq: "asc" } })).map(
+      (e) => ({ seq: e.seq.toString(), type: e.type }),
+    );
+    expect(all.length).toBe(54);
+    const seqs = (items: { seq: string }[]) => items.map((e) => e.seq);
+
+    // The newest page, then older ones with `before`, until there are none: every event once, in order.
+    const newest = await s.http.tasks.events.query({ taskId: t.id, limit: 20 });
+    expect(seqs(newest.items)).toEqual(seqs(all.slice(-20)));
+    expect(newest.hasMore).toBe(true);
+    const pages = [newest.items];
+    let before = newest.items[0]?.seq;
+    for (;;) {
+      const page = await s.http.tasks.events.query({ taskId: t.id, limit: 20, before });
+      expect(page.through).toBeNull();
+      pages.unshift(page.items);
+      if (!page.hasMore) break;
+      before = page.items[0]?.seq;
+    }
+    expect(seqs(pages.flat())).toEqual(seqs(all));
+
+    // Forward from the start with `after`, continuing from `through`.
+    const forward: { seq: string }[] = [];
+    let after = "0";
+    for (let guard = 0; guard < 10; guard++) {
+      const page = await s.http.tasks.events.query({ taskId: t.id, limit: 20, after });
+      forward.push(...page.items);
+      after = page.through as string;
+      if (!page.hasMore) break;
+    }
+    expect(seqs(forward)).toEqual(seqs(all));
+
+    // Only some kinds: the state events among the lines, and their resume point past the last line.
+    const state = await s.http.tasks.events.query({ taskId: t.id, kinds: ["created", "state_changed"] });
+    expect(state.items.map((e) => e.toState)).toEqual(["queued", "canceling", "canceled", "queued"]);
+    expect(state.hasMore).toBe(false);
+    expect(BigInt(state.through as string)).toBeGreaterThanOrEqual(BigInt(all.at(-1)?.seq as string));
+  });
+
+  it("refuses an unknown event kind naming the known ones, both after and before, and an unknown task", async () => {
+    const t = await s.http.tasks.create.mutate({ title: "kinds" });
+    const bad = await trpcError(s.http.tasks.events.query({ taskId: t.id, kinds: ["logs" as "log"] }));
+    expect(bad.data?.code).toBe("BAD_REQUEST");
+    expect(bad.message).toContain('Unknown event kind "logs"; the kinds are: created, state_changed, log');
+    const sub = await trpcError(s.http.tasks.events.query({ taskId: t.id, after: "1", before: "9" }));
+    expect(sub.message).toContain("Give after or before, not both");
+    const none = await trpcError(s.http.tasks.events.query({ taskId: "7a0e0a4e-3c4f-4c1e-9a55-9c3b1d9a2b11" }));
+    expect(none.data?.code).toBe("NOT_FOUND");
+    const { client, close } = s.ws();
+    try {
+      const err = await new Promise<unknown>((resolve) => {
+        client.tasks.onEvent.subscribe({ kinds: ["nope" as "log"] }, { onError: resolve, onData: () => {} });
+      });
+      expect(err).toBeInstanceOf(TRPCClientError);
+      expect((err as Error).message).toContain('Unknown event kind "nope"');
+    } finally {
+      await close();
+    }
   });
 
   it("refuses an invalid task with BAD_REQUEST naming each field, and creates nothing", async () => {
@@ -111,6 +203,32 @@ describe.each(DATABASES)("HTTP and WebSocket API on %s", (kind) => {
     await expect.poll(() => resumed.length).toBe(2);
     expect(resumed.map((e) => e.taskId)).toEqual([b.id, c.id]);
     sub2.unsubscribe();
+    await close();
+  });
+
+  it("streams only the kinds asked for: a task list's subscription gets state changes, not log lines", async () => {
+    const baseline = s.services.hub.subscriberCount;
+    const { client, close } = s.ws();
+    const received: TaskEventDto[] = [];
+    const sub = client.tasks.onEvent.subscribe(
+      { kinds: ["created", "state_changed"] },
+      { onData: (e) => received.push(e.data) },
+    );
+    await expect.poll(() => s.services.hub.subscriberCount).toBeGreaterThan(baseline);
+    const t = await s.http.tasks.create.mutate({ title: "quiet list" });
+    await s.db.prisma.$transaction((tx) =>
+      appendTaskEvents(
+        tx,
+        Array.from({ length: 30 }, (_, i) => ({ taskId: t.id, type: "log" as const, actor: "t", data: { i } })),
+      ),
+    );
+    s.services.hub.notify();
+    await s.http.tasks.cancel.mutate({ id: t.id, reason: "ends the stream" });
+    await expect
+      .poll(() => received.filter((e) => e.taskId === t.id).map((e) => e.toState))
+      .toEqual(["queued", "canceling", "canceled"]);
+    expect(received.every((e) => e.type !== "log")).toBe(true);
+    sub.unsubscribe();
     await close();
   });
 });

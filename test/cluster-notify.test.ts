@@ -27,7 +27,7 @@ describe.skipIf(!POSTGRES_URL)("LISTEN/NOTIFY fan-out between processes", () => 
     await writer.db.prisma.$transaction((tx) =>
       appendTaskEvents(
         tx,
-        Array.from({ length: n }, (_, i) => ({ taskId, type: "note", actor: "test", data: { i } })),
+        Array.from({ length: n }, (_, i) => ({ taskId, type: "log", actor: "test", data: { i } })),
       ),
     );
   }
@@ -87,7 +87,7 @@ describe.skipIf(!POSTGRES_URL)("LISTEN/NOTIFY fan-out between processes", () => 
 
   it("delivers events committed through another pool, in order, without polling", async () => {
     const from = (await writer.db.prisma.taskEvent.aggregate({ _max: { seq: true } }))._max.seq?.toString() ?? "0";
-    const got = await take(hub.subscribe({ taskId }), 30, async () => {
+    const got = await take(hub.subscribe({ filter: { taskId } }), 30, async () => {
       for (let i = 0; i < 3; i++) await write(10);
     });
     expect(got).toEqual(await seqsAfter(from));
@@ -98,7 +98,7 @@ describe.skipIf(!POSTGRES_URL)("LISTEN/NOTIFY fan-out between processes", () => 
     const before = await listenPids();
     expect(before.length).toBeGreaterThanOrEqual(2);
     const from = (await writer.db.prisma.taskEvent.aggregate({ _max: { seq: true } }))._max.seq?.toString() ?? "0";
-    const got = await take(hub.subscribe({ taskId }), 20, async () => {
+    const got = await take(hub.subscribe({ filter: { taskId } }), 20, async () => {
       await writer.db.query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [before]);
       await write(10);
       await write(10);

@@ -11,19 +11,19 @@ describe.each(DATABASES)("task event stream on %s", (kind) => {
   let taskB: string;
 
   /** Appends `n` events to a task in one committed transaction, through the production path. */
-  async function write(taskId: string, n: number, tag: string) {
+  async function write(taskId: string, n: number, tag: string, type: "log" | "progress" = "log") {
     await h.db.prisma.$transaction((tx) =>
       appendTaskEvents(
         tx,
-        Array.from({ length: n }, (_, i) => ({ taskId, type: "note", actor: "test", data: { tag, i } })),
+        Array.from({ length: n }, (_, i) => ({ taskId, type, actor: "test", data: { tag, i } })),
       ),
     );
     h.services.hub.notify();
   }
 
-  async function allSeqs(taskId?: string, after = 0n) {
+  async function allSeqs(taskId?: string, after = 0n, type?: string) {
     const rows = await h.db.prisma.taskEvent.findMany({
-      where: { seq: { gt: after }, ...(taskId ? { taskId } : {}) },
+      where: { seq: { gt: after }, ...(taskId ? { taskId } : {}), ...(type ? { type } : {}) },
       orderBy: { seq: "asc" },
       select: { seq: true },
     });
@@ -70,7 +70,7 @@ describe.each(DATABASES)("task event stream on %s", (kind) => {
     const mine = await allSeqs(taskA);
     const resumeAfter = mine[100] as string;
     const ac = new AbortController();
-    const stream = h.services.hub.subscribe({ taskId: taskA, lastEventId: resumeAfter, signal: ac.signal });
+    const stream = h.services.hub.subscribe({ filter: { taskId: taskA }, lastEventId: resumeAfter, signal: ac.signal });
     const expected = await allSeqs(taskA, BigInt(resumeAfter));
     const got = await take(stream, expected.length + 10, async () => {
       await write(taskB, 10, "other task");
@@ -79,6 +79,32 @@ describe.each(DATABASES)("task event stream on %s", (kind) => {
     ac.abort();
     expect(got.every((e) => e.taskId === taskA)).toBe(true);
     expect(got.map((e) => e.seq)).toEqual(await allSeqs(taskA, BigInt(resumeAfter)));
+  });
+
+  it("delivers only the kinds asked for, in the replay and live, for one task or every task", async () => {
+    const from = (await allSeqs()).at(-1) as string;
+    await write(taskA, 40, "kinds before", "log");
+    await write(taskA, 3, "kinds before", "progress");
+    await write(taskB, 2, "kinds before", "progress");
+    const ac = new AbortController();
+    const one = h.services.hub.subscribe({
+      filter: { taskId: taskA, kinds: ["progress"] },
+      lastEventId: from,
+      signal: ac.signal,
+    });
+    const all = h.services.hub.subscribe({ filter: { kinds: ["progress"] }, lastEventId: from, signal: ac.signal });
+    const live = async () => {
+      await write(taskA, 30, "kinds live", "log");
+      await write(taskA, 2, "kinds live", "progress");
+      await write(taskB, 30, "kinds live", "log");
+      await write(taskB, 1, "kinds live", "progress");
+    };
+    const mine = await take(one, 5, live);
+    const every = await take(all, 8);
+    ac.abort();
+    expect(mine.map((e) => e.seq)).toEqual(await allSeqs(taskA, BigInt(from), "progress"));
+    expect(every.map((e) => e.seq)).toEqual(await allSeqs(undefined, BigInt(from), "progress"));
+    expect(every.every((e) => e.type === "progress")).toBe(true);
   });
 
   it("without lastEventId starts from now", async () => {
@@ -109,8 +135,7 @@ describe.each(DATABASES)("task event stream on %s", (kind) => {
     const before = h.services.hub.subscriberCount;
     const stream = h.services.hub.subscribe({ signal: ac.signal });
     const pending = stream.next();
-    await new Promise((r) => setTimeout(r, 10));
-    expect(h.services.hub.subscriberCount).toBe(before + 1);
+    await expect.poll(() => h.services.hub.subscriberCount).toBe(before + 1);
     ac.abort();
     expect((await pending).done).toBe(true);
     expect(h.services.hub.subscriberCount).toBe(before);

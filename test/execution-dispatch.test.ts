@@ -3,6 +3,7 @@ import type { Actor } from "../src/shared/roles.js";
 import { taskSpecSchema } from "../src/shared/task-spec.js";
 import { DATABASES } from "./helpers/databases.js";
 import { type EngineApp, type FaultWorker, startEngineApp, startFaultWorker, waitFor } from "./helpers/fault-worker.js";
+import { withEvents } from "./helpers/task-events.js";
 
 const SLOTS = 3;
 const TASKS = 12;
@@ -34,7 +35,7 @@ describe.each(DATABASES)("dispatch keeps a worker's slots full, never over its c
     const ids = await s.services.tasks.createMany(actor, specs);
     const done = await waitFor(
       `${TASKS} tasks accepted`,
-      () => Promise.all(ids.map((id) => s.http.tasks.get.query({ id }))),
+      () => Promise.all(ids.map((id) => withEvents(s.http, { id }))),
       (ts) => ts.every((t) => t.state === "accepted"),
       60_000,
     );

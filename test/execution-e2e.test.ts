@@ -3,6 +3,7 @@ import { verifyRows } from "../src/server/provenance/rows.js";
 import { TERMINAL_STATES } from "../src/shared/task-state.js";
 import { DATABASES } from "./helpers/databases.js";
 import { type EngineApp, startEngineApp, waitFor } from "./helpers/fault-worker.js";
+import { withEvents } from "./helpers/task-events.js";
 import { type ReferenceWorkerProcess, startReferenceWorkerProcess } from "./helpers/worker.js";
 
 const TOKEN = "reference-secret-token";
@@ -30,7 +31,7 @@ describe.each(DATABASES)("execution end to end with the reference worker on %s",
   const settled = (id: string) =>
     waitFor(
       `task ${id} to settle`,
-      () => s.http.tasks.get.query({ id }),
+      () => withEvents(s.http, { id }),
       (t) => TERMINAL_STATES.includes(t.state) || t.state === "changes_requested",
     );
 
@@ -69,7 +70,7 @@ describe.each(DATABASES)("execution end to end with the reference worker on %s",
     });
     const t = await waitFor(
       "two judged attempts",
-      () => s.http.tasks.get.query({ id: created.id }),
+      () => withEvents(s.http, { id: created.id }),
       (x) => x.state === "changes_requested" && x.attempts.length === 2,
     );
     const [first, second] = t.attempts;
@@ -87,7 +88,7 @@ describe.each(DATABASES)("execution end to end with the reference worker on %s",
     await s.http.tasks.retry.mutate({ id: created.id });
     const again = await waitFor(
       "the retried attempts",
-      () => s.http.tasks.get.query({ id: created.id }),
+      () => withEvents(s.http, { id: created.id }),
       (x) => x.state === "changes_requested" && x.attempts.length === 4,
     );
     expect(again.attempts.map((a) => a.critique?.fromAttempt ?? null)).toEqual([null, 1, 2, 3]);
@@ -100,7 +101,7 @@ describe.each(DATABASES)("execution end to end with the reference worker on %s",
     });
     await waitFor(
       "the script to start",
-      () => s.http.tasks.get.query({ id: created.id }),
+      () => withEvents(s.http, { id: created.id }),
       (x) => x.state === "running" && x.events.some((e) => e.type === "log"),
     );
     const c = await s.http.tasks.cancel.mutate({ id: created.id, reason: "not needed any more" });
@@ -110,7 +111,7 @@ describe.each(DATABASES)("execution end to end with the reference worker on %s",
       cancelReason: "not needed any more",
       cancelRequestedBy: "admin",
     });
-    const t = await s.http.tasks.get.query({ id: created.id });
+    const t = await withEvents(s.http, { id: created.id });
     expect(t.attempts[0]?.state).toBe("canceled");
     expect(t.cancelRequestedAt).toBeInstanceOf(Date);
     expect(t.events.at(-1)).toMatchObject({ fromState: "canceling", toState: "canceled" });

@@ -24,6 +24,7 @@ import {
 } from "./helpers/fault-worker.js";
 import { tokenFor } from "./helpers/server.js";
 import { testConfig } from "./helpers/services.js";
+import { withEvents } from "./helpers/task-events.js";
 
 /** What no answer to a client may contain: ORM and database wording, server paths, source positions. */
 const LEAKS = [
@@ -373,7 +374,7 @@ describe.each(DATABASES)("worker results that are not valid text, on %s", (kind)
     });
     return waitFor(
       `task ${created.id} to settle`,
-      () => s.http.tasks.get.query({ id: created.id }),
+      () => withEvents(s.http, { id: created.id }),
       (t) => TERMINAL_STATES.includes(t.state),
     );
   };
@@ -487,7 +488,7 @@ describe.each(DATABASES)("worker results that are not valid text, on %s", (kind)
       // The try's event was written (a NUL would have sunk its whole batch of events).
       const tried = await waitFor(
         "the try event",
-        () => s.http.tasks.get.query({ id: t.id }),
+        () => withEvents(s.http, { id: t.id }),
         (x) => x.events.some((e) => e.type === "attempt_try_failed"),
       );
       expect(tried.events.find((e) => e.type === "attempt_try_failed")?.data.error).toContain("a\uFFFDb");

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { TailHub, type TailSource } from "../src/server/lib/tail-hub.js";
 import { silentLog } from "./helpers/services.js";
 
@@ -7,6 +7,10 @@ interface Row {
 }
 
 describe("TailHub", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it("after a failed read, reads again only after a pause, without starving the event loop, then delivers", async () => {
     const rows: Row[] = [{ position: 1n }, { position: 2n }];
     let failing = true;
@@ -21,6 +25,7 @@ describe("TailHub", () => {
       positionOf: (r) => r.position,
       matches: () => true,
     };
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
     const hub = new TailHub(source, silentLog, "test hub");
     await hub.start();
     const ctrl = new AbortController();
@@ -34,10 +39,12 @@ describe("TailHub", () => {
     // Told of a commit, and while reading, of rows another process committed: the read fails.
     hub.notify();
     hub.notifyUpTo(2n);
-    // A timer still runs: the failing reads do not loop on microtasks.
-    await new Promise((r) => setTimeout(r, 100));
+    // The failed read is retried after a pause (1 s), not at once: until then, no read, however many turns
+    // of the event loop pass (a read that looped on microtasks would never let this advance return).
+    await vi.advanceTimersByTimeAsync(999);
     expect(reads).toBe(1);
     failing = false;
+    await vi.advanceTimersByTimeAsync(1);
     await reading;
     expect(got).toEqual([1n, 2n]);
     expect(reads).toBe(2);

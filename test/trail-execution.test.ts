@@ -7,6 +7,7 @@ import type { AuditEntryDto } from "../src/shared/audit.js";
 import { TERMINAL_STATES } from "../src/shared/task-state.js";
 import { DATABASES } from "./helpers/databases.js";
 import { ADMIN_TOKEN, type EngineApp, startEngineApp, waitFor } from "./helpers/fault-worker.js";
+import { withEvents } from "./helpers/task-events.js";
 import { type ReferenceWorkerProcess, startReferenceWorkerProcess } from "./helpers/worker.js";
 
 const WORKER_TOKEN = "trail-reference-token-5f1c2d9e8a";
@@ -56,7 +57,7 @@ describe.each(DATABASES)("audit trail and provenance of execution on %s", (kind)
   const settled = (id: string) =>
     waitFor(
       `task ${id} to settle`,
-      () => api.tasks.get.query({ id }),
+      () => withEvents(api, { id }),
       (t) => TERMINAL_STATES.includes(t.state),
     );
 
@@ -113,7 +114,7 @@ describe.each(DATABASES)("audit trail and provenance of execution on %s", (kind)
     const created = await api.tasks.create.mutate({ title: "Sleep", input: { script: "echo sleeping; sleep 60" } });
     await waitFor(
       "the script to start",
-      () => api.tasks.get.query({ id: created.id }),
+      () => withEvents(api, { id: created.id }),
       (t) => t.state === "running" && t.events.some((e) => e.type === "log"),
     );
     const canceled = await api.tasks.cancel.mutate({ id: created.id, reason: "wrong branch" });
@@ -290,6 +291,6 @@ describe.each(DATABASES)("audit trail and provenance of execution on %s", (kind)
       /does not exist/,
     );
     expect(await counts()).toEqual(before);
-    expect((await api.tasks.get.query({ id: queued.id })).state).toBe("queued");
+    expect((await withEvents(api, { id: queued.id })).state).toBe("queued");
   });
 });

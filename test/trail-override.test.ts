@@ -6,6 +6,7 @@ import type { AuditEntryDto } from "../src/shared/audit.js";
 import { DATABASES } from "./helpers/databases.js";
 import { ADMIN_TOKEN, type EngineApp, startEngineApp, waitFor } from "./helpers/fault-worker.js";
 import { tokenFor } from "./helpers/server.js";
+import { withEvents } from "./helpers/task-events.js";
 import { type ReferenceWorkerProcess, startReferenceWorkerProcess } from "./helpers/worker.js";
 
 const WORKER_TOKEN = "override-reference-token-7a3e9c1b2d";
@@ -52,7 +53,7 @@ describe.each(DATABASES)("admin verdict override on %s", (kind) => {
     judgedId = created.id;
     await waitFor(
       "the council to settle on changes_requested",
-      () => api.tasks.get.query({ id: judgedId }),
+      () => withEvents(api, { id: judgedId }),
       (t) => t.state === "changes_requested",
     );
   });
@@ -67,7 +68,7 @@ describe.each(DATABASES)("admin verdict override on %s", (kind) => {
     [...(await api.provenance.list.query({ taskId, limit: 200 })).items].reverse();
 
   it("refuses a missing or short justification, an operator and the same verdict, changing nothing", async () => {
-    const before = await api.tasks.get.query({ id: judgedId });
+    const before = await withEvents(api, { id: judgedId });
     const auditBefore = (await auditOf(judgedId)).length;
     const chainBefore = (await chainOf(judgedId)).length;
 
@@ -91,7 +92,7 @@ describe.each(DATABASES)("admin verdict override on %s", (kind) => {
       operator.tasks.override.mutate({ id: judgedId, verdict: "accept", justification: JUSTIFICATION }),
     ).rejects.toMatchObject({ data: { code: "FORBIDDEN" } });
 
-    const after = await api.tasks.get.query({ id: judgedId });
+    const after = await withEvents(api, { id: judgedId });
     expect(after.state).toBe("changes_requested");
     expect(after.events).toHaveLength(before.events.length);
     expect(after.verdict?.override).toBeUndefined();
@@ -107,7 +108,7 @@ describe.each(DATABASES)("admin verdict override on %s", (kind) => {
     });
     expect(result).toMatchObject({ state: "accepted", stateReason: JUSTIFICATION });
 
-    const t = await api.tasks.get.query({ id: judgedId });
+    const t = await withEvents(api, { id: judgedId });
     expect(t.state).toBe("accepted");
     // The council's own verdict stays as it was; the override sits beside it.
     expect(t.verdict).toMatchObject({
@@ -143,7 +144,7 @@ describe.each(DATABASES)("admin verdict override on %s", (kind) => {
 
     // A second override goes on from the new state; the judgement keeps the latest, the trail keeps both.
     await api.tasks.override.mutate({ id: judgedId, verdict: "reject", justification: "Reverted after review." });
-    const again = await api.tasks.get.query({ id: judgedId });
+    const again = await withEvents(api, { id: judgedId });
     expect(again.state).toBe("rejected");
     expect(again.verdict?.override).toMatchObject({ from: "accepted", to: "rejected" });
     expect((await auditOf(judgedId)).filter((e) => e.action === "task.override")).toHaveLength(2);
@@ -161,7 +162,7 @@ describe.each(DATABASES)("admin verdict override on %s", (kind) => {
     await expect(
       api.tasks.override.mutate({ id: queued.id, verdict: "accept", justification: JUSTIFICATION }),
     ).rejects.toMatchObject({ data: { code: "BAD_REQUEST" }, message: expect.stringContaining("this task is queued") });
-    const t = await api.tasks.get.query({ id: queued.id });
+    const t = await withEvents(api, { id: queued.id });
     expect(t.state).toBe("queued");
     expect(t.events.map((e) => e.type)).toEqual(["created"]);
     expect((await auditOf(queued.id)).map((e) => e.action)).toEqual(["task.create"]);

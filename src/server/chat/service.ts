@@ -73,7 +73,7 @@ export class ChatService {
   async stop(): Promise<void> {
     this.ctrl.abort();
     await Promise.allSettled([...this.replies]);
-    this.hub.close();
+    this.hub.stop();
   }
 
   async listSessions(opts: { includeEnded?: boolean } = {}): Promise<ChatSessionDto[]> {

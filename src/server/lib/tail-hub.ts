@@ -5,9 +5,11 @@ import { shareWithSubscribers } from "./shared-serialization.js";
 
 /** Where a hub reads from: rows with a strictly increasing position that commit in position order. */
 export interface TailSource<T, F> {
+  /** The kind under which the LiveBus announces this table's commits (see `follow`). */
+  busKind?: RowsKind;
   /** The highest position committed so far. */
   max(): Promise<bigint>;
-  /** Up to `limit` rows after `after`, in position order, optionally only those matching `filter`. */
+  /** Up to `limit` rows after `after`, in position order; with `filter`, only those it `matches`. */
   readAfter(after: bigint, limit: number, filter?: F): Promise<T[]>;
   positionOf(row: T): bigint;
   matches(row: T, filter: F): boolean;
@@ -18,11 +20,13 @@ const PAGE = 500;
 const RETRY_MS = 1_000;
 
 /**
- * The task event hub's delivery, for any table that is tailed by a position drawn under a lock
- * (so commit order is position order): told that something committed, it reads what follows the
- * last position it delivered and hands it to subscribers. A subscriber replays from the table from
- * `lastEventId`, then takes the live stream, skipping what it has already seen; if it falls more
- * than `buffer` rows behind, its queue is dropped and it re-reads from the table: memory stays bounded.
+ * The one live-delivery mechanism (task events, chat messages), for any table that is tailed by a position
+ * drawn under a lock (so commit order is position order): told that something committed (`notify`, or the
+ * LiveBus for other processes' commits), it reads what follows the last position it delivered, once for all
+ * subscribers, and hands each row to those whose filter it matches. A subscriber replays from the table
+ * from `lastEventId`, then takes the live stream, skipping what it has already seen: no gap, no duplicate.
+ * If it falls more than `buffer` rows behind, its queue is dropped and it re-reads from the table: memory
+ * stays bounded.
  */
 export class TailHub<T, F> {
   private last = 0n;
@@ -53,24 +57,28 @@ export class TailHub<T, F> {
     return this.started;
   }
 
-  stop(): void {
+  private stopTimers(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (this.retry) clearTimeout(this.retry);
     this.retry = null;
   }
 
-  /** Takes rows committed by other processes from the bus, and reads what was missed after a reconnection. */
-  follow(bus: LiveBus, kind: RowsKind): void {
+  /**
+   * Takes rows committed by other processes from the bus (announced under `kind`, by default the source's),
+   * and reads what was missed after a reconnection.
+   */
+  follow(bus: LiveBus, kind: RowsKind | undefined = this.source.busKind): void {
+    if (!kind) throw new Error(`${this.name}: follow() needs the LiveBus kind its rows are announced under`);
     this.unfollow.push(
       bus.onRows(kind, (position) => this.notifyUpTo(position)),
       bus.onConnect(() => this.notify()),
     );
   }
 
-  /** Stops polling and following the bus. */
-  close(): void {
-    this.stop();
+  /** Stops polling and following the bus (on shutdown). Subscribers still open end with their signal. */
+  stop(): void {
+    this.stopTimers();
     for (const u of this.unfollow) u();
     this.unfollow = [];
   }
@@ -145,7 +153,7 @@ export class TailHub<T, F> {
     }
   }
 
-  private async *readAfter(after: bigint, filter: F): AsyncGenerator<T> {
+  private async *readAfter(after: bigint, filter: F | undefined): AsyncGenerator<T> {
     let cursor = after;
     for (;;) {
       const rows = await this.source.readAfter(cursor, PAGE, filter);
@@ -157,12 +165,17 @@ export class TailHub<T, F> {
     }
   }
 
-  async *subscribe(opts: { filter: F; lastEventId?: string | null; signal?: AbortSignal }): AsyncGenerator<T> {
+  /** Rows matching `filter` (all rows without one) after `lastEventId` (absent: from now on), then live. */
+  async *subscribe(opts: { filter?: F; lastEventId?: string | null; signal?: AbortSignal }): AsyncGenerator<T> {
     await this.start();
     const queue = new BoundedQueue<T>(this.buffer);
-    const listener = (row: T) => {
-      if (this.source.matches(row, opts.filter)) queue.push(row);
-    };
+    const { filter } = opts;
+    const listener =
+      filter === undefined
+        ? (row: T) => queue.push(row)
+        : (row: T) => {
+            if (this.source.matches(row, filter)) queue.push(row);
+          };
     this.listeners.add(listener);
     if (this.pollMs > 0 && !this.timer) this.timer = setInterval(() => this.notify(), this.pollMs).unref();
     try {
@@ -191,7 +204,7 @@ export class TailHub<T, F> {
       }
     } finally {
       this.listeners.delete(listener);
-      if (this.listeners.size === 0) this.stop();
+      if (this.listeners.size === 0) this.stopTimers();
     }
   }
 }

@@ -1,5 +1,6 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
+import { EVENT_PAGE_MAX, TASK_EVENT_TYPES } from "../../shared/task-events.js";
 import { taskFilterSchema, taskListInputSchema } from "../../shared/task-list.js";
 import { taskSpecSchema } from "../../shared/task-spec.js";
 import { safeText } from "../../shared/text.js";
@@ -29,6 +30,18 @@ const justification = safeText(
     .max(2000, "The justification must be at most 2000 characters"),
 );
 const eventId = z.string().regex(/^\d{1,19}$/, "lastEventId must be an event sequence number");
+const seq = (name: string) => z.string().regex(/^\d{1,19}$/, `${name} must be an event sequence number`);
+/** Event kinds, from the vocabulary in src/shared/task-events.ts; absent: every kind. */
+const kinds = z
+  .array(
+    z.enum(TASK_EVENT_TYPES, {
+      error: (issue) =>
+        `Unknown event kind ${JSON.stringify(issue.input)}; the kinds are: ${TASK_EVENT_TYPES.join(", ")}`,
+    }),
+  )
+  .min(1, "Give at least one event kind, or leave kinds out for every kind")
+  .max(32, "At most 32 event kinds")
+  .transform((k) => [...new Set(k)]);
 
 export const tasksRouter = router({
   create: operatorProcedure
@@ -42,6 +55,30 @@ export const tasksRouter = router({
     .query(({ ctx, input }) => ctx.services.tasks.list(input.filter, input.limit, input.cursor)),
 
   get: viewerProcedure.input(z.object({ id: taskId })).query(({ ctx, input }) => ctx.services.tasks.get(input.id)),
+
+  /**
+   * One page of a task's events, oldest first: the newest `limit` by default, the next ones with `after`,
+   * older ones with `before`; only `kinds` when given. `through` is where to resume (with `after`, or as
+   * `onEvent`'s `lastEventId`) so that nothing is missed or read twice.
+   */
+  events: viewerProcedure
+    .input(
+      z
+        .object({
+          taskId,
+          kinds: kinds.optional(),
+          limit: z
+            .number()
+            .int()
+            .min(1, "limit must be at least 1")
+            .max(EVENT_PAGE_MAX, `limit must be at most ${EVENT_PAGE_MAX}`)
+            .default(200),
+          after: seq("after").optional(),
+          before: seq("before").optional(),
+        })
+        .refine((q) => q.after === undefined || q.before === undefined, "Give after or before, not both"),
+    )
+    .query(({ ctx, input }) => ctx.services.tasks.events(input)),
 
   /** How many tasks match a filter: the console shows it before a bulk action by filter. */
   count: viewerProcedure
@@ -93,10 +130,16 @@ export const tasksRouter = router({
       ctx.services.tasks.retryMany(ctx.actor, input.selection, clientInfo(ctx.clientAddress, ctx.request)),
     ),
 
-  /** Every task event (or one task's) after `lastEventId`, then live; each `tracked` by its seq. */
+  /**
+   * Every task event (or one task's, or only some kinds) after `lastEventId` (absent: from now on), then
+   * live; each `tracked` by its seq, so a reconnection resumes where it stopped.
+   */
   onEvent: viewerProcedure
-    .input(z.object({ taskId: taskId.optional(), lastEventId: eventId.nullish() }))
+    .input(z.object({ taskId: taskId.optional(), kinds: kinds.optional(), lastEventId: eventId.nullish() }))
     .subscription(async function* ({ ctx, input, signal }) {
-      for await (const e of ctx.services.hub.subscribe({ ...input, signal })) yield tracked(e.seq, e);
+      const filter = { taskId: input.taskId, kinds: input.kinds };
+      for await (const e of ctx.services.hub.subscribe({ filter, lastEventId: input.lastEventId, signal })) {
+        yield tracked(e.seq, e);
+      }
     }),
 });

@@ -1,7 +1,11 @@
 import { useLayoutEffect, useRef, useState } from "react";
-import type { TaskEventDto } from "../../shared/task-events.js";
+import { LOG_EVENT_TYPES, type TaskEventDto } from "../../shared/task-events.js";
+import { ErrorMessage } from "../components/ErrorMessage.js";
+import { EarlierButton } from "./Timeline.js";
+import { useEventLog } from "./useEventLog.js";
 
-const LOG_TYPES = new Set(["log", "progress", "attempt_try_failed", "attempt_lost", "worker_breaker"]);
+/** Lines read at once: the newest ones first, earlier ones on demand. */
+const LOG_PAGE = 500;
 /** Within this many pixels of the bottom counts as "at the bottom", so following resumes. */
 const STICK_PX = 24;
 
@@ -61,11 +65,13 @@ function toLine(e: TaskEventDto): LogLine {
 }
 
 /**
- * The worker's output as it arrives. It follows new lines while the reader is at the bottom and stops
- * following as soon as they scroll up, so a line can be read while more stream in.
+ * The worker's output as it arrives: the newest lines, earlier ones on demand, new ones live (this tab
+ * subscribes to the output only while it is open). It follows new lines while the reader is at the bottom
+ * and stops following as soon as they scroll up, so a line can be read while more stream in.
  */
-export function Logs({ events, live }: { events: TaskEventDto[]; live: boolean }) {
-  const lines = events.filter((e) => LOG_TYPES.has(e.type)).map(toLine);
+export function Logs({ taskId, live }: { taskId: string; live: boolean }) {
+  const log = useEventLog(taskId, LOG_EVENT_TYPES, { pageSize: LOG_PAGE });
+  const lines = log.events.map(toLine);
   const box = useRef<HTMLDivElement>(null);
   const [follow, setFollow] = useState(true);
   /** The scroll height when this view last moved to the bottom itself; null after "Follow new lines". */
@@ -86,14 +92,32 @@ export function Logs({ events, live }: { events: TaskEventDto[]; live: boolean }
     snappedAt.current = el.scrollHeight;
   }, [lines.length, follow]);
 
+  if (log.first.error) return <ErrorMessage title="Could not load the output:" error={log.first.error} />;
+  if (log.first.isPending) return <p className="loading">Loading output…</p>;
+  const stopped =
+    log.sub.status === "error" ? (
+      <ErrorMessage title="Live output stopped:" error={log.sub.error}>
+        <button type="button" className="btn btn-small" onClick={() => log.sub.reset()}>
+          Reconnect
+        </button>
+      </ErrorMessage>
+    ) : null;
   if (!lines.length) {
-    return <p className="muted">No output yet.{live ? " Lines appear here as the worker writes them." : ""}</p>;
+    return (
+      <>
+        {stopped}
+        <p className="muted">No output yet.{live ? " Lines appear here as the worker writes them." : ""}</p>
+      </>
+    );
   }
   return (
     <div className="logs">
+      {stopped}
+      <EarlierButton log={log} what="lines" />
       <div className="logs-bar">
         <span className="muted">
-          {lines.length} {lines.length === 1 ? "line" : "lines"}
+          {lines.length}
+          {log.hasOlder ? "+" : ""} {lines.length === 1 ? "line" : "lines"}
         </span>
         <span className="legend">
           <span className="log-stream" data-stream="stdout">

@@ -1,6 +1,5 @@
-import { useEffect, useMemo, useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router-dom";
-import type { TaskEventDto } from "../../shared/task-events.js";
+import { STATE_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "../../shared/task-events.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
 import { StateBadge } from "../components/StateBadge.js";
 import { type TabDef, Tabs } from "../components/Tabs.js";
@@ -13,12 +12,18 @@ import { Attempts } from "./Attempts.js";
 import { Logs } from "./Logs.js";
 import { Overview } from "./Overview.js";
 import { TaskAudit } from "./TaskAudit.js";
-import { OUTPUT_EVENT_TYPES, Timeline } from "./Timeline.js";
+import { Timeline } from "./Timeline.js";
+import { useEventLog } from "./useEventLog.js";
 import { VerdictTab } from "./VerdictTab.js";
 
+/** Most timeline events read at once; older ones on demand. A task's decisions and faults are seldom more. */
+const TIMELINE_PAGE = 500;
+const STATE_TYPES: ReadonlySet<string> = new Set(STATE_EVENT_TYPES);
+
 /**
- * The task, then its events live: the subscription resumes after the last event `tasks.get` returned,
- * so nothing between the fetch and the subscription is lost, and each event also refreshes the task.
+ * The task, and its timeline (every kind of event but the worker's output) live. A timeline event refreshes
+ * the task (now without its events, so a state change refetches no log line); a state change also refreshes
+ * the task list and this task's audit. The worker's output is read by the Logs tab only while it is open.
  */
 function useLiveTask(id: string) {
   const utils = trpc.useUtils();
@@ -26,37 +31,16 @@ function useLiveTask(id: string) {
     { id },
     { retry: (count, err) => err.data?.code !== "NOT_FOUND" && err.data?.code !== "BAD_REQUEST" && count < 2 },
   );
-  const [resumeFrom, setResumeFrom] = useState<string | null>(null);
-  const [live, setLive] = useState<TaskEventDto[]>([]);
-
-  useEffect(() => {
-    if (resumeFrom === null && task.data) setResumeFrom(task.data.events.at(-1)?.seq ?? "0");
-  }, [resumeFrom, task.data]);
-
-  const sub = trpc.tasks.onEvent.useSubscription(
-    { taskId: id, lastEventId: resumeFrom },
-    {
-      enabled: resumeFrom !== null,
-      onData: (msg) => {
-        const event = msg.data;
-        setLive((prev) => (prev.some((e) => e.seq === event.seq) ? prev : [...prev, event]));
-        // Log lines carry their own text; only other events change the task, its list row or its audit.
-        if (event.type === "log" || event.type === "progress") return;
-        void utils.tasks.get.invalidate({ id });
-        void utils.tasks.list.invalidate();
-        void utils.audit.list.invalidate({ resourceId: id });
-      },
+  const timeline = useEventLog(id, TIMELINE_EVENT_TYPES, {
+    pageSize: TIMELINE_PAGE,
+    onLive: (event) => {
+      void utils.tasks.get.invalidate({ id });
+      if (!STATE_TYPES.has(event.type)) return;
+      void utils.tasks.list.invalidate();
+      void utils.audit.list.invalidate({ resourceId: id });
     },
-  );
-
-  const events = useMemo(() => {
-    const bySeq = new Map<string, TaskEventDto>();
-    for (const e of task.data?.events ?? []) bySeq.set(e.seq, e);
-    for (const e of live) bySeq.set(e.seq, e);
-    return [...bySeq.values()].sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
-  }, [task.data, live]);
-
-  return { task, events, sub };
+  });
+  return { task, timeline };
 }
 
 const TAB_IDS = ["overview", "timeline", "attempts", "logs", "artifacts", "verdict", "audit"] as const;
@@ -70,7 +54,8 @@ export default function TaskDetailPage() {
 
 function TaskDetail({ id }: { id: string }) {
   const [params, setParams] = useSearchParams();
-  const { task, events, sub } = useLiveTask(id);
+  const { task, timeline } = useLiveTask(id);
+  const sub = timeline.sub;
   const tab = TAB_IDS.find((t) => t === params.get("tab")) ?? "overview";
 
   if (task.isPending) return <p className="loading page">Loading task…</p>;
@@ -92,11 +77,11 @@ function TaskDetail({ id }: { id: string }) {
     { id: "overview", label: "Overview", render: () => <Overview task={t} /> },
     {
       id: "timeline",
-      label: `Timeline (${events.filter((e) => !OUTPUT_EVENT_TYPES.has(e.type)).length})`,
-      render: () => <Timeline events={events} />,
+      label: `Timeline (${timeline.events.length}${timeline.hasOlder ? "+" : ""})`,
+      render: () => <Timeline log={timeline} />,
     },
     { id: "attempts", label: `Attempts (${t.attempts.length})`, render: () => <Attempts task={t} /> },
-    { id: "logs", label: "Logs", render: () => <Logs events={events} live={LIVE_STATES.has(t.state)} /> },
+    { id: "logs", label: "Logs", render: () => <Logs taskId={t.id} live={LIVE_STATES.has(t.state)} /> },
     {
       id: "artifacts",
       label: `Artifacts (${t.artifacts.length})`,

@@ -1,6 +1,8 @@
 import type { TaskEventDto } from "../../shared/task-events.js";
+import { ErrorMessage } from "../components/ErrorMessage.js";
 import { StateBadge } from "../components/StateBadge.js";
 import { formatDateTime } from "../lib/format.js";
+import type { EventLog } from "./useEventLog.js";
 
 const TYPE_LABELS: Record<string, string> = {
   created: "Created",
@@ -9,9 +11,6 @@ const TYPE_LABELS: Record<string, string> = {
   attempt_lost: "Attempt lost",
   worker_breaker: "Worker breaker",
 };
-
-/** Worker output has its own tab; the timeline keeps the decisions and faults. */
-export const OUTPUT_EVENT_TYPES = new Set(["log", "progress"]);
 
 function detailOf(e: TaskEventDto): string | null {
   const d = e.data;
@@ -27,9 +26,43 @@ function reasonOf(e: TaskEventDto): string | null {
   return typeof r === "string" && r ? r : null;
 }
 
-export function Timeline({ events: all }: { events: TaskEventDto[] }) {
-  const events = all.filter((e) => !OUTPUT_EVENT_TYPES.has(e.type));
+/** The task's decisions and faults (worker output has its own tab), oldest first; earlier ones on demand. */
+export function Timeline({ log }: { log: EventLog }) {
+  const { events } = log;
+  if (log.first.error) return <ErrorMessage title="Could not load the task's events:" error={log.first.error} />;
+  if (log.first.isPending) return <p className="loading">Loading events…</p>;
   if (!events.length) return <p className="muted">No events yet.</p>;
+  return (
+    <>
+      <EarlierButton log={log} what="events" />
+      <TimelineList events={events} />
+    </>
+  );
+}
+
+/** "Load earlier …" above a log read newest first, with its own error. */
+export function EarlierButton({ log, what }: { log: EventLog; what: string }) {
+  if (!log.hasOlder && !log.olderError) return null;
+  return (
+    <div className="load-earlier">
+      {log.olderError ? (
+        <ErrorMessage title={`Could not load earlier ${what}:`} error={log.olderError as { message: string }} />
+      ) : null}
+      {log.hasOlder ? (
+        <button
+          type="button"
+          className="btn btn-small"
+          disabled={log.loadingOlder}
+          onClick={() => void log.loadOlder()}
+        >
+          {log.loadingOlder ? "Loading…" : `Load earlier ${what}`}
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+function TimelineList({ events }: { events: TaskEventDto[] }) {
   return (
     <ol className="timeline" aria-label="Task events">
       {events.map((e) => {

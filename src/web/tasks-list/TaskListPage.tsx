@@ -1,6 +1,7 @@
 import { keepPreviousData } from "@tanstack/react-query";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
+import { STATE_EVENT_TYPES } from "../../shared/task-events.js";
 import { taskFilterSchema } from "../../shared/task-list.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
 import { ListStatus } from "../components/ListStatus.js";
@@ -16,8 +17,12 @@ const PAGE_SIZE = 50;
 /** Bursts of events (a bulk change) become one refetch. */
 const LIVE_REFRESH_MS = 250;
 
+/** The only events that change a list row: a task created, or moved to another state. */
+const LIST_EVENT_KINDS = [...STATE_EVENT_TYPES];
+
 /**
- * Refetches the list whenever any task event arrives, so tasks created or changed anywhere show up.
+ * Refetches the list whenever a task is created or changes state anywhere, so it shows up; the worker's
+ * output and other events are not sent to the list at all (the subscription asks only for these kinds).
  * A refetch would cancel a "Load more" in flight and drop that page, so it waits for the page instead.
  */
 function useLiveTaskList(fetchingNextPage: boolean) {
@@ -49,7 +54,7 @@ function useLiveTaskList(fetchingNextPage: boolean) {
     [],
   );
   return trpc.tasks.onEvent.useSubscription(
-    {},
+    { kinds: LIST_EVENT_KINDS },
     {
       // Events between the list's fetch and the subscription's start would otherwise be missed.
       onStarted: refresh,
