@@ -59,6 +59,8 @@ export function serverHome(kind: "pglite" | "postgres", env: Record<string, stri
     LOG_LEVEL: "info",
     WEB_DIST_DIR: "/nonexistent",
     START_REFERENCE_WORKER: "0",
+    // Vitest sets DEV in its own environment; inherited, it would make each server start Vite's dev server.
+    DEV: "0",
     DATA_DIR: dataDir,
     ...(kind === "postgres" ? { DATABASE_URL: POSTGRES_URL as string, DATABASE_SCHEMA: schema } : {}),
     ...env,
