@@ -5,17 +5,12 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService, type NewAuditEntry } from "../src/server/audit/service.js";
 import { Trail } from "../src/server/audit/trail.js";
-import { openDatabase } from "../src/server/db/database.js";
+import { openDatabase, type Tx } from "../src/server/db/database.js";
 import { loadSigningKey, SecretBox, SecretStore } from "../src/server/keystore/secrets.js";
 import { canonicalJson, sha256Hex } from "../src/server/provenance/canonical.js";
 import { leafBytes, recordLeafHash } from "../src/server/provenance/log.js";
 import { EMPTY_ROOT, Frontier, leafHash, referenceRoot } from "../src/server/provenance/merkle.js";
-import {
-  isChainConflict,
-  type NewProvenanceRecord,
-  ProvenanceService,
-  type SqlTx,
-} from "../src/server/provenance/service.js";
+import { isChainConflict, type NewProvenanceRecord, ProvenanceService } from "../src/server/provenance/service.js";
 import { ensureTrustedKeysFile } from "../src/server/provenance/trusted-keys.js";
 import { DATABASES, freshDatabase, POSTGRES_URL, type TestDatabase } from "./helpers/databases.js";
 
@@ -38,7 +33,7 @@ async function trailOn(db: TestDatabase, master: Buffer) {
 }
 
 /** What a unit of work's end writes (Trail.writeOrdered): audit entries and provenance records. */
-const writeIn = (t: Trail, tx: SqlTx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[]) =>
+const writeIn = (t: Trail, tx: Tx, audit: NewAuditEntry[], provenance: NewProvenanceRecord[]) =>
   t.writeOrdered(tx, { audit, unwrittenAudit: audit, provenance, events: [] });
 
 const count = async (db: TestDatabase, table: string) =>
@@ -54,7 +49,7 @@ describe.each(DATABASES)("chained trail transactions on %s", (kind) => {
   afterAll(() => db.dispose());
 
   const write = (i: number) =>
-    trail.rawTransaction((tx) =>
+    trail.transaction((tx) =>
       writeIn(
         trail,
         tx,
@@ -75,7 +70,7 @@ describe.each(DATABASES)("chained trail transactions on %s", (kind) => {
   it("a chained transaction that fails leaves nothing behind and the next one links to the real head", async () => {
     const before = await trail.provenance.verify();
     await expect(
-      trail.rawTransaction(async (tx) => {
+      trail.transaction(async (tx) => {
         await writeIn(trail, tx, [], [{ kind: "task.result", taskId: "doomed", payload: {} }]);
         throw new Error("the change failed");
       }),
@@ -181,13 +176,13 @@ describe.skipIf(!POSTGRES_URL)("chained trail transactions from two processes on
       const t1 = await trailOn(db1, master);
       const t2 = await trailOn(db2, master);
       // Both processes learn the head first, so their next appends collide for real.
-      await t1.rawTransaction((tx) => writeIn(t1, tx, [], [{ kind: "task.created", taskId: "warm-1", payload: {} }]));
-      await t2.rawTransaction((tx) => writeIn(t2, tx, [], [{ kind: "task.created", taskId: "warm-2", payload: {} }]));
+      await t1.transaction((tx) => writeIn(t1, tx, [], [{ kind: "task.created", taskId: "warm-1", payload: {} }]));
+      await t2.transaction((tx) => writeIn(t2, tx, [], [{ kind: "task.created", taskId: "warm-2", payload: {} }]));
       let runs = 0;
       await Promise.all(
         Array.from({ length: 30 }, (_, i) => {
           const t = i % 2 ? t1 : t2;
-          return t.rawTransaction(async (tx) => {
+          return t.transaction(async (tx) => {
             runs++;
             await writeIn(
               t,

@@ -1,10 +1,8 @@
 import type { z } from "zod";
 import type { AuditEntryDto, auditListInputSchema } from "../../shared/audit.js";
 import type { Actor } from "../../shared/roles.js";
-import type { Database } from "../db/database.js";
+import type { Database, Tx } from "../db/database.js";
 import type { AuditEntry, Prisma } from "../db/generated/client.js";
-
-type Tx = Prisma.TransactionClient;
 
 /** Where a request came from; recorded with each entry. */
 export interface ClientInfo {
@@ -108,27 +106,12 @@ export class AuditService {
 
   /** Call inside the transaction that makes the change, so the entry and the change commit together. */
   async record(tx: Tx, entry: NewAuditEntry): Promise<void> {
-    await tx.auditEntry.create({ data: this.row(entry) });
+    await this.recordMany(tx, [entry]);
   }
 
   /** A whole batch in one statement (the hot path records one entry per task per state change). */
   async recordMany(tx: Tx, entries: NewAuditEntry[]): Promise<void> {
     if (entries.length) await tx.$executeRawUnsafe(auditInsertSql("$1"), auditRowsJson(entries));
-  }
-
-  private row(entry: NewAuditEntry): Prisma.AuditEntryCreateManyInput {
-    const r = auditRow(entry);
-    return {
-      actorKind: r.actor_kind,
-      actorId: r.actor_id,
-      action: r.action,
-      resourceType: r.resource_type,
-      resourceId: r.resource_id,
-      ...(r.before === null ? {} : { before: r.before }),
-      ...(r.after === null ? {} : { after: r.after }),
-      clientAddress: r.client_address,
-      userAgent: r.user_agent,
-    };
   }
 
   async list(

@@ -1,13 +1,13 @@
 import type { Actor } from "../../shared/roles.js";
 import { clientInfo, type RequestContext } from "../auth/request.js";
-import { EVENT_LOG_LOCK_KEY, type NewTaskEvent } from "../events/append.js";
+import type { Tx } from "../db/database.js";
+import { eventInsertSql, eventRows, type NewTaskEvent } from "../events/append.js";
 import { type AuditRowContent, bindRows, type EventRowContent } from "../provenance/rows.js";
 import {
   type NewProvenanceRecord,
   type ProvenanceService,
   provenanceInsertSql,
   provenanceRowsJson,
-  type SqlTx,
 } from "../provenance/service.js";
 import { type AuditService, auditInsertSql, auditRowsJson, type ClientInfo, type NewAuditEntry } from "./service.js";
 
@@ -52,8 +52,8 @@ export class Trail {
   ) {}
 
   /** A transaction for changes that write to the log (see `ProvenanceService.rawTransaction`); use a unit of work. */
-  rawTransaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
-    return this.provenance.rawTransaction(fn);
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.provenance.transaction(fn);
   }
 
   /**
@@ -64,7 +64,7 @@ export class Trail {
    * lock (taken after the row locks and the log's, like every other writer).
    */
   async writeOrdered(
-    tx: SqlTx,
+    tx: Tx,
     w: {
       /** Every audit entry of the transaction, written before or now: the records bind them all. */
       audit: NewAuditEntry[];
@@ -74,37 +74,19 @@ export class Trail {
     },
   ): Promise<void> {
     if (!w.unwrittenAudit.length && !w.provenance.length && !w.events.length) return;
-    const eventRows = eventRowsOf(w.events);
+    const rows = eventRows(w.events);
     const bound = w.provenance.length
-      ? bindRows(w.provenance, JSON.parse(auditRowsJson(w.audit)) as AuditRowContent[], eventRows)
+      ? bindRows(w.provenance, JSON.parse(auditRowsJson(w.audit)) as AuditRowContent[], rows as EventRowContent[])
       : w.provenance;
     const sealed = await this.provenance.seal(tx, bound);
     await tx.$executeRawUnsafe(
       `WITH audit AS (${auditInsertSql("$3")}
        ), chain AS (${provenanceInsertSql("$2")}
-       ), lock AS (
-         SELECT pg_advisory_xact_lock(${EVENT_LOG_LOCK_KEY}::bigint) FROM (SELECT count(*) FROM chain) c
        )
-       INSERT INTO task_events (task_id, type, from_state, to_state, actor, data)
-       SELECT (e.v->>'task_id')::uuid, e.v->>'type', (e.v->>'from_state')::"TaskState",
-              (e.v->>'to_state')::"TaskState", e.v->>'actor', e.v->'data'
-         FROM lock, jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(v, n)
-        ORDER BY e.n`,
-      JSON.stringify(eventRows),
+       ${eventInsertSql("$1", "chain")}`,
+      JSON.stringify(rows),
       provenanceRowsJson(sealed),
       auditRowsJson(w.unwrittenAudit),
     );
   }
-}
-
-/** Task events as their rows store them. */
-function eventRowsOf(events: NewTaskEvent[]): EventRowContent[] {
-  return events.map((e) => ({
-    task_id: e.taskId,
-    type: e.type,
-    from_state: e.fromState ?? null,
-    to_state: e.toState ?? null,
-    actor: e.actor,
-    data: e.data ?? {},
-  }));
 }

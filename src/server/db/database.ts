@@ -19,6 +19,15 @@ export interface SqlRunner {
   query<T>(sql: string, params?: unknown[]): Promise<T[]>;
 }
 
+/**
+ * The one transaction type: raw SQL on the transaction's connection. A Prisma transaction client is
+ * one too (the auth and worker services use theirs for the ORM's reads).
+ */
+export interface Tx {
+  $executeRawUnsafe(query: string, ...values: unknown[]): Promise<unknown>;
+  $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): Promise<T>;
+}
+
 export interface Database extends SqlRunner {
   kind: DatabaseKind;
   /** The schema the tables live in ("public" on PGlite). */

@@ -1,10 +1,8 @@
 import { auditRowsJson, type NewAuditEntry } from "../audit/service.js";
 import type { Trail } from "../audit/trail.js";
 import type { NewTaskEvent } from "../events/append.js";
-import type { NewProvenanceRecord, SqlTx } from "../provenance/service.js";
-
-/** The one transaction type: raw SQL on the transaction's connection (a Prisma transaction client is one too). */
-export type Tx = SqlTx;
+import type { NewProvenanceRecord } from "../provenance/service.js";
+import type { Tx } from "./database.js";
 
 /**
  * One change to the database, written in ordered phases inside one transaction:
@@ -81,7 +79,7 @@ export class UnitOfWorkRunner {
 
   async run<T>(fn: (unit: UnitOfWork) => Promise<T>): Promise<T> {
     let unit: UnitOfWork | null = null;
-    const value = await this.trail.rawTransaction(async (tx) => {
+    const value = await this.trail.transaction(async (tx) => {
       unit = new UnitOfWork(tx);
       const v = await fn(unit);
       await unit.write(this.trail);

@@ -1,5 +1,5 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
-import type { Database } from "../db/database.js";
+import type { Database, Tx } from "../db/database.js";
 import type { Prisma, ProvenanceRecord } from "../db/generated/client.js";
 import type { SigningKey } from "../keystore/secrets.js";
 import { canonicalJson, sha256Hex } from "./canonical.js";
@@ -8,18 +8,6 @@ import { Frontier, leafHash } from "./merkle.js";
 import { checkpointBody, keyFingerprint, signNote, verifierKey } from "./note.js";
 import { databaseRecords } from "./records.js";
 import { readTrustedKeysFile } from "./trusted-keys.js";
-
-type Tx = Prisma.TransactionClient;
-
-/**
- * The raw-SQL part of a transaction: what the hot path (claims, attempt ends) uses. A Prisma
- * transaction client is one; on a Postgres server `rawTransaction` runs one on a pool connection
- * directly, without the ORM's per-statement work on large JSON parameters.
- */
-export interface SqlTx {
-  $executeRawUnsafe(query: string, ...values: unknown[]): Promise<unknown>;
-  $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): Promise<T>;
-}
 
 /** One lock for the log: whoever holds it reads the head and appends, so two appends never share a parent. */
 const PROVENANCE_LOCK_KEY = 72_707_371;
@@ -113,8 +101,6 @@ interface ChainedTx {
 const MAX_CHAIN_RUNS = 5;
 /** After another process appended first, how long this process reads the head under the log lock instead. */
 const CONTENDED_MS = 10_000;
-const CHAINED_MAX_WAIT_MS = 5_000;
-const CHAINED_TIMEOUT_MS = 15_000;
 
 /** Another process appended first: our record's sequence number is taken. */
 export function isChainConflict(err: unknown): boolean {
@@ -167,7 +153,7 @@ export class ProvenanceService {
    */
   private contendedUntil = 0;
   private queue: Promise<void> = Promise.resolve();
-  private readonly chained = new WeakMap<SqlTx, ChainedTx>();
+  private readonly chained = new WeakMap<Tx, ChainedTx>();
   private readonly listeners: CheckpointListener[] = [];
 
   constructor(
@@ -193,23 +179,18 @@ export class ProvenanceService {
   }
 
   /**
-   * Appends inside the caller's transaction, so the record commits with the change it vouches for.
-   * The log lock is held until that commit; append provenance before task events (which must come last).
+   * Appends inside the caller's transaction (outside a unit of work: scripts, tests), so the record
+   * commits with the change it vouches for. The log lock is held until that commit.
    */
   async append(tx: Tx, input: NewProvenanceRecord): Promise<ProvenanceDto> {
-    return (await this.appendMany(tx, [input]))[0] as ProvenanceDto;
-  }
-
-  /** Several records in one INSERT, in order; the same lock and rules as `append`. */
-  async appendMany(tx: Tx, inputs: NewProvenanceRecord[]): Promise<ProvenanceDto[]> {
-    const sealed = await this.seal(tx, inputs);
-    if (sealed.length) await tx.$executeRawUnsafe(provenanceInsertSql("$1"), provenanceRowsJson(sealed));
-    return sealed.map((r) => toProvenanceDto({ ...r, payload: r.payload as Prisma.JsonValue }));
+    const [sealed] = await this.seal(tx, [input]);
+    await tx.$executeRawUnsafe(provenanceInsertSql("$1"), provenanceRowsJson(sealed ? [sealed] : []));
+    return toProvenanceDto({ ...(sealed as SealedRecord), payload: sealed?.payload as Prisma.JsonValue });
   }
 
   /**
-   * Runs `fn` in a transaction whose appends continue from the head this process last committed,
-   * without the log lock and head read round trips (the hot path: claims and attempt ends).
+   * Runs `fn` in a transaction on the driver (`Database.transaction`) whose appends continue from the
+   * head this process last committed, without the log lock and head read round trips.
    *
    * Appenders in this process take turns from their first append until their commit, so they never
    * share a parent. Another process appending meanwhile makes our first record's sequence number
@@ -220,25 +201,8 @@ export class ProvenanceService {
    */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     return this.chainedRuns((ctx) =>
-      this.db.prisma.$transaction(
-        async (tx) => {
-          this.chained.set(tx, ctx);
-          return fn(tx);
-        },
-        // Waiting for this process's other appenders counts against the transaction's time: allow for a queue.
-        { maxWait: CHAINED_MAX_WAIT_MS, timeout: CHAINED_TIMEOUT_MS },
-      ),
-    );
-  }
-
-  /**
-   * `transaction` for work that is raw SQL only: it runs on the driver (`Database.transaction`),
-   * without the ORM's per-statement work on large JSON parameters.
-   */
-  rawTransaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
-    return this.chainedRuns((ctx) =>
       this.db.transaction((conn) => {
-        const tx: SqlTx = {
+        const tx: Tx = {
           $executeRawUnsafe: (query, ...values) => conn.query(query, values),
           $queryRawUnsafe: <R>(query: string, ...values: unknown[]) => conn.query(query, values) as Promise<R>,
         };
@@ -281,7 +245,7 @@ export class ProvenanceService {
    * Outside `transaction`, or when this process does not know the head, it takes the log lock and
    * reads the head first.
    */
-  async seal(tx: SqlTx, inputs: NewProvenanceRecord[]): Promise<SealedRecord[]> {
+  async seal(tx: Tx, inputs: NewProvenanceRecord[]): Promise<SealedRecord[]> {
     if (inputs.length === 0) return [];
     for (const input of inputs) {
       if (!input.kind || input.kind.length > 64) throw new Error("A provenance kind is 1–64 characters.");
@@ -335,7 +299,7 @@ export class ProvenanceService {
   }
 
   /** The log lock, then the head's frontier: a separate statement, so its snapshot is taken once the lock is held. */
-  private async readHead(tx: SqlTx): Promise<Frontier> {
+  private async readHead(tx: Tx): Promise<Frontier> {
     await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${PROVENANCE_LOCK_KEY}::bigint)`);
     const [head] = await tx.$queryRawUnsafe<{ head_seq: string; frontier: string | null }[]>(
       `SELECT seq::text AS head_seq, frontier FROM provenance_records ORDER BY seq DESC LIMIT 1`,
