@@ -359,7 +359,7 @@ export class TaskService {
   }
 
   /**
-   * Cancels a task: `canceling` at once, then `canceled`. A queued (or judging) task has nothing
+   * Cancels a task: `canceling` at once, then `canceled`. A queued task has nothing
    * running, so that is confirmed at once; a running one has its request aborted and its worker told
    * through `/cancel`, and is confirmed only if the worker answers in time.
    */

@@ -44,7 +44,7 @@ function useLiveTask(id: string) {
 }
 
 const TAB_IDS = ["overview", "timeline", "attempts", "logs", "artifacts", "verdict", "audit"] as const;
-const LIVE_STATES = new Set(["queued", "running", "judging", "canceling"]);
+const LIVE_STATES = new Set(["queued", "running", "canceling"]);
 
 export default function TaskDetailPage() {
   const { id = "" } = useParams();

@@ -156,7 +156,7 @@ function BulkDialog({
           ) : null}
           <p className="muted">
             {kind === "cancel"
-              ? "Tasks that are queued, running or judging go to canceling; others are skipped and listed with the reason."
+              ? "Tasks that are queued or running go to canceling; others are skipped and listed with the reason."
               : "Finished tasks (changes requested, rejected, failed, canceled) go back to the queue as a new attempt; others are skipped."}
           </p>
           {kind === "cancel" ? (
