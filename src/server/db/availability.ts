@@ -68,6 +68,26 @@ export function isUnreachable(err: unknown): boolean {
   return false;
 }
 
+/**
+ * What a lost connection leaves behind in a transaction that was open on it (Prisma's "Transaction API
+ * error: Transaction already closed", P2028): taken as the outage's doing only while the database is
+ * known to be unreachable.
+ */
+export function isOutageSymptom(err: unknown): boolean {
+  for (
+    let e = err as { code?: unknown; message?: unknown; cause?: unknown } | null, depth = 0;
+    e && depth < 5;
+    depth++
+  ) {
+    if (e.code === "P2028") return true;
+    if (typeof e.message === "string" && /transaction already closed|transaction api error/i.test(e.message)) {
+      return true;
+    }
+    e = e.cause as typeof e;
+  }
+  return false;
+}
+
 const summarize = (err: unknown): { error: string; code?: string } => {
   const o = err as { message?: unknown; code?: unknown } | null;
   const error = typeof o?.message === "string" && o.message ? o.message : String(err);
@@ -109,7 +129,7 @@ export class DbAvailability {
    * have held a connection that broke before the database came back).
    */
   failed(err: unknown, startedAt = Date.now(), source?: string): boolean {
-    if (!isUnreachable(err)) return false;
+    if (!this.isConnectivity(err)) return false;
     if (this.down) {
       this.failuresWhileDown++;
       this.log?.debug({ source, ...summarize(err) }, "a database call failed while the database is unreachable");
@@ -124,6 +144,11 @@ export class DbAvailability {
       "the database is unreachable: finished results are held in memory and stored when it is back; polling continues quietly",
     );
     return true;
+  }
+
+  /** A connectivity failure, or (while unreachable) what one leaves behind. */
+  isConnectivity(err: unknown): boolean {
+    return isUnreachable(err) || (this.down && isOutageSymptom(err));
   }
 
   /** Reports a database call that succeeded. */
@@ -165,7 +190,7 @@ export class DbAvailability {
       const [first, ...rest] = args as unknown[];
       if (first && typeof first === "object" && "err" in first) {
         const err = (first as { err: unknown }).err;
-        if (isUnreachable(err)) {
+        if (self.isConnectivity(err)) {
           self.failed(err);
           const { err: _dropped, ...fields } = first as Record<string, unknown>;
           method.apply(this, [{ ...fields, database: "unreachable", ...summarize(err) }, ...rest]);
