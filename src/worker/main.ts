@@ -85,6 +85,9 @@ async function main() {
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
+  // Started by the agency server (src/server/execution/reference-worker.ts) with an IPC channel: the channel closes
+  // when the server is gone, however it ended (SIGKILL included), and this worker stops with it, scripts and all.
+  if (process.channel) process.once("disconnect", () => void stop("parent exited"));
 }
 
 main().catch((err: unknown) => {

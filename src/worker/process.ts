@@ -61,10 +61,42 @@ function forwardLines(stream: Readable, maxLineChars: number, onLine: (line: str
   });
 }
 
+/** Leaders (= group ids) of the process groups started here whose run has not finished. */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+/**
+ * Sends `signal` to every process group this process started that is still running (a script, a check or a
+ * sandbox's bwrap). Called on the way out: when this process exits by any path that runs 'exit' handlers
+ * (process.exit, an uncaught exception, the event loop running dry), every live group gets SIGKILL, so the
+ * scripts a worker ran do not outlive it.
+ */
+export function killLiveProcessGroups(signal: NodeJS.Signals = "SIGKILL"): number {
+  let signaled = 0;
+  for (const pgid of liveGroups) {
+    try {
+      process.kill(-pgid, signal);
+      signaled++;
+    } catch {
+      // ESRCH: the group is already empty.
+    }
+  }
+  return signaled;
+}
+
+function trackGroup(pgid: number): void {
+  liveGroups.add(pgid);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on("exit", () => killLiveProcessGroups("SIGKILL"));
+  }
+}
+
 /**
  * Runs a process as the leader of its own process group, so a timeout or an abort can stop everything it
  * started (SIGTERM to the group, SIGKILL after the grace period). Processes it leaves behind after exiting are
- * stopped the same way: nothing outlives the run.
+ * stopped the same way: nothing outlives the run. Nor this process: a group still running when it exits gets
+ * SIGKILL (`killLiveProcessGroups`).
  */
 export function runProcess(opts: ProcessOptions): Promise<ShellOutcome> {
   return new Promise((resolve) => {
@@ -84,6 +116,7 @@ export function runProcess(opts: ProcessOptions): Promise<ShellOutcome> {
       return;
     }
     outcome.pid = child.pid;
+    if (child.pid !== undefined) trackGroup(child.pid);
     const timers: NodeJS.Timeout[] = [];
     let settled = false;
     let terminating = false;
@@ -123,6 +156,7 @@ export function runProcess(opts: ProcessOptions): Promise<ShellOutcome> {
     const finish = () => {
       if (settled) return;
       settled = true;
+      if (child.pid !== undefined) liveGroups.delete(child.pid);
       for (const t of timers) clearTimeout(t);
       opts.signal?.removeEventListener("abort", onAbort);
       resolve(outcome);

@@ -60,7 +60,12 @@ function wsClient(port: number, token: string) {
   };
 }
 
-async function startNode(name: string, env: Record<string, string>, dataDir: string): Promise<ClusterNode> {
+async function startNode(
+  name: string,
+  env: Record<string, string>,
+  dataDir: string,
+  startTimeoutMs = START_TIMEOUT_MS,
+): Promise<ClusterNode> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/server/main.ts"], {
     env: { ...process.env, ...env, DATA_DIR: path.join(dataDir, name) },
     stdio: ["ignore", "pipe", "pipe"],
@@ -74,10 +79,10 @@ async function startNode(name: string, env: Record<string, string>, dataDir: str
   child.stderr?.on("data", keep);
   const port = await new Promise<number>((resolve, reject) => {
     let buffered = "";
-    const timer = setTimeout(
-      () => reject(new Error(`${name} did not start within ${START_TIMEOUT_MS / 1000} s:\n${lines.join("")}`)),
-      START_TIMEOUT_MS,
-    );
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${name} did not start within ${startTimeoutMs / 1000} s:\n${lines.join("")}`));
+    }, startTimeoutMs);
     void exited.then(() => {
       clearTimeout(timer);
       reject(new Error(`${name} exited before listening:\n${lines.join("")}`));
@@ -106,6 +111,46 @@ async function startNode(name: string, env: Record<string, string>, dataDir: str
     httpAs: (token) => httpClient(url, token),
     wsAs: (token) => wsClient(port, token),
     output: () => lines.join("").slice(-6000),
+  };
+}
+
+/**
+ * One server process on its own embedded database (PGlite in a fresh DATA_DIR) with the defaults of `npm start`
+ * (the built-in reference worker included) and `env` on top; the clients act as the bootstrap admin (ADMIN_TOKEN).
+ * `dispose` SIGKILLs it if it still runs and deletes its data.
+ */
+export async function startSoloServer(
+  env: Record<string, string> = {},
+): Promise<ClusterNode & { dispose(): Promise<void> }> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "agency-solo-"));
+  const fullEnv: Record<string, string> = {
+    KEYSTORE: "env",
+    AGENCY_MASTER_KEY: randomBytes(32).toString("base64"),
+    AGENCY_ADMIN_PASSWORD: "solo-server-password",
+    AGENCY_BOOTSTRAP_TOKEN: ADMIN_TOKEN,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "info",
+    WEB_DIST_DIR: "/nonexistent",
+    DATABASE_URL: "",
+    ...env,
+  };
+  let node: ClusterNode;
+  try {
+    // A fresh embedded database applies every migration first: slow on a busy machine.
+    node = await startNode("solo", fullEnv, dataDir, 180_000);
+  } catch (err) {
+    // A process that did not start was killed; it may still be closing its files.
+    rmSync(dataDir, { recursive: true, force: true, maxRetries: 20 });
+    throw err;
+  }
+  return {
+    ...node,
+    async dispose() {
+      if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill("SIGKILL");
+      await node.exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
   };
 }
 

@@ -58,8 +58,12 @@ export function startReferenceWorkerChild(log: Logger, dataDir: string): Promise
       // path to a workspace ever leads through the directory that holds the master key.
       WORKER_WORKSPACES_DIR: process.env.WORKER_WORKSPACES_DIR ?? defaultWorkspacesDir(dataDir),
     },
-    stdio: ["ignore", "pipe", "pipe"],
+    // The IPC channel is the child's lifeline: it closes when this process ends, even by SIGKILL, and the worker then
+    // stops (killing its scripts' process groups) instead of living on as an orphan. Nothing is sent over it.
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
+  // The channel must not keep this process alive by itself.
+  child.channel?.unref();
   // A child left behind by an abrupt exit of ours would hold the port and run scripts unsupervised.
   const killOnExit = () => child.kill("SIGKILL");
   process.once("exit", killOnExit);
