@@ -25,6 +25,14 @@ export function leastBackoffMs(n: number, b: Backoff): number {
   return Math.min(b.maxMs, Math.round(b.baseMs * FACTOR ** Math.max(0, n - 1)));
 }
 
+/**
+ * p-retry's delay before retry `n`, for a loop that cannot run under p-retry (a reconnect timer, a
+ * delivery that a newer one supersedes): the same formula, computed here only.
+ */
+export function backoffDelayMs(n: number, b: Backoff, random = Math.random): number {
+  return Math.min(b.maxMs, Math.round(leastBackoffMs(n, b) * (1 + random())));
+}
+
 /** `Retry-After` as seconds or an HTTP date; undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
   if (!value) return undefined;

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { backoffDelayMs } from "../execution/backoff.js";
 
 export interface ListenHandlers {
   onNotify(payload: string): void;
@@ -109,11 +110,12 @@ export class PgListener {
 
   private scheduleRetry(err: unknown): void {
     if (this.closed || this.retry) return;
-    const min = this.opts.minBackoffMs ?? 250;
-    const max = this.opts.maxBackoffMs ?? 30_000;
-    const delay = Math.min(max, min * 2 ** this.failures) * (0.5 + Math.random() / 2);
     this.failures++;
-    this.opts.onError(err, Math.round(delay));
+    const delay = backoffDelayMs(this.failures, {
+      baseMs: this.opts.minBackoffMs ?? 250,
+      maxMs: this.opts.maxBackoffMs ?? 30_000,
+    });
+    this.opts.onError(err, delay);
     this.retry = setTimeout(() => {
       this.retry = null;
       this.connecting ??= this.connect().finally(() => {

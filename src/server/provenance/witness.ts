@@ -1,6 +1,7 @@
 import { mkdir, open } from "node:fs/promises";
 import path from "node:path";
 import { request } from "undici";
+import { backoffDelayMs } from "../execution/backoff.js";
 import type { Logger } from "../logger.js";
 
 /**
@@ -131,7 +132,8 @@ export class WitnessWebhook {
       }
       // A newer checkpoint supersedes this one: send that instead of retrying.
       if (this.latest) return;
-      if (attempt < this.attempts) await new Promise((r) => setTimeout(r, this.baseDelayMs * 2 ** (attempt - 1)));
+      const delay = backoffDelayMs(attempt, { baseMs: this.baseDelayMs, maxMs: 30_000 });
+      if (attempt < this.attempts) await new Promise((r) => setTimeout(r, delay));
     }
     this.log.warn({ url: this.opts.url, error: lastError }, "provenance witness webhook: checkpoint not delivered");
   }
