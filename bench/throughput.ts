@@ -5,7 +5,8 @@
  *
  *   npm run bench:throughput     (BENCH_N=1000, BENCH_ROUNDS=3, BENCH_WARMUP=500, BENCH_CONCURRENCY=200,
  *                                 BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test,
- *                                 BENCH_SIDES=agency,pg-boss,dbos-batch,dbos-single,agency-2p (which sides run),
+ *                                 BENCH_SIDES=agency,pg-boss,dbos-batch,dbos-single,agency-2p (which sides run; `none`
+ *                                 for the light-load latency alone),
  *                                 BENCH_LATENCY_N=60 tasks at one per BENCH_LATENCY_INTERVAL_MS=1000 (BENCH_LATENCY=0 skips),
  *                                 BENCH_FLOOR=0 skips the storage floor,
  *                                 BENCH_PROFILE=1 writes a CPU profile of each agency process to bench/profiles/)
@@ -59,6 +60,7 @@ type Side = (typeof SIDE_NAMES)[number];
 const SIDES: Side[] = (() => {
   const raw = process.env.BENCH_SIDES;
   if (!raw) return [...SIDE_NAMES];
+  if (raw === "none") return [];
   const picked = raw.split(",").map((x) => x.trim());
   const unknown = picked.filter((x) => !(SIDE_NAMES as readonly string[]).includes(x));
   if (unknown.length) {
@@ -656,7 +658,7 @@ async function main() {
   const { url: workerUrl } = await worker.ask<{ url: string }>("ready");
   const rounds: Round[] = [];
   try {
-    for (let round = 1; round <= ROUNDS; round++) {
+    for (let round = 1; SIDES.length && round <= ROUNDS; round++) {
       // Odd rounds run the sides as listed, even rounds in reverse, so no side always runs first or last.
       const order = round % 2 === 1 ? SIDES : [...SIDES].reverse();
       const r: Round = {};
@@ -678,9 +680,10 @@ async function main() {
       return xs.length ? median(xs) : Number.NaN;
     };
     const loads = rounds.flatMap((r) => Object.values(r).flatMap((o) => [o.load, o.loadAfter]));
-    console.log(
-      `medians of ${ROUNDS} round(s), load ${fmt(Math.min(...loads), 2)}–${fmt(Math.max(...loads), 2)} over the timed parts:`,
-    );
+    if (SIDES.length)
+      console.log(
+        `medians of ${ROUNDS} round(s), load ${fmt(Math.min(...loads), 2)}–${fmt(Math.max(...loads), 2)} over the timed parts:`,
+      );
     for (const side of SIDES) {
       console.log(
         `  ${SIDE_LABEL[side].padEnd(22)} ${fmt(rate(side)).padStart(7)} tasks/s  CPU per task (app + Postgres) ${fmt(cpu(side), 2)} ms` +
@@ -715,7 +718,7 @@ async function main() {
       console.log(`  as stored (attempt started_at − task created_at): ${p(l.stored)}`);
       console.log(`  submit → accepted (create call → task updated_at): ${p(l.accepted)}`);
     }
-    if (FLOOR) await printFloorAndBounds(rounds);
+    if (FLOOR && SIDES.length) await printFloorAndBounds(rounds);
     console.log(
       `load after: ${os
         .loadavg()
