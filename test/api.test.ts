@@ -9,6 +9,9 @@ import type { TaskEventDto } from "../src/shared/task-events.js";
 import { DATABASES } from "./helpers/databases.js";
 import { type RunningApp, startApp } from "./helpers/server.js";
 
+/** A WebSocket subscription starts in its own time: on a loaded machine, well over expect.poll's default second. */
+const POLL = { timeout: 20_000 };
+
 async function trpcError(p: Promise<unknown>) {
   const err = await p.then(
     () => null,
@@ -184,14 +187,14 @@ describe.each(DATABASES)("HTTP and WebSocket API on %s", (kind) => {
     const received: TaskEventDto[] = [];
     const sub = client.tasks.onEvent.subscribe({}, { onData: (e) => received.push(e.data) });
     // The subscription is live once the server has it (the server's live metrics hold one of their own).
-    await expect.poll(() => s.services.hub.subscriberCount).toBeGreaterThan(baseline);
+    await expect.poll(() => s.services.hub.subscriberCount, POLL).toBeGreaterThan(baseline);
     const a = await client.tasks.create.mutate({ title: "live one" });
     const b = await s.http.tasks.create.mutate({ title: "live two" });
-    await expect.poll(() => received.length).toBe(2);
+    await expect.poll(() => received.length, POLL).toBe(2);
     expect(received.map((e) => e.taskId)).toEqual([a.id, b.id]);
     sub.unsubscribe();
     // The client's stop ends the subscription on the server, not only on the client.
-    await expect.poll(() => s.services.hub.subscriberCount).toBe(baseline);
+    await expect.poll(() => s.services.hub.subscriberCount, POLL).toBe(baseline);
 
     // Written while nobody listened; a client resuming after the first event gets the rest, in order.
     const c = await s.http.tasks.create.mutate({ title: "while away" });
@@ -200,21 +203,27 @@ describe.each(DATABASES)("HTTP and WebSocket API on %s", (kind) => {
       { lastEventId: received[0]?.seq },
       { onData: (e) => resumed.push(e.data) },
     );
-    await expect.poll(() => resumed.length).toBe(2);
+    await expect.poll(() => resumed.length, POLL).toBe(2);
     expect(resumed.map((e) => e.taskId)).toEqual([b.id, c.id]);
     sub2.unsubscribe();
+    await expect.poll(() => s.services.hub.subscriberCount, POLL).toBe(baseline);
     await close();
   });
 
   it("streams only the kinds asked for: a task list's subscription gets state changes, not log lines", async () => {
-    const baseline = s.services.hub.subscriberCount;
     const { client, close } = s.ws();
     const received: TaskEventDto[] = [];
     const sub = client.tasks.onEvent.subscribe(
       { kinds: ["created", "state_changed"] },
       { onData: (e) => received.push(e.data) },
     );
-    await expect.poll(() => s.services.hub.subscriberCount).toBeGreaterThan(baseline);
+    // The subscription starts "from now on": it is live once a task created after it shows up.
+    await expect
+      .poll(async () => {
+        const probe = await s.http.tasks.create.mutate({ title: "probe" });
+        return received.some((e) => e.taskId === probe.id);
+      }, POLL)
+      .toBe(true);
     const t = await s.http.tasks.create.mutate({ title: "quiet list" });
     await s.db.prisma.$transaction((tx) =>
       appendTaskEvents(
@@ -225,7 +234,7 @@ describe.each(DATABASES)("HTTP and WebSocket API on %s", (kind) => {
     s.services.hub.notify();
     await s.http.tasks.cancel.mutate({ id: t.id, reason: "ends the stream" });
     await expect
-      .poll(() => received.filter((e) => e.taskId === t.id).map((e) => e.toState))
+      .poll(() => received.filter((e) => e.taskId === t.id).map((e) => e.toState), POLL)
       .toEqual(["queued", "canceling", "canceled"]);
     expect(received.every((e) => e.type !== "log")).toBe(true);
     sub.unsubscribe();
