@@ -104,3 +104,34 @@ test("an invalid form shows each error next to its field and creates nothing", a
   await expect(page).toHaveURL(/\/tasks\/[0-9a-f-]{36}$/);
   expect((await server.api.tasks.list.query({})).items.map((t) => t.title)).toEqual(["Now valid"]);
 });
+
+test("the form shows the chosen tier's tries, idle timeout and deadline, and the deadline Max duration sets", async ({
+  page,
+}) => {
+  await page.goto("/tasks/new");
+  const tries = page.getByTestId("tier-tries");
+  const idle = page.getByTestId("tier-idle-timeout");
+  const deadline = page.getByTestId("tier-deadline");
+  // The default policy table (src/server/config.ts): the form starts at tier 2.
+  await expect(page.getByLabel("Risk tier", { exact: true })).toHaveValue("2");
+  await expect(tries).toHaveText("3 per attempt, 2 attempts");
+  await expect(idle).toHaveText("1 min without a word from the worker");
+  await expect(deadline).toHaveText("30 min (tier 2)");
+  await expect(page.getByTestId("tier-timeouts")).toContainText("Idle timeout per try");
+
+  await page.getByLabel("Risk tier", { exact: true }).selectOption("1");
+  await expect(tries).toHaveText("5 per attempt, 3 attempts");
+  await expect(idle).toHaveText("2 min without a word from the worker");
+  await expect(deadline).toHaveText("1 h (tier 1)");
+
+  await page.getByLabel("Risk tier", { exact: true }).selectOption("3");
+  await expect(tries).toHaveText("2 per attempt, 1 attempt");
+  await expect(idle).toHaveText("30 s without a word from the worker");
+  await expect(deadline).toHaveText("15 min (tier 3)");
+
+  // A Max duration is the deadline instead of the tier's; clearing it brings the tier's back.
+  await page.getByLabel("Max duration (seconds)").fill("90");
+  await expect(deadline).toHaveText("90 s (Max duration)");
+  await page.getByLabel("Max duration (seconds)").fill("");
+  await expect(deadline).toHaveText("15 min (tier 3)");
+});

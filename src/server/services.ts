@@ -164,7 +164,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
     bus,
     tasks,
     views: new ViewService(db, trust.audit),
-    system: new SystemService(db, workerService),
+    system: new SystemService(db, workerService, config.retryPolicy),
     workers: workerService,
     execution,
     audit: trust.audit,

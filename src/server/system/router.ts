@@ -8,4 +8,6 @@ export const systemRouter = router({
       ctx.actor && !ctx.passwordChangeRequired ? ctx.services.system.health() : ctx.services.system.summary(),
   ),
   whoami: viewerProcedure.query(({ ctx }) => ctx.actor),
+  /** Each risk tier's attempts, tries, idle timeout per try and default deadline (read-only). */
+  tierPolicies: viewerProcedure.query(({ ctx }) => ctx.services.system.tierPolicies()),
 });

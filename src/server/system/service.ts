@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import type { TierPolicy } from "../config.js";
 import type { Database } from "../db/database.js";
 import { migrationStatus } from "../db/migrate.js";
 import type { WorkerService } from "../workers/service.js";
@@ -27,7 +28,15 @@ export class SystemService {
   constructor(
     private readonly db: Database,
     private readonly workers?: WorkerService,
+    private readonly retryPolicy?: Record<1 | 2 | 3, TierPolicy>,
   ) {}
+
+  /** The retry policy table (RETRY_POLICY over the defaults), by risk tier: what the submit form shows. */
+  tierPolicies(): Array<TierPolicy & { tier: 1 | 2 | 3 }> {
+    const table = this.retryPolicy;
+    if (!table) return [];
+    return ([1, 2, 3] as const).map((tier) => ({ tier, ...table[tier] }));
+  }
 
   /** Database round trip, and every migration applied. */
   async readiness(): Promise<Readiness> {

@@ -6,6 +6,7 @@ import { trpc } from "../trpc.js";
 import { CriteriaEditor } from "./CriteriaEditor.js";
 import { Field } from "./Field.js";
 import { emptyForm, errorsFromIssues, errorsUnder, type FieldErrors, type SpecForm, toSpec } from "./form-model.js";
+import { TierTimeouts } from "./TierTimeouts.js";
 
 /** Paths shown next to a field; anything else goes into the summary at the top. */
 const PLACED = [
@@ -157,6 +158,7 @@ export default function SubmitPage() {
               )}
             </Field>
           </div>
+          <TierTimeouts tier={form.riskTier} maxDurationSec={form.maxDurationSec} />
           <div className="form-row form-row-half">
             <Field
               id="f-capability"
