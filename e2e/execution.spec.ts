@@ -207,3 +207,24 @@ test("the log follows new lines until the reader scrolls up, and follows again o
   await expect.poll(distanceFromBottom).toBeLessThan(30);
   await expect(page.getByTestId("log-follow")).toBeVisible();
 });
+
+test("a long log shows its newest lines first and the earlier ones on request", async ({ page, server }) => {
+  const task = await createTask(server, {
+    title: "Long log",
+    capability: "script",
+    input: { script: "seq 1 700 | sed 's/^/row /'" },
+  });
+  await expect
+    .poll(async () => (await server.api.tasks.get.query({ id: task.id })).state, { timeout: 45_000 })
+    .toMatch(/^(accepted|rejected|changes_requested|failed)$/);
+  await page.goto(`/tasks/${task.id}?tab=logs`);
+  const lines = page.getByRole("log", { name: "Worker output" }).locator('[data-stream="stdout"] .log-text');
+  await expect(lines.last()).toHaveText("row 700");
+  await expect(lines.first()).not.toHaveText("row 1");
+  expect(await lines.count()).toBeLessThan(700);
+
+  await page.getByRole("button", { name: "Load earlier lines" }).click();
+  await expect(lines).toHaveCount(700);
+  await expect(lines.first()).toHaveText("row 1");
+  await expect(page.getByRole("button", { name: "Load earlier lines" })).toHaveCount(0);
+});

@@ -65,3 +65,27 @@ test("a restart keeps the task, and the console reconnects on its own", async ({
   await createTask(server, { title: "Created after the restart" });
   await expect(taskRow(page, "Created after the restart")).toHaveCount(1);
 });
+
+test("a state change on a task's page updates it and its timeline live, and reads no events again", async ({
+  page,
+  server,
+}) => {
+  const task = await createTask(server, { title: "Watched while it changes" });
+  const eventReads: string[] = [];
+  page.on("request", (r) => {
+    if (new URL(r.url()).pathname.includes("tasks.events")) eventReads.push(r.url());
+  });
+  await page.goto(`/tasks/${task.id}?tab=timeline`);
+  await expect(page.locator('[data-event-type="created"]')).toHaveCount(1);
+  await expectLive(page);
+  const reads = eventReads.length;
+  expect(reads).toBeGreaterThan(0);
+
+  await server.api.tasks.cancel.mutate({ id: task.id, reason: "changed while watched" });
+  await expect(page.locator(".task-facts")).toContainText("Canceled");
+  const changes = page.locator('[data-event-type="state_changed"]');
+  await expect(changes).toHaveCount(2);
+  await expect(changes.nth(0)).toContainText("Reason: changed while watched");
+  // The new events came over the subscription; the task was refetched, its events were not.
+  expect(eventReads.length).toBe(reads);
+});
