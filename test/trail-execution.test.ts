@@ -73,7 +73,6 @@ describe.each(DATABASES)("audit trail and provenance of execution on %s", (kind)
     expect(trail.map((e) => [e.action, e.actorKind, e.actorId])).toEqual([
       ["task.create", "token", "admin"],
       ["task.dispatch", "system", "dispatcher"],
-      ["task.complete", "worker", "reference"],
       ["task.verdict", "system", "council"],
     ]);
     expect(
@@ -81,14 +80,14 @@ describe.each(DATABASES)("audit trail and provenance of execution on %s", (kind)
     ).toEqual([
       [null, "queued"],
       ["queued", "running"],
-      ["running", "judging"],
-      ["judging", "accepted"],
+      ["running", "accepted"],
     ]);
     // The operator's action carries where it came from; the system's own changes carry nothing.
     expect(trail[0]).toMatchObject({ clientAddress: "127.0.0.1", userAgent: USER_AGENT, resourceType: "task" });
     expect(trail.slice(1).every((e) => e.clientAddress === null && e.userAgent === null)).toBe(true);
     expect(trail[1]?.after).toMatchObject({ attempt: 1, worker: "reference", workerId });
-    expect(trail[3]?.after).toMatchObject({ verdict: "accept" });
+    // The verdict's entry names the worker whose result it judged.
+    expect(trail[2]?.after).toMatchObject({ verdict: "accept", worker: "reference", attempt: 1, artifacts: 1 });
 
     const chain = await chainOf(created.id);
     expect(chain.map((r) => r.kind)).toEqual(["task.created", "task.dispatched", "task.result", "task.verdict"]);

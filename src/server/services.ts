@@ -110,7 +110,6 @@ export async function createServices(db: Database, log: Logger, config: Config =
   configureCouncil({ threads: config.COUNCIL_THREADS, timeoutMs: config.COUNCIL_TIMEOUT_MS, log });
   const execution = new ExecutionEngine(
     db,
-    hub,
     log,
     workers,
     breakers,

@@ -306,6 +306,8 @@ export const FAST_ENV: Record<string, string> = {
   AGENCY_MASTER_KEY: randomBytes(32).toString("base64"),
   AGENCY_ADMIN_PASSWORD: "execution-tests-password",
   AGENCY_BOOTSTRAP_TOKEN: ADMIN_TOKEN,
+  // Vitest sets DEV in its environment: a spawned server inheriting it would start Vite's dev server.
+  DEV: "0",
   DISPATCH_INTERVAL_MS: "50",
   LEASE_MS: "3000",
   RECOVERY_INTERVAL_MS: "500",

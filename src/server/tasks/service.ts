@@ -5,7 +5,7 @@ import { priorityRank, type TaskSpec } from "../../shared/task-spec.js";
 import type { TaskState, TransitionActor } from "../../shared/task-state.js";
 import { type Judgement, VERDICT_STATE, VERDICT_STATES, type Verdict } from "../../shared/verdict.js";
 import type { CheckResult, Critique } from "../../shared/worker-protocol.js";
-import { auditInsertSql, type ClientInfo, type NewAuditEntry } from "../audit/service.js";
+import type { ClientInfo, NewAuditEntry } from "../audit/service.js";
 import { critiqueFrom } from "../council/council.js";
 import type { Database } from "../db/database.js";
 import { Prisma, type Task } from "../db/generated/client.js";
@@ -171,6 +171,13 @@ export interface TransitionRequest {
   action?: string;
 }
 
+/** A transition's steps with what they set and put on the provenance log. */
+export interface TransitionPlan {
+  steps: TransitionRequest[];
+  set?: TaskColumns;
+  provenance?: NewProvenanceRecord[];
+}
+
 /** Who asked for a transition (for the audit trail) and what decisions it puts on the provenance chain. */
 export interface TransitionTrail {
   actor?: Pick<Actor, "kind" | "id">;
@@ -316,13 +323,22 @@ export class TaskService {
    * Moves a task along the state machine (tasks/state-changes.ts), fenced on the state it was read in,
    * in one unit of work with its audit entries, provenance records and events.
    */
-  async transition(id: string, steps: TransitionRequest[], set: TaskColumns = {}, who: TransitionTrail = {}) {
+  async transition(
+    id: string,
+    /** The steps, or a plan made from the state the task is in (read under the row's lock). */
+    plan: TransitionRequest[] | ((from: TaskState) => TransitionPlan),
+    set: TaskColumns = {},
+    who: TransitionTrail = {},
+  ) {
     await this.units.run(async (unit) => {
+      // Locked: a dispatcher's claim skips the row until this change commits.
       const [current] = await unit.tx.$queryRawUnsafe<{ state: TaskState }[]>(
-        "SELECT state FROM tasks WHERE id = $1::uuid",
+        "SELECT state FROM tasks WHERE id = $1::uuid FOR UPDATE",
         id,
       );
       if (!current) throw notFound("Task", id);
+      const { steps, ...planned } =
+        typeof plan === "function" ? plan(current.state) : { steps: plan, set, provenance: who.provenance?.() };
       await who.within?.(unit);
       const change: StateChange = {
         taskId: id,
@@ -341,8 +357,8 @@ export class TaskService {
             ...(bySystem || !who.client ? {} : { client: who.client }),
           };
         }),
-        set,
-        provenance: who.provenance?.() ?? [],
+        set: planned.set ?? {},
+        provenance: planned.provenance ?? [],
       };
       let applied: Set<string>;
       try {
@@ -365,43 +381,48 @@ export class TaskService {
    */
   async cancel(actor: Actor, id: string, reason: string, client?: ClientInfo) {
     const by = actorTransitionRole(actor);
-    const task = await this.db.prisma.task.findUnique({ where: { id }, select: { state: true } });
-    if (!task) throw notFound("Task", id);
     const requested = {
       cancel_requested_by: actor.id,
       cancel_requested_at: new Date().toISOString(),
       cancel_reason: reason,
     };
-    const steps: TransitionRequest[] = [{ to: "canceling", by, actorId: actor.id, reason, action: "task.cancel" }];
-    const who = { actor, ...(client ? { client } : {}) };
-    if (task.state !== "running") {
-      const detail = "nothing was running";
-      steps.push({
-        to: "canceled",
-        by: "system",
-        actorId: "system",
-        reason,
-        data: { confirmed: true, detail },
-        action: "task.cancel_done",
-      });
-      return this.transition(
-        id,
-        steps,
-        { ...requested, cancel_confirmed: true },
-        { ...who, provenance: () => [taskCancel(id, { by: actor.id, reason, confirmed: true, detail })] },
-      );
-    }
-    // The request goes on the log now, binding its audit entry and event; the cancel's own record is
-    // written when it ends, confirmed or not (execution's cancelRunning).
+    const canceling: TransitionRequest = { to: "canceling", by, actorId: actor.id, reason, action: "task.cancel" };
+    let wasRunning = false;
+    // Decided on the state read under the row's lock: a task claimed meanwhile is running, not queued.
     await this.transition(
       id,
-      steps,
-      { ...requested, cancel_confirmed: null },
-      { ...who, provenance: () => [taskCancelRequested(id, actor.id, reason)] },
+      (from) => {
+        wasRunning = from === "running";
+        if (wasRunning) {
+          // The request goes on the log now, binding its audit entry and event; the cancel's own record is
+          // written when it ends, confirmed or not (execution's cancelRunning).
+          return {
+            steps: [canceling],
+            set: { ...requested, cancel_confirmed: null },
+            provenance: [taskCancelRequested(id, actor.id, reason)],
+          };
+        }
+        const detail = "nothing was running";
+        return {
+          steps: [
+            canceling,
+            {
+              to: "canceled",
+              by: "system",
+              actorId: "system",
+              reason,
+              data: { confirmed: true, detail },
+              action: "task.cancel_done",
+            },
+          ],
+          set: { ...requested, cancel_confirmed: true },
+          provenance: [taskCancel(id, { by: actor.id, reason, confirmed: true, detail })],
+        };
+      },
+      {},
+      { actor, ...(client ? { client } : {}) },
     );
-    if (this.execution) {
-      await this.execution.cancelRunning(id, reason);
-    }
+    if (wasRunning && this.execution) await this.execution.cancelRunning(id, reason);
     return toDetail(await this.db.prisma.task.findUniqueOrThrow({ where: { id } }));
   }
 
