@@ -28,6 +28,14 @@ export interface Tx {
   $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): Promise<T>;
 }
 
+/** A driver transaction's connection as a `Tx`. */
+export function txOf(conn: SqlRunner): Tx {
+  return {
+    $executeRawUnsafe: (query, ...values) => conn.query(query, values),
+    $queryRawUnsafe: <R>(query: string, ...values: unknown[]) => conn.query(query, values) as Promise<R>,
+  };
+}
+
 export interface Database extends SqlRunner {
   kind: DatabaseKind;
   /** The schema the tables live in ("public" on PGlite). */

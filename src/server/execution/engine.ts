@@ -64,7 +64,12 @@ export class ExecutionEngine {
     const policyFor = (tier: number) => this.policyFor(tier);
     const finisher = new Finisher(
       log,
-      { owner: this.owner, maxAutoRedispatch: settings.maxAutoRedispatch, attemptsFor: (t) => policyFor(t).attempts },
+      {
+        owner: this.owner,
+        maxAutoRedispatch: settings.maxAutoRedispatch,
+        attemptsFor: (t) => policyFor(t).attempts,
+        isConnectivity: (err) => db.availability.isConnectivity(err),
+      },
       units,
       (unit, written) => this.dispatcher.refill(unit, written),
     );

@@ -45,6 +45,8 @@ export type AttemptEnd =
 
 export interface FinishSettings {
   owner: string;
+  /** Whether an error means the database could not be reached (db.availability): the end is not written, not failed. */
+  isConnectivity(err: unknown): boolean;
   maxAutoRedispatch: number;
   attemptsFor(riskTier: number): number;
 }
@@ -116,7 +118,7 @@ function storedResult(r: ExecuteResult) {
  * attempt's lease and the task is still `running` (a cancel or a recovery may have taken over).
  */
 export class Finisher {
-  private queue: { end: AttemptEnd; done: (written: boolean) => void }[] = [];
+  private queue: { end: AttemptEnd; done: (written: boolean) => void; fail: (err: unknown) => void }[] = [];
   private busy = false;
 
   constructor(
@@ -126,10 +128,13 @@ export class Finisher {
     private readonly refill: Refill,
   ) {}
 
-  /** Resolves true when written, false when fenced off (the attempt was no longer ours to finish). */
+  /**
+   * Resolves true when written, false when fenced off (the attempt was no longer ours to finish);
+   * rejects when the database could not be reached (the caller holds the end and tries again).
+   */
   finish(end: AttemptEnd): Promise<boolean> {
-    return new Promise((done) => {
-      this.queue.push({ end, done });
+    return new Promise((done, fail) => {
+      this.queue.push({ end, done, fail });
       if (!this.busy) void this.drain();
     });
   }
@@ -147,8 +152,19 @@ export class Finisher {
           const written = await this.writeBatch(batch.map((b) => b.end));
           for (const b of batch) b.done(written.has(b.end.attemptId));
         } catch (err) {
+          if (this.settings.isConnectivity(err)) {
+            // Unreachable (db.availability has logged it once): each caller holds its end and tries again.
+            for (const b of batch) b.fail(err);
+            continue;
+          }
           this.log.warn({ err, size: batch.length }, "finishing a batch of attempts failed; writing them one by one");
-          for (const b of batch) b.done(await this.writeAlone(b.end));
+          for (const b of batch) {
+            try {
+              b.done(await this.writeAlone(b.end));
+            } catch (alone) {
+              b.fail(alone);
+            }
+          }
         }
       }
     } finally {
@@ -160,6 +176,8 @@ export class Finisher {
     try {
       return (await this.writeBatch([end])).has(end.attemptId);
     } catch (err) {
+      // Unreachable: nothing is wrong with the result, it is stored once the database is back.
+      if (this.settings.isConnectivity(err)) throw err;
       // The database's own message stays in the log: the task is told our words and the id to look for.
       const errorId = newErrorId();
       this.log.error({ err, attemptId: end.attemptId, errorId }, "storing an attempt's result failed");

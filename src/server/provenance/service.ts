@@ -1,5 +1,5 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
-import type { Database, Tx } from "../db/database.js";
+import { type Database, type Tx, txOf } from "../db/database.js";
 import type { Prisma, ProvenanceRecord } from "../db/generated/client.js";
 import type { SigningKey } from "../keystore/secrets.js";
 import { canonicalJson, sha256Hex } from "./canonical.js";
@@ -202,10 +202,7 @@ export class ProvenanceService {
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     return this.chainedRuns((ctx) =>
       this.db.transaction((conn) => {
-        const tx: Tx = {
-          $executeRawUnsafe: (query, ...values) => conn.query(query, values),
-          $queryRawUnsafe: <R>(query: string, ...values: unknown[]) => conn.query(query, values) as Promise<R>,
-        };
+        const tx = txOf(conn);
         this.chained.set(tx, ctx);
         return fn(tx);
       }),
