@@ -9,6 +9,8 @@ const TYPE_LABELS: Record<string, string> = {
   state_changed: "State changed",
   attempt_try_failed: "Try failed",
   attempt_lost: "Attempt lost",
+  attempt_handed_back: "Attempt handed back",
+  attempt_reattached: "Attempt re-attached",
   worker_breaker: "Worker breaker",
 };
 
@@ -17,6 +19,8 @@ function detailOf(e: TaskEventDto): string | null {
   const s = (v: unknown) => (typeof v === "string" || typeof v === "number" ? String(v) : "?");
   if (e.type === "attempt_try_failed") return `Try ${s(d.try)} of ${s(d.of)} on ${s(d.worker)}: ${s(d.error)}`;
   if (e.type === "attempt_lost") return `Attempt ${s(d.attempt)}: ${s(d.error)}`;
+  if (e.type === "attempt_handed_back") return `Attempt ${s(d.attempt)}: ${s(d.reason)}`;
+  if (e.type === "attempt_reattached") return `Attempt ${s(d.attempt)} on ${s(d.worker)}: ${s(d.reason)}`;
   if (e.type === "worker_breaker") return `${s(d.worker)}: ${s(d.from)} → ${s(d.to)} (${s(d.reason)})`;
   return null;
 }
