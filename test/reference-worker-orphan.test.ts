@@ -68,6 +68,27 @@ describe.each(["bubblewrap", "off"])(
   },
 );
 
+describe("the built-in reference worker with nothing to do", () => {
+  let server: (ClusterNode & { dispose(): Promise<void> }) | undefined;
+  let workerPid: number | undefined;
+  afterEach(async () => {
+    await server?.dispose();
+    if (workerPid !== undefined && isProcessAlive(workerPid)) process.kill(workerPid, "SIGKILL");
+  });
+
+  it("exits too when its server is SIGKILLed (its last log lines lead nowhere)", async () => {
+    server = await startSoloServer();
+    const s = server;
+    const workers = childrenWith(s.child.pid as number, "src/worker/main.ts");
+    expect(workers).toHaveLength(1);
+    workerPid = workers[0] as number;
+    s.child.kill("SIGKILL");
+    await s.exited;
+    const pid = workerPid;
+    await waitFor(() => !isProcessAlive(pid), `the idle reference worker (pid ${pid}) to be gone`, 30_000);
+  }, 300_000);
+});
+
 describe("a worker process that exits", () => {
   it("takes the process groups of the scripts it still runs with it, whichever way it exits", async () => {
     const sleep = uniqueSleep();

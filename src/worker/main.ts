@@ -13,7 +13,13 @@ async function main() {
     console.error((err as Error).message);
     process.exit(2);
   }
-  const log = pino({ level: config.WORKER_LOG_LEVEL, base: { worker: config.WORKER_NAME } });
+  // Written synchronously: a line is never left buffered at exit. When stdout leads nowhere (the server that reads it
+  // is gone), pino stops writing on the first EPIPE, whereas a buffered line flushed at exit would be retried forever
+  // (sonic-boom's flushSync) and hold the process open as an orphan.
+  const log = pino(
+    { level: config.WORKER_LOG_LEVEL, base: { worker: config.WORKER_NAME } },
+    pino.destination({ dest: 1, sync: true }),
+  );
   try {
     await prepareWorkspacesDir(config.WORKER_WORKSPACES_DIR);
   } catch (err) {
