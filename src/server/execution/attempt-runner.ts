@@ -56,6 +56,9 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", done, { once: true });
   });
 
+/** Whether a failed try may have left work running at the worker: anything but a call never made. */
+const mayHaveRun = (err: WorkerCallError) => err.kind !== "breaker_open" && err.kind !== "not_allowed";
+
 export interface RunnerSettings {
   leaseMs: number;
   policyFor(riskTier: number): TierPolicy;
@@ -208,6 +211,8 @@ export class AttemptRunner {
     const deadline = (startedAt ?? Date.now()) + deadlineMs;
     const actor = `worker:${w.name}`;
     let tries = 0;
+    /** Whether a try reached the worker (it may be running the work). */
+    let sent = false;
     let end: AttemptEnd;
     try {
       const outcome = await this.client.execute({
@@ -235,6 +240,7 @@ export class AttemptRunner {
           }),
         onTryFailed: (tryNumber, error, nextDelayMs) => {
           tries = tryNumber;
+          if (mayHaveRun(error)) sent = true;
           this.events.append({
             taskId: c.taskId,
             type: "attempt_try_failed",
@@ -310,10 +316,10 @@ export class AttemptRunner {
         );
       }
       // The agency gives the attempt up (timeouts, a broken answer, the deadline): the worker may still be
-      // running it, and the next attempt must not run beside it. Nothing was sent past an open breaker or
-      // a refused URL.
+      // running it, and the next attempt must not run beside it. Only when no try ever reached the worker
+      // (an open breaker, a refused URL from the start) is there nothing to stop.
       let told = "";
-      if (err.kind !== "breaker_open" && err.kind !== "not_allowed") {
+      if (sent || mayHaveRun(err)) {
         const stop = await this.client.cancel(toTarget(w), {
           taskId: c.taskId,
           attempt: c.number,
