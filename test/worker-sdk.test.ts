@@ -313,10 +313,37 @@ describe("worker SDK: aborts", () => {
     expect(calls).toBe(0);
   });
 
-  it("aborts the handler when the client disconnects, and lets a retry of the key run afresh", async () => {
+  it("keeps a run going when its client disconnects, and a repeat of the key re-attaches to it (an agency restart)", async () => {
+    const release = gate();
+    const entered = gate();
+    let calls = 0;
+    const { url } = await start({
+      detachedGraceMs: 60_000,
+      handle: async () => {
+        calls++;
+        entered.open();
+        await release.promise;
+        return ok("ran once");
+      },
+    });
+    const body = executeRequest();
+    const client = new AbortController();
+    const first = postExecute(url, body, { signal: client.signal }).catch((e: Error) => e);
+    await entered.promise;
+    client.abort();
+    expect(await first).toBeInstanceOf(Error);
+    // The agency's next process sends the same key: it attaches to the run that went on.
+    const repeat = execute(url, body);
+    release.open();
+    expect((await repeat).summary).toBe("ran once");
+    expect(calls).toBe(1);
+  });
+
+  it("aborts the handler once its clients have been gone for detachedGraceMs, and lets a retry of the key run afresh", async () => {
     const rec = abortRecorder();
     let calls = 0;
     const { url } = await start({
+      detachedGraceMs: 0,
       handle: async (ctx) => {
         calls++;
         if (calls === 1) return rec.handle(ctx);

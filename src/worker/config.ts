@@ -37,6 +37,11 @@ const workerEnvSchema = z.object({
    * idle timeout (the tier's tryTimeoutMs) does not end a script that is working without output. 0 sends none.
    */
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(0).max(2_147_483_647).default(HEARTBEAT_EVERY_MS),
+  /**
+   * How long a run goes on once every client waiting for it disconnected, so an agency that restarted re-attaches to
+   * it by its Idempotency-Key instead of running it again. 0 aborts at once.
+   */
+  WORKER_DETACHED_GRACE_MS: z.coerce.number().int().min(0).max(2_147_483_647).default(60_000),
   WORKER_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** "bubblewrap": every script and check runs in a bwrap sandbox (refused when bwrap cannot start); "off": unconfined. */
   WORKER_SANDBOX: z.enum(["bubblewrap", "off"], { error: "must be 'bubblewrap' or 'off'" }).default("bubblewrap"),

@@ -48,6 +48,7 @@ async function main() {
     killGraceMs: config.WORKER_KILL_GRACE_MS,
     checkTimeoutMs: config.WORKER_CHECK_TIMEOUT_SEC * 1000,
     heartbeatMs: config.WORKER_HEARTBEAT_MS,
+    detachedGraceMs: config.WORKER_DETACHED_GRACE_MS,
     logger: log,
   });
   const { url, port } = await worker.listen(config.WORKER_PORT, config.WORKER_HOST);

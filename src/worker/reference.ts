@@ -44,6 +44,8 @@ export interface ReferenceWorkerOptions {
   keepWorkspaces?: boolean;
   /** A streamed answer quiet this long gets a heartbeat line; default HEARTBEAT_EVERY_MS (10 s), 0 sends none. */
   heartbeatMs?: number;
+  /** How long a run goes on once no client waits for it (an agency restarting re-attaches); default 60 s. */
+  detachedGraceMs?: number;
 }
 
 export const referenceInputSchema = z.looseObject({
@@ -262,6 +264,7 @@ export function createReferenceWorker(options: ReferenceWorkerOptions = {}): Wor
     ...(options.abortGraceMs !== undefined ? { abortGraceMs: options.abortGraceMs } : {}),
     ...(options.keepWorkspaces !== undefined ? { keepWorkspaces: options.keepWorkspaces } : {}),
     ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
+    ...(options.detachedGraceMs !== undefined ? { detachedGraceMs: options.detachedGraceMs } : {}),
     handle: (ctx) => runReferenceTask(ctx, { ...options, sandbox }),
   });
 }

@@ -38,8 +38,9 @@
  * Idempotency: one run per key. A repeat while the run is in progress attaches to it (a stream replays the lines so
  * far, then follows live; a JSON request waits for the result); a repeat after it finished gets the same result
  * from a bounded cache of recent results (`resultCacheSize`, plus a byte bound). A repeat whose body differs from the
- * first one (other than in `deadline`) is refused with 409. The one exception: when every client of a run disconnected, the run is aborted and
- * forgotten, so a retry of that key (after the aborted run has stopped) starts afresh.
+ * first one (other than in `deadline`) is refused with 409. A run whose clients all disconnected goes on for
+ * `detachedGraceMs` (default 60 s), so an agency that restarted re-attaches to it by its key; past that it is
+ * aborted and forgotten, so a retry of that key (after the aborted run has stopped) starts afresh.
  *
  * Handler contract: `handle(ctx)` returns an `ExecuteResult` (validated; an invalid one becomes `failed` with code
  * `invalid_result`). A throw becomes `failed` with the error's message (`handler_error`), never a crash. The signal
@@ -155,6 +156,11 @@ export interface CreateWorkerOptions {
    * tells a quiet run from a dead worker; default HEARTBEAT_EVERY_MS. 0 sends none.
    */
   heartbeatMs?: number;
+  /**
+   * How long a run goes on after every client waiting for it disconnected (an agency restarting re-attaches by the
+   * Idempotency-Key); default 60 s, longer than the agency's LEASE_MS + RECOVERY_INTERVAL_MS. 0 aborts at once.
+   */
+  detachedGraceMs?: number;
 }
 
 export interface Worker {
@@ -193,6 +199,8 @@ interface Run {
   droppedLines: number;
   subscribers: Set<(line: StreamLine) => void>;
   clients: number;
+  /** Set while no client waits: aborts the run when it fires. */
+  detached?: NodeJS.Timeout;
   result?: ExecuteResult;
   done: Promise<ExecuteResult>;
   /** Settles when the handler itself has returned (or thrown), which may be after `done`. */
@@ -285,6 +293,10 @@ export function createWorker(options: CreateWorkerOptions): Worker {
   const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_EVERY_MS;
   if (!Number.isInteger(heartbeatMs) || heartbeatMs < 0 || heartbeatMs > 2_147_483_647) {
     throw new Error(`heartbeatMs must be 0 (none) or a whole number of milliseconds up to 2^31-1, got ${heartbeatMs}`);
+  }
+  const detachedGraceMs = options.detachedGraceMs ?? 60_000;
+  if (!Number.isInteger(detachedGraceMs) || detachedGraceMs < 0 || detachedGraceMs > 2_147_483_647) {
+    throw new Error(`detachedGraceMs must be a whole number of milliseconds up to 2^31-1, got ${detachedGraceMs}`);
   }
   const log = options.logger ?? silentLogger;
   const expectedToken = options.token ? sha256(options.token) : undefined;
@@ -391,6 +403,7 @@ export function createWorker(options: CreateWorkerOptions): Worker {
       run.result = result;
       clearTimeout(deadlineTimer);
       clearTimeout(graceTimer);
+      clearTimeout(run.detached);
       running.delete(key);
       const reason = controller.signal.reason;
       const disconnected = reason instanceof WorkerAbortError && reason.code === "client_disconnected";
@@ -526,6 +539,8 @@ export function createWorker(options: CreateWorkerOptions): Worker {
 
   const attach = async (req: http.IncomingMessage, res: http.ServerResponse, run: Run) => {
     run.clients++;
+    clearTimeout(run.detached);
+    run.detached = undefined;
     const stream = wantsStream(req);
     // Each streamed answer gets its own heartbeat: a line whenever this answer has been quiet for heartbeatMs.
     let heartbeat: NodeJS.Timeout | undefined;
@@ -549,7 +564,9 @@ export function createWorker(options: CreateWorkerOptions): Worker {
       if (res.writableFinished) return;
       run.clients--;
       if (run.clients === 0 && !run.result) {
-        abortRun(run, "client_disconnected", "Every client waiting for this run disconnected");
+        const abandon = () => abortRun(run, "client_disconnected", "Every client waiting for this run disconnected");
+        if (detachedGraceMs === 0) abandon();
+        else run.detached = setTimeout(abandon, detachedGraceMs).unref();
       }
     });
     const result = await run.done;
