@@ -15,6 +15,7 @@ type Need = "public" | Role;
 const NEEDS: Record<string, Need> = {
   "system.health": "public",
   "system.whoami": "viewer",
+  "system.tierPolicies": "viewer",
   "tasks.create": "operator",
   "tasks.list": "viewer",
   "tasks.get": "viewer",
@@ -25,6 +26,7 @@ const NEEDS: Record<string, Need> = {
   "tasks.cancelMany": "operator",
   "tasks.retryMany": "operator",
   "tasks.onEvent": "viewer",
+  "tasks.events": "viewer",
   "views.list": "viewer",
   "views.save": "viewer",
   "views.delete": "viewer",

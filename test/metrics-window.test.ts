@@ -242,8 +242,8 @@ describe("task events to observations", () => {
       { kind: "retry", at: sec(3) },
       { kind: "attempt_ended", at: sec(5), workerId: "w1", ok: false, executionMs: 3000 },
       { kind: "dispatched", at: sec(6), queueWaitMs: 1000 },
-      { kind: "attempt_ended", at: sec(9), workerId: "w2", ok: true, executionMs: 3000 },
       { kind: "finished", at: sec(9), outcome: "accepted" },
+      { kind: "attempt_ended", at: sec(9), workerId: "w2", ok: true, executionMs: 3000 },
       { kind: "dispatched", at: sec(30), queueWaitMs: 20_000 },
       { kind: "finished", at: sec(99), outcome: "failed" },
       { kind: "attempt_ended", at: sec(99), workerId: "w2", ok: false, executionMs: null },
@@ -252,6 +252,9 @@ describe("task events to observations", () => {
 
   it("still counts an attempt end whose row is gone (task deleted), without worker or time", () => {
     const obs = toObservations([events[6] as TaskEventDto], []);
-    expect(obs).toEqual([{ kind: "attempt_ended", at: sec(9), workerId: null, ok: true, executionMs: null }]);
+    expect(obs).toEqual([
+      { kind: "finished", at: sec(9), outcome: "accepted" },
+      { kind: "attempt_ended", at: sec(9), workerId: null, ok: true, executionMs: null },
+    ]);
   });
 });

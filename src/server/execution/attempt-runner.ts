@@ -56,8 +56,17 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", done, { once: true });
   });
 
-/** Whether a failed try may have left work running at the worker: anything but a call never made. */
-const mayHaveRun = (err: WorkerCallError) => err.kind !== "breaker_open" && err.kind !== "not_allowed";
+/**
+ * Whether a failed try may have left work running at the worker: the agency stopped waiting (a timeout,
+ * the deadline) or lost the connection, or failed itself mid-call. Not when the worker answered (an HTTP
+ * error, a malformed result, an answer over a cap: its work is over) or was never called (an open
+ * breaker, a refused URL).
+ */
+const mayHaveRun = (err: WorkerCallError) =>
+  err.kind === "timeout" ||
+  err.kind === "deadline" ||
+  err.kind === "network" ||
+  err.kind === "internal";
 
 export interface RunnerSettings {
   leaseMs: number;
@@ -210,6 +219,8 @@ export class AttemptRunner {
     const deadlineMs = spec.budget.maxDurationSec ? spec.budget.maxDurationSec * 1000 : policy.deadlineMs;
     const deadline = (startedAt ?? Date.now()) + deadlineMs;
     const actor = `worker:${w.name}`;
+    /** What every end of this run names. */
+    const ref = { attemptId: c.attemptId, taskId: c.taskId, number: c.number, workerName: w.name };
     let tries = 0;
     /** Whether a try reached the worker (it may be running the work). */
     let sent = false;
@@ -263,10 +274,7 @@ export class AttemptRunner {
       if (outcome.result.status === "failed") {
         end = {
           kind: "failed",
-          attemptId: c.attemptId,
-          taskId: c.taskId,
-          number: c.number,
-          workerName: w.name,
+          ...ref,
           tries,
           error: `Worker ${w.name} reported failure: ${outcome.result.error?.message ?? outcome.result.summary}`,
           countsAsFailure: true,
@@ -286,10 +294,7 @@ export class AttemptRunner {
         }
         end = {
           kind: "completed",
-          attemptId: c.attemptId,
-          taskId: c.taskId,
-          number: c.number,
-          workerName: w.name,
+          ...ref,
           tries,
           result: outcome.result,
           judgement,
@@ -316,8 +321,7 @@ export class AttemptRunner {
         );
       }
       // The agency gives the attempt up (timeouts, a broken answer, the deadline): the worker may still be
-      // running it, and the next attempt must not run beside it. Only when no try ever reached the worker
-      // (an open breaker, a refused URL from the start) is there nothing to stop.
+      // running it, and the next attempt must not run beside it.
       let told = "";
       if (sent || mayHaveRun(err)) {
         const stop = await this.client.cancel(toTarget(w), {
@@ -329,10 +333,7 @@ export class AttemptRunner {
       }
       end = {
         kind: "failed",
-        attemptId: c.attemptId,
-        taskId: c.taskId,
-        number: c.number,
-        workerName: w.name,
+        ...ref,
         tries: Math.max(tries, 1),
         error: err.message + told,
         // An open breaker is not the task's fault.
