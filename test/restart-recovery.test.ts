@@ -3,7 +3,7 @@ import { TERMINAL_STATES } from "../src/shared/task-state.js";
 import { createWorker, type Worker } from "../src/worker/sdk.js";
 import { DATABASES, POSTGRES_URL } from "./helpers/databases.js";
 import { type FaultWorker, okResult, startFaultWorker, waitFor } from "./helpers/fault-worker.js";
-import { type Api, ServerHome, TcpProxy } from "./helpers/restart.js";
+import { type Api, ServerHome, TcpProxy } from "./helpers/server-process.js";
 
 /**
  * Restarts cost nothing: a server process stopped (SIGTERM) or killed (SIGKILL) while a task runs on a

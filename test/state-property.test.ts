@@ -5,7 +5,7 @@ import { ACTIVE_STATES, type TaskState, TRANSITIONS } from "../src/shared/task-s
 import type { ExecuteRequest, ExecuteResult } from "../src/shared/worker-protocol.js";
 import { DATABASES } from "./helpers/databases.js";
 import { FAST_ENV, type FaultWorker, okResult, startFaultWorker } from "./helpers/fault-worker.js";
-import { type Api, type ServerHome, serverHome } from "./helpers/server-process.js";
+import { type Api, ServerHome } from "./helpers/server-process.js";
 import {
   checkAttemptOverlap,
   checkEventChains,
@@ -200,7 +200,7 @@ class System {
       this.ledger.attach(name, fw);
       this.workers.push(fw);
     }
-    this.home = serverHome(kind, {
+    this.home = new ServerHome(kind, {
       ...ENV,
       WORKERS: this.workers.map((w, i) => `w${i + 1}=${w.url}|script|2`).join(";"),
     });
