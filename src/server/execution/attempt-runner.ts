@@ -63,10 +63,7 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
  * breaker, a refused URL).
  */
 const mayHaveRun = (err: WorkerCallError) =>
-  err.kind === "timeout" ||
-  err.kind === "deadline" ||
-  err.kind === "network" ||
-  err.kind === "internal";
+  err.kind === "timeout" || err.kind === "deadline" || err.kind === "network" || err.kind === "internal";
 
 export interface RunnerSettings {
   leaseMs: number;
