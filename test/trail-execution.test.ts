@@ -211,16 +211,20 @@ describe.each(DATABASES)("audit trail and provenance of execution on %s", (kind)
     const update = (await auditOf(workerId)).find((e) => e.action === "worker.update");
     expect(update?.after).toMatchObject({ hasToken: true, tokenChanged: true });
     expect(JSON.stringify(await auditOf(workerId))).not.toContain(next);
-    // The worker still expects the old token: the run fails with a 401 from it, which proves the new one was sent.
-    const refused = await api.tasks.create.mutate({
-      title: "Wrong token now",
-      input: { script: "printf 'ok\\n' > ok.txt" },
-    });
-    const failed = await settled(refused.id);
-    expect(failed.state).toBe("failed");
-    expect(failed.attempts.at(-1)?.error).toContain("401");
-    expect(JSON.stringify(failed)).not.toContain(next);
+    // The worker still expects the old token: its health check is answered 401, which proves the new one was
+    // sent (and a worker whose health is down gets no work).
+    const down = await waitFor(
+      "the health check with the new token",
+      () => api.workers.get.query({ id: workerId }),
+      (w) => w.health === "down" && (w.lastError ?? "").includes("401"),
+    );
+    expect(JSON.stringify(down)).not.toContain(next);
     await api.workers.update.mutate({ id: workerId, patch: { token: WORKER_TOKEN } });
+    await waitFor(
+      "the worker to be healthy again",
+      () => api.workers.get.query({ id: workerId }),
+      (w) => w.health === "ok",
+    );
   });
 
   it("audits worker registration, update, trip, reset and removal with the admin as actor, never the token", async () => {
