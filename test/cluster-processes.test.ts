@@ -5,9 +5,10 @@ import WebSocket from "ws";
 import type { ChatMessageDto, TypingEvent } from "../src/shared/chat.js";
 import type { TaskEventDto } from "../src/shared/task-events.js";
 import { TERMINAL_STATES } from "../src/shared/task-state.js";
-import { type Api, type Cluster, type ClusterNode, httpClient, startCluster } from "./helpers/cluster.js";
+import { type Api, type Cluster, type ClusterNode, startCluster } from "./helpers/cluster.js";
 import { POSTGRES_URL } from "./helpers/databases.js";
 import { ADMIN_TOKEN, type FaultWorker, startFaultWorker, waitFor } from "./helpers/fault-worker.js";
+import { httpClient } from "./helpers/server-process.js";
 
 const LIMIT_PER_MINUTE = 4;
 

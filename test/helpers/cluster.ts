@@ -1,19 +1,16 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createTRPCClient, createWSClient, httpBatchLink, wsLink } from "@trpc/client";
-import superjson from "superjson";
-import WebSocket from "ws";
-import type { AppRouter } from "../../src/server/router.js";
 import { POSTGRES_URL } from "./databases.js";
 import { ADMIN_TOKEN, FAST_ENV } from "./fault-worker.js";
+import { type Api, httpClient, startServer, wsClient } from "./server-process.js";
 
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-export type Api = ReturnType<typeof createTRPCClient<AppRouter>>;
+export type { Api };
 
 /** One server process (`src/server/main.ts`) of a cluster sharing one Postgres schema. */
 export interface ClusterNode {
@@ -40,77 +37,23 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-export function httpClient(url: string, token: string): Api {
-  return createTRPCClient<AppRouter>({
-    links: [
-      httpBatchLink({ url: `${url}/trpc`, transformer: superjson, headers: { authorization: `Bearer ${token}` } }),
-    ],
-  });
-}
-
-function wsClient(port: number, token: string) {
-  const c = createWSClient({
-    url: `ws://127.0.0.1:${port}/trpc`,
-    WebSocket: WebSocket as never,
-    connectionParams: { token },
-  });
-  return {
-    client: createTRPCClient<AppRouter>({ links: [wsLink({ client: c, transformer: superjson })] }),
-    close: () => c.close(),
-  };
-}
-
 async function startNode(
   name: string,
   env: Record<string, string>,
   dataDir: string,
   startTimeoutMs = START_TIMEOUT_MS,
 ): Promise<ClusterNode> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/server/main.ts"], {
-    env: { ...process.env, ...env, DATA_DIR: path.join(dataDir, name) },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const lines: string[] = [];
-  const keep = (d: Buffer) => {
-    lines.push(d.toString());
-    if (lines.length > 200) lines.splice(0, lines.length - 200);
-  };
-  child.stderr?.on("data", keep);
-  const port = await new Promise<number>((resolve, reject) => {
-    let buffered = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${name} did not start within ${startTimeoutMs / 1000} s:\n${lines.join("")}`));
-    }, startTimeoutMs);
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited before listening:\n${lines.join("")}`));
-    });
-    child.stdout?.on("data", (d: Buffer) => {
-      keep(d);
-      buffered += d.toString();
-      for (const line of buffered.split("\n")) {
-        const port = /"port":(\d+)/.exec(line)?.[1];
-        if (port && line.includes("serving the console")) {
-          clearTimeout(timer);
-          resolve(Number(port));
-        }
-      }
-      buffered = buffered.slice(buffered.lastIndexOf("\n") + 1);
-    });
-  });
-  const url = `http://127.0.0.1:${port}`;
+  const run = await startServer({ ...env, DATA_DIR: path.join(dataDir, name) }, { name, startTimeoutMs });
   return {
     name,
-    url,
-    port,
-    child,
-    exited,
-    api: httpClient(url, ADMIN_TOKEN),
-    httpAs: (token) => httpClient(url, token),
-    wsAs: (token) => wsClient(port, token),
-    output: () => lines.join("").slice(-6000),
+    url: run.url,
+    port: Number(new URL(run.url).port),
+    child: run.child,
+    exited: run.exited.then(() => undefined),
+    api: run.api,
+    httpAs: (token) => httpClient(run.url, token),
+    wsAs: (token) => wsClient(run.url, token),
+    output: run.output,
   };
 }
 

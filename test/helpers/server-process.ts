@@ -119,7 +119,36 @@ export class ServerHome {
 
 const START_TIMEOUT_MS = 150_000;
 
-function startServer(env: Record<string, string>): Promise<ServerRun> {
+export function httpClient(url: string, token: string): Api {
+  return createTRPCClient<AppRouter>({
+    links: [
+      httpBatchLink({ url: `${url}/trpc`, transformer: superjson, headers: { authorization: `Bearer ${token}` } }),
+    ],
+  });
+}
+
+export function wsClient(url: string, token: string): { client: Api; close(): void } {
+  const c = createWSClient({
+    url: `${url.replace("http", "ws")}/trpc`,
+    WebSocket: WebSocket as never,
+    connectionParams: { token },
+  });
+  return {
+    client: createTRPCClient<AppRouter>({ links: [wsLink({ client: c, transformer: superjson })] }),
+    close: () => c.close(),
+  };
+}
+
+/**
+ * Starts `src/server/main.ts` as a process of its own with `env` and resolves once it listens; a server
+ * that does not start within `startTimeoutMs` is killed. `name` labels its errors.
+ */
+export function startServer(
+  env: Record<string, string>,
+  opts: { name?: string; startTimeoutMs?: number } = {},
+): Promise<ServerRun> {
+  const name = opts.name ?? "The server";
+  const startTimeoutMs = opts.startTimeoutMs ?? START_TIMEOUT_MS;
   const child = spawn(process.execPath, ["--import", "tsx", "src/server/main.ts"], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -145,11 +174,11 @@ function startServer(env: Record<string, string>): Promise<ServerRun> {
     const timer = setTimeout(() => {
       // Not left running: a server that does not start in time is killed.
       child.kill("SIGKILL");
-      reject(new Error(`The server did not start within ${START_TIMEOUT_MS / 1000} s:\n${lines.join("\n")}`));
-    }, START_TIMEOUT_MS);
+      reject(new Error(`${name} did not start within ${startTimeoutMs / 1000} s:\n${lines.join("\n")}`));
+    }, startTimeoutMs);
     void exited.then(() => {
       clearTimeout(timer);
-      reject(new Error(`The server exited before listening:\n${lines.join("\n")}`));
+      reject(new Error(`${name} exited before listening:\n${lines.join("\n")}`));
     });
     collect(child.stderr);
     collect(child.stdout, (line) => {
@@ -163,26 +192,8 @@ function startServer(env: Record<string, string>): Promise<ServerRun> {
         exited,
         lines: () => [...lines],
         output: () => lines.slice(-80).join("\n"),
-        ws() {
-          const c = createWSClient({
-            url: `ws://127.0.0.1:${port}/trpc`,
-            WebSocket: WebSocket as never,
-            connectionParams: { token: ADMIN_TOKEN },
-          });
-          return {
-            client: createTRPCClient<AppRouter>({ links: [wsLink({ client: c, transformer: superjson })] }),
-            close: () => c.close(),
-          };
-        },
-        api: createTRPCClient<AppRouter>({
-          links: [
-            httpBatchLink({
-              url: `${url}/trpc`,
-              transformer: superjson,
-              headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-            }),
-          ],
-        }),
+        ws: () => wsClient(url, ADMIN_TOKEN),
+        api: httpClient(url, ADMIN_TOKEN),
       });
     });
   });
