@@ -23,6 +23,16 @@ interface ClaimRow {
   critique: Critique | null;
 }
 
+/** A claimed (or re-attached) attempt from its row. */
+export const toClaimedAttempt = (r: ClaimRow): ClaimedAttempt => ({
+  attemptId: r.attempt_id,
+  taskId: r.task_id,
+  number: Number(r.number),
+  spec: r.spec,
+  riskTier: Number(r.risk_tier),
+  critique: r.critique,
+});
+
 /** The worker as its row is when claimed for: what launching the claimed attempts needs. */
 export interface ClaimWorker {
   id: string;
@@ -112,14 +122,7 @@ export async function claimRows(
     opts.owner,
     opts.leaseMs,
   );
-  const claimed = rows.map((r) => ({
-    attemptId: r.attempt_id,
-    taskId: r.task_id,
-    number: Number(r.number),
-    spec: r.spec,
-    riskTier: Number(r.risk_tier),
-    critique: r.critique,
-  }));
+  const claimed = rows.map(toClaimedAttempt);
   recordStateChanges(
     unit,
     claimed.map(

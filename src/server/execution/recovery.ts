@@ -7,6 +7,7 @@ import { taskResult } from "../tasks/decisions.js";
 import { applyStateChanges, requeueOrFail, type StateChange } from "../tasks/state-changes.js";
 import type { AttemptRunner } from "./attempt-runner.js";
 import { cancelDone } from "./cancel.js";
+import { toClaimedAttempt } from "./claim.js";
 import type { EventWriter } from "./event-writer.js";
 import type { ExpiredRow } from "./statements.js";
 import * as sql from "./statements.js";
@@ -102,14 +103,7 @@ export class Recovery {
         "re-attaching to an attempt whose process stopped",
       );
       this.runner.launch(
-        {
-          attemptId: r.attempt_id,
-          taskId: r.task_id,
-          number: Number(r.number),
-          spec: r.spec,
-          riskTier: Number(r.risk_tier),
-          critique: r.critique,
-        },
+        toClaimedAttempt(r),
         { id: r.worker_id, name: r.worker_name, url: r.url, token: r.token, capabilities: r.capabilities ?? [] },
         new Date(r.started_at).getTime(),
       );
