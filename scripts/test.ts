@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { relative } from "node:path";
 
 // `npm test`: every check and suite in order, then one line with the totals of all of them.
 // A check (build, typecheck, lint, placeholder scan) counts as one; a suite counts its test cases.
@@ -14,6 +15,8 @@ interface Outcome {
   failed: number;
   skipped: number;
   seconds: number;
+  /** "file › test: first line of the error" for each failed test, repeated in the summary. */
+  failures?: string[];
 }
 
 const outcomes: Outcome[] = [];
@@ -45,6 +48,7 @@ function suite(
   args: string[],
   report: string,
   count: (json: never) => Omit<Outcome, "name" | "seconds">,
+  failures: (json: never) => string[],
 ) {
   console.log(`\n=== ${name}: ${cmd} ${args.join(" ")}`);
   rmSync(report, { force: true });
@@ -54,7 +58,51 @@ function suite(
   const counted = json ? count(json) : { passed: 0, failed: 1, skipped: 0 };
   // A runner that failed without a failing test (a crash, a setup error) still fails the run.
   if (!ok && counted.failed === 0) counted.failed = 1;
-  outcomes.push({ name, ...counted, seconds: (Date.now() - t0) / 1000 });
+  outcomes.push({ name, ...counted, seconds: (Date.now() - t0) / 1000, failures: json ? failures(json) : [] });
+}
+
+interface VitestReport {
+  testResults: {
+    name: string;
+    status: string;
+    message?: string;
+    assertionResults: { fullName: string; status: string; failureMessages: string[] }[];
+  }[];
+}
+
+interface PlaywrightSuite {
+  file?: string;
+  suites?: PlaywrightSuite[];
+  specs?: {
+    title: string;
+    file: string;
+    line: number;
+    ok: boolean;
+    tests: { results: { error?: { message?: string } }[] }[];
+  }[];
+}
+interface PlaywrightReport {
+  suites: PlaywrightSuite[];
+}
+
+function playwrightFailures(suites: PlaywrightSuite[] = []): string[] {
+  return suites.flatMap((s) => [
+    ...(s.specs ?? [])
+      .filter((spec) => !spec.ok)
+      .map((spec) => {
+        const error = spec.tests.flatMap((t) => t.results).find((r) => r.error)?.error?.message;
+        return `${spec.file}:${spec.line} › ${spec.title}: ${firstLine(error)}`;
+      }),
+    ...playwrightFailures(s.suites),
+  ]);
+}
+
+/** The first non-empty line of an error, without terminal colours, cut to one screen line. */
+function firstLine(text: string | undefined): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI colour codes
+  const plain = (text ?? "").replace(/\u001b\[[0-9;]*m/g, "");
+  const line = plain.split("\n").find((l) => l.trim() !== "") ?? "(no message)";
+  return line.trim().slice(0, 240);
 }
 
 mkdirSync(REPORTS, { recursive: true });
@@ -73,6 +121,15 @@ suite(
     failed: j.numFailedTests,
     skipped: j.numPendingTests + j.numTodoTests,
   }),
+  (j: VitestReport) =>
+    j.testResults.flatMap((file) => {
+      const where = relative(process.cwd(), file.name);
+      const tests = file.assertionResults
+        .filter((a) => a.status === "failed")
+        .map((a) => `${where} › ${a.fullName}: ${firstLine(a.failureMessages[0])}`);
+      // A file that failed outside any test (an import error, a hook) has no failed assertion to name.
+      return tests.length === 0 && file.status === "failed" ? [`${where}: ${firstLine(file.message)}`] : tests;
+    }),
 );
 
 if (built && existsSync("dist/web/index.html")) {
@@ -86,6 +143,7 @@ if (built && existsSync("dist/web/index.html")) {
       failed: j.stats.unexpected,
       skipped: j.stats.skipped,
     }),
+    (j: PlaywrightReport) => playwrightFailures(j.suites),
   );
 } else {
   outcomes.push({
@@ -103,6 +161,7 @@ for (const o of outcomes) {
   console.log(
     `${mark} ${o.name.padEnd(40)} ${o.passed} passed, ${o.failed} failed, ${o.skipped} skipped  (${o.seconds.toFixed(1)} s)`,
   );
+  for (const f of o.failures ?? []) console.log(`       ✗ ${f}`);
 }
 const total = (k: "passed" | "failed" | "skipped") => outcomes.reduce((n, o) => n + o[k], 0);
 console.log(`${total("passed")} passed, ${total("failed")} failed, ${total("skipped")} skipped`);
