@@ -97,7 +97,13 @@ test("/task submits a task whose chip opens it, and the task is in the task list
   const session = await server.api.chat.sessions.create.mutate({ title: "Docs" });
   await page.goto(`/chat/${session.id}`);
   await expectChatLive(page);
+  // Without a script the task could only fail: refused with how to give one, and nothing is created.
   await composer(page).fill("/task Write the docs");
+  await composer(page).press("Enter");
+  await expect(message(page, "A script task needs a script")).toHaveCount(1);
+  expect((await server.api.tasks.list.query({ filter: { text: "Write the docs" } })).items).toHaveLength(0);
+
+  await composer(page).fill("/task Write the docs\necho docs > DOCS.md");
   await composer(page).press("Enter");
 
   const reply = messages(page).locator('.chat-message[data-role="assistant"]').filter({ hasText: "Submitted" });

@@ -95,6 +95,13 @@ test("an invalid form shows each error next to its field and creates nothing", a
   await page.goto("/tasks");
   await expect(page.getByText("No tasks yet.")).toBeVisible();
 
+  // A task for the reference worker's script capability without a script could only fail.
+  await page.goto("/tasks/new");
+  await page.getByLabel("Title", { exact: true }).fill("Scriptless");
+  await page.getByRole("button", { name: "Submit task" }).click();
+  await expect(page.locator('[data-field-error="f-script"]')).toContainText("A script task needs a script");
+  expect((await server.api.tasks.list.query({})).items).toHaveLength(0);
+
   // Fixing every field submits the task.
   await page.goto("/tasks/new");
   await page.getByLabel("Title", { exact: true }).fill("Now valid");

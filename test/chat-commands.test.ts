@@ -7,9 +7,9 @@ describe("chat command parsing", () => {
     expect(parseMessage("  /STATUS ")).toEqual({ kind: "command", command: { name: "status" } });
     expect(parseMessage("/tasks")).toEqual({ kind: "command", command: { name: "tasks", state: null } });
     expect(parseMessage("/tasks Running")).toEqual({ kind: "command", command: { name: "tasks", state: "running" } });
-    expect(parseMessage("/task Fix   the login page ")).toEqual({
+    expect(parseMessage("/task Fix   the login page \n  sed -i 's/old/new/' login.html\n echo done ")).toEqual({
       kind: "command",
-      command: { name: "task", title: "Fix   the login page" },
+      command: { name: "task", title: "Fix   the login page", script: "sed -i 's/old/new/' login.html\n echo done" },
     });
     expect(parseMessage("/cancel 7B0A8F5E wrong branch, redo")).toEqual({
       kind: "command",
@@ -35,8 +35,11 @@ describe("chat command parsing", () => {
       return p.kind === "invalid" ? p.error : `parsed as ${p.kind}`;
     };
     expect(error("/deploy now")).toBe("Unknown command /deploy.");
-    expect(error("/task")).toBe("Usage: /task <title>");
-    expect(error(`/task ${"x".repeat(201)}`)).toMatch(/at most 200 characters/);
+    expect(error("/task")).toMatch(/^Usage: \/task <title>, then the script on the next lines/);
+    expect(error(`/task ${"x".repeat(201)}\necho hi`)).toMatch(/at most 200 characters/);
+    // A script task without a script could only fail: refused, with how to give one.
+    expect(error("/task Say hello")).toMatch(/^A script task needs a script.*Usage: \/task <title>/);
+    expect(error("/task Say hello\n   \n")).toMatch(/^A script task needs a script/);
     expect(error("/tasks sleeping")).toMatch(/Unknown state "sleeping"; use one of queued, running/);
     expect(error("/tasks queued running")).toBe("Usage: /tasks [state]");
     expect(error("/cancel")).toBe("Usage: /cancel <task id> [reason]");

@@ -223,7 +223,7 @@ describe.each(DATABASES)("chat on %s", (kind) => {
 
   it("runs commands with the sender's identity and answers with task links", async () => {
     const { id } = await s.http.chat.sessions.create.mutate({ title: "Ops" });
-    const created = await answerTo(id, "/task Rotate the staging certificates");
+    const created = await answerTo(id, "/task Rotate the staging certificates\necho rotated > ROTATED");
     expect(created.links).toHaveLength(1);
     const link = created.links[0] as { taskId: string; title: string };
     expect(link.title).toBe("Rotate the staging certificates");

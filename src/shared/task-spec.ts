@@ -101,6 +101,47 @@ export const workerInputSchema = z
     }
   });
 
+/**
+ * A git checkout made in the task's workspace before the worker runs: `url` is an https URL without credentials, or a
+ * local repository (`file:///…` or an absolute path); `ref` a branch, tag or commit (default: the remote's HEAD).
+ * Which hosts and local directories may be checked out is the worker's decision (the reference worker's
+ * WORKER_GIT_ALLOWED_HOSTS and WORKER_GIT_LOCAL_ROOTS).
+ */
+export const repoSchema = z.object({
+  url: trimmed(2_000, "Repository URL")
+    .min(1, "Repository URL is required")
+    .check((ctx) => {
+      const problem = repoUrlProblem(ctx.value);
+      if (problem) ctx.issues.push({ code: "custom", input: ctx.value, message: problem });
+    }),
+  ref: trimmed(200, "Repository ref")
+    .regex(
+      /^(?![-/.])(?!.*(?:\.\.|\/\/|@\{|\.lock$|\/$|\.$))[A-Za-z0-9._/+@-]+$/,
+      "Repository ref must be a branch, tag or commit: letters, digits and . _ / + @ -, not starting with - / or .",
+    )
+    .optional(),
+});
+export type RepoSpec = z.infer<typeof repoSchema>;
+
+/** Why `url` cannot name a repository to check out, or null. */
+export function repoUrlProblem(url: string): string | null {
+  if (url.startsWith("/")) return url.split("/").includes("..") ? "Repository path must not contain '..'" : null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "Repository URL must be an https:// URL, a file:/// URL or an absolute path";
+  }
+  if (parsed.protocol === "file:") {
+    return parsed.host ? "A file:// repository URL must not name a host (file:///path)" : null;
+  }
+  if (parsed.protocol !== "https:") return `Repository URL must use https:// (not ${parsed.protocol}//)`;
+  if (parsed.username || parsed.password) {
+    return "Repository URL must not carry credentials (they would be stored and shown with the task)";
+  }
+  return null;
+}
+
 export const taskSpecSchema = z.object({
   title: trimmed(LIMITS.title, "Title").min(1, "Title is required"),
   description: trimmed(LIMITS.description, "Description").default(""),
@@ -118,7 +159,23 @@ export const taskSpecSchema = z.object({
   scope: scopeSchema.default({ include: [], exclude: [] }),
   budget: budgetSchema.default({}),
   input: workerInputSchema.default({}),
+  repo: repoSchema.optional(),
 });
+
+/** The reference worker's capability: it runs `input.script` in the task's workspace. */
+export const SCRIPT_CAPABILITY = "script";
+
+/**
+ * Why a task for the reference worker's `script` capability could only fail: it has no script.
+ * The console's form and chat's /task refuse such a task with this message; null when it has one.
+ */
+export function missingScript(spec: { capability: string; input: Record<string, unknown> }): string | null {
+  if (spec.capability !== SCRIPT_CAPABILITY) return null;
+  const script = spec.input.script;
+  return typeof script === "string" && script.trim() !== ""
+    ? null
+    : "A script task needs a script: the reference worker runs it in the task's workspace";
+}
 
 /** What a client sends (defaults not yet applied). */
 export type TaskSpecInput = z.input<typeof taskSpecSchema>;

@@ -63,7 +63,7 @@ export class Assistant {
         };
       }
       case "task": {
-        const spec = taskSpecSchema.parse({ title: c.title.slice(0, LIMITS.title) });
+        const spec = taskSpecSchema.parse({ title: c.title, input: { script: c.script } });
         const task = await this.deps.tasks.create(actor, spec);
         return {
           content: `Submitted "${task.title}" (${task.capability}, ${task.priority} priority, risk tier ${task.riskTier}); it is ${task.state}.`,

@@ -1,11 +1,11 @@
-import { LIMITS } from "../../shared/task-spec.js";
+import { LIMITS, missingScript, SCRIPT_CAPABILITY } from "../../shared/task-spec.js";
 import { TASK_STATES, type TaskState } from "../../shared/task-state.js";
 
 export type Command =
   | { name: "help" }
   | { name: "status" }
   | { name: "tasks"; state: TaskState | null }
-  | { name: "task"; title: string }
+  | { name: "task"; title: string; script: string }
   | { name: "cancel"; ref: string; reason: string | null }
   | { name: "retry"; ref: string };
 
@@ -14,7 +14,10 @@ export type Parsed = { kind: "command"; command: Command } | { kind: "invalid"; 
 export const COMMAND_HELP: readonly [string, string][] = [
   ["/status", "queue depth, running tasks, throughput, and every worker with its breaker"],
   ["/tasks [state]", `the latest tasks, optionally in one state (${TASK_STATES.join(", ")})`],
-  ["/task <title>", "submit a task with that title and the default settings"],
+  [
+    "/task <title>, then the script on the next lines",
+    "submit a script task for the reference worker with the default settings (Shift+Enter starts a line)",
+  ],
   ["/cancel <task id> [reason]", "cancel a task (the id, or its first 8 or more characters)"],
   ["/retry <task id>", "queue a finished task again as a new attempt"],
   ["/help", "this list"],
@@ -22,6 +25,9 @@ export const COMMAND_HELP: readonly [string, string][] = [
 
 export const helpText = (): string =>
   ["Commands:", ...COMMAND_HELP.map(([usage, what]) => `  ${usage} — ${what}`)].join("\n");
+
+const TASK_USAGE =
+  "Usage: /task <title>, then the script on the next lines (Shift+Enter), e.g. /task Say hello ⏎ echo hello";
 
 /** A full task UUID, or a prefix of at least 8 of its hex digits. */
 const TASK_REF = /^[0-9a-f]{8}(?:[0-9a-f-]{0,28})$/i;
@@ -49,10 +55,17 @@ export function parseMessage(content: string): Parsed {
       }
       return { kind: "command", command: { name: "tasks", state: state as TaskState | null } };
     }
-    case "task":
-      if (!argText) return invalid("Usage: /task <title>");
-      if (argText.length > LIMITS.title) return invalid(`A task title may be at most ${LIMITS.title} characters.`);
-      return { kind: "command", command: { name: "task", title: argText } };
+    case "task": {
+      // The first line is the title; the lines after it are the script.
+      const [titleLine = "", ...scriptLines] = argText.split("\n");
+      const title = titleLine.trim();
+      const script = scriptLines.join("\n").trim();
+      if (!title) return invalid(TASK_USAGE);
+      if (title.length > LIMITS.title) return invalid(`A task title may be at most ${LIMITS.title} characters.`);
+      const noScript = missingScript({ capability: SCRIPT_CAPABILITY, input: { script } });
+      if (noScript) return invalid(`${noScript}. ${TASK_USAGE}`);
+      return { kind: "command", command: { name: "task", title, script } };
+    }
     case "cancel": {
       const ref = args[0];
       if (!ref) return invalid("Usage: /cancel <task id> [reason]");

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import type { Mode, Priority, RiskTier, TaskSpecInput } from "../../shared/task-spec.js";
-import { taskSpecSchema } from "../../shared/task-spec.js";
+import { missingScript, taskSpecSchema } from "../../shared/task-spec.js";
 
 export type CheckKind = "none" | "command" | "pattern";
 
@@ -127,6 +127,9 @@ export function toSpec(
   const maxFiles = numberField(errors, "budget.maxFiles", "Max files", form.maxFiles);
   const maxLinesChanged = numberField(errors, "budget.maxLinesChanged", "Max lines changed", form.maxLinesChanged);
   const maxDurationSec = numberField(errors, "budget.maxDurationSec", "Max duration", form.maxDurationSec);
+
+  const noScript = input && missingScript({ capability: form.capability.trim(), input });
+  if (noScript) addError(errors, "script", `${noScript} (or name another capability)`);
 
   const candidate: TaskSpecInput = {
     title: form.title,
