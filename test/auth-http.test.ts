@@ -22,6 +22,7 @@ const NEEDS: Record<string, Need> = {
   "tasks.count": "viewer",
   "tasks.cancel": "operator",
   "tasks.retry": "operator",
+  "tasks.rerun": "operator",
   "tasks.override": "admin",
   "tasks.cancelMany": "operator",
   "tasks.retryMany": "operator",

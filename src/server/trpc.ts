@@ -7,6 +7,7 @@ import { SignInDelayedError } from "./auth/service.js";
 import { DomainError } from "./errors.js";
 import { errorIdOf, hidesDetail, publicMessage } from "./lib/public-errors.js";
 import { sharedSuperjson } from "./lib/shared-serialization.js";
+import { validationMessage } from "./lib/validation-message.js";
 import type { Services } from "./services.js";
 
 export interface Context {
@@ -59,7 +60,7 @@ const t = initTRPC.context<Context>().create({
     if (!zod) return { ...shape, data: { ...data, fieldErrors: null, ...(retryAfterMs ? { retryAfterMs } : {}) } };
     return {
       ...shape,
-      message: zod.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; "),
+      message: validationMessage(zod.issues),
       data: { ...data, fieldErrors: zod.issues.map((i) => ({ path: i.path.map(String), message: i.message })) },
     };
   },

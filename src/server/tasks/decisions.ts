@@ -20,7 +20,13 @@ import type { NewProvenanceRecord } from "../provenance/service.js";
  */
 export const digestOf = (value: unknown): string => sha256Hex(canonicalJson(value ?? null));
 
-export function taskCreated(taskId: string, spec: TaskSpec, by: Pick<Actor, "kind" | "id">): NewProvenanceRecord {
+/** `rerunOf`: the finished task this one reruns (tasks.rerun); the chain binds the link. */
+export function taskCreated(
+  taskId: string,
+  spec: TaskSpec,
+  by: Pick<Actor, "kind" | "id">,
+  rerunOf?: string,
+): NewProvenanceRecord {
   return {
     kind: "task.created",
     taskId,
@@ -32,6 +38,7 @@ export function taskCreated(taskId: string, spec: TaskSpec, by: Pick<Actor, "kin
       capability: spec.capability,
       specDigest: digestOf(spec),
       by: { kind: by.kind, id: by.id },
+      ...(rerunOf ? { rerunOf } : {}),
     },
   };
 }

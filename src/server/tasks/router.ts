@@ -1,6 +1,14 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { EVENT_PAGE_MAX, TASK_EVENT_TYPES } from "../../shared/task-events.js";
+import {
+  cancelReasonSchema,
+  eventKindsSchema,
+  taskCancelInputSchema,
+  taskEventsInputSchema,
+  taskIdInputSchema,
+  taskIdSchema,
+  taskRerunInputSchema,
+} from "../../shared/task-inputs.js";
 import { taskFilterSchema, taskListInputSchema } from "../../shared/task-list.js";
 import { taskSpecSchema } from "../../shared/task-spec.js";
 import { safeText } from "../../shared/text.js";
@@ -9,8 +17,8 @@ import { clientInfo } from "../auth/request.js";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc.js";
 import { BULK_LIMIT } from "./service.js";
 
-const taskId = z.uuid({ error: "Task id must be a UUID" });
-const reason = safeText(z.string().trim().min(1, "Give a reason").max(500, "Reason must be at most 500 characters"));
+const taskId = taskIdSchema;
+const reason = cancelReasonSchema;
 /** A bulk selection: explicit ids, or every task matching a filter (up to BULK_LIMIT). */
 const selection = z
   .object({
@@ -30,18 +38,7 @@ const justification = safeText(
     .max(2000, "The justification must be at most 2000 characters"),
 );
 const eventId = z.string().regex(/^\d{1,19}$/, "lastEventId must be an event sequence number");
-const seq = (name: string) => z.string().regex(/^\d{1,19}$/, `${name} must be an event sequence number`);
-/** Event kinds, from the vocabulary in src/shared/task-events.ts; absent: every kind. */
-const kinds = z
-  .array(
-    z.enum(TASK_EVENT_TYPES, {
-      error: (issue) =>
-        `Unknown event kind ${JSON.stringify(issue.input)}; the kinds are: ${TASK_EVENT_TYPES.join(", ")}`,
-    }),
-  )
-  .min(1, "Give at least one event kind, or leave kinds out for every kind")
-  .max(32, "At most 32 event kinds")
-  .transform((k) => [...new Set(k)]);
+const kinds = eventKindsSchema;
 
 export const tasksRouter = router({
   create: operatorProcedure
@@ -54,31 +51,14 @@ export const tasksRouter = router({
     .input(taskListInputSchema)
     .query(({ ctx, input }) => ctx.services.tasks.list(input.filter, input.limit, input.cursor)),
 
-  get: viewerProcedure.input(z.object({ id: taskId })).query(({ ctx, input }) => ctx.services.tasks.get(input.id)),
+  get: viewerProcedure.input(taskIdInputSchema).query(({ ctx, input }) => ctx.services.tasks.get(input.id)),
 
   /**
    * One page of a task's events, oldest first: the newest `limit` by default, the next ones with `after`,
    * older ones with `before`; only `kinds` when given. `through` is where to resume (with `after`, or as
    * `onEvent`'s `lastEventId`) so that nothing is missed or read twice.
    */
-  events: viewerProcedure
-    .input(
-      z
-        .object({
-          taskId,
-          kinds: kinds.optional(),
-          limit: z
-            .number()
-            .int()
-            .min(1, "limit must be at least 1")
-            .max(EVENT_PAGE_MAX, `limit must be at most ${EVENT_PAGE_MAX}`)
-            .default(200),
-          after: seq("after").optional(),
-          before: seq("before").optional(),
-        })
-        .refine((q) => q.after === undefined || q.before === undefined, "Give after or before, not both"),
-    )
-    .query(({ ctx, input }) => ctx.services.tasks.events(input)),
+  events: viewerProcedure.input(taskEventsInputSchema).query(({ ctx, input }) => ctx.services.tasks.events(input)),
 
   /** How many tasks match a filter: the console shows it before a bulk action by filter. */
   count: viewerProcedure
@@ -89,15 +69,22 @@ export const tasksRouter = router({
     }),
 
   cancel: operatorProcedure
-    .input(z.object({ id: taskId, reason }))
+    .input(taskCancelInputSchema)
     .mutation(({ ctx, input }) =>
       ctx.services.tasks.cancel(ctx.actor, input.id, input.reason, clientInfo(ctx.clientAddress, ctx.request)),
     ),
 
   retry: operatorProcedure
-    .input(z.object({ id: taskId }))
+    .input(taskIdInputSchema)
     .mutation(({ ctx, input }) =>
       ctx.services.tasks.retry(ctx.actor, input.id, clientInfo(ctx.clientAddress, ctx.request)),
+    ),
+
+  /** A new task from a finished task's spec with `edits` applied; it links back to the original (rerunOf). */
+  rerun: operatorProcedure
+    .input(taskRerunInputSchema)
+    .mutation(({ ctx, input }) =>
+      ctx.services.tasks.rerun(ctx.actor, input.id, input.edits, clientInfo(ctx.clientAddress, ctx.request)),
     ),
 
   /** An admin replaces the council's verdict, with a written justification (audited, on the chain). */

@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { Actor } from "../../shared/roles.js";
+import type { TaskSpecEdits } from "../../shared/task-inputs.js";
 import type { ParsedTaskFilter, TaskSort } from "../../shared/task-list.js";
-import { priorityRank, type TaskSpec } from "../../shared/task-spec.js";
-import type { TaskState, TransitionActor } from "../../shared/task-state.js";
+import { priorityRank, type TaskSpec, taskSpecSchema } from "../../shared/task-spec.js";
+import { ACTIVE_STATES, type TaskState, type TransitionActor } from "../../shared/task-state.js";
 import { type Judgement, VERDICT_STATE, VERDICT_STATES, type Verdict } from "../../shared/verdict.js";
 import type { CheckResult, Critique } from "../../shared/worker-protocol.js";
 import type { ClientInfo, NewAuditEntry } from "../audit/service.js";
@@ -12,6 +13,7 @@ import { Prisma, type Task } from "../db/generated/client.js";
 import type { UnitOfWork, UnitOfWorkRunner } from "../db/unit-of-work.js";
 import { DomainError, notFound } from "../errors.js";
 import { type EventPage, type EventPageQuery, readEventPage } from "../events/read.js";
+import { validationMessage } from "../lib/validation-message.js";
 import { judgementRowDigest } from "../provenance/rows.js";
 import type { NewProvenanceRecord } from "../provenance/service.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
@@ -78,6 +80,16 @@ function toDetail(t: Task) {
     cancelConfirmed: t.cancelConfirmed,
   };
 }
+
+/** Another task as a task names it: a rerun's original, an original's reruns. */
+const linkSelect = { id: true, title: true, state: true, createdAt: true } satisfies Prisma.TaskSelect;
+const toLink = (t: Prisma.TaskGetPayload<{ select: typeof linkSelect }>) => ({
+  id: t.id,
+  title: t.title,
+  state: t.state as TaskState,
+  createdAt: t.createdAt,
+});
+export type TaskLink = ReturnType<typeof toLink>;
 
 const attemptInclude = {
   worker: { select: { id: true, name: true } },
@@ -224,42 +236,44 @@ export class TaskService {
    */
   async createMany(actor: Actor, specs: TaskSpec[], client?: ClientInfo): Promise<string[]> {
     if (specs.length === 0) return [];
-    const rows = specs.map((spec) => ({
-      id: randomUUID(),
-      title: spec.title,
-      description: spec.description,
-      priority: spec.priority,
-      priority_rank: priorityRank(spec.priority),
-      risk_tier: spec.riskTier,
-      mode: spec.mode,
-      capability: spec.capability,
-      spec,
-    }));
-    await this.units.run(async (unit) => {
-      await unit.tx.$executeRawUnsafe(
-        `INSERT INTO tasks (id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, created_by)
-         SELECT x.id, x.title, x.description, x.priority::"TaskPriority", x.priority_rank, x.risk_tier,
-                x.mode::"TaskMode", x.capability, x.spec, $2
-           FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id uuid, title text, description text, priority text,
-                priority_rank int, risk_tier int, mode text, capability text, spec jsonb))
-                WITH ORDINALITY AS x(id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, n)
-          ORDER BY x.n`,
-        JSON.stringify(rows),
-        actor.id,
-      );
-      for (const r of rows) {
-        unit.audit.push(createdEntry(actor, r.id, r.spec, client));
-        unit.provenance.push(taskCreated(r.id, r.spec, actor));
-        unit.events.push({
-          taskId: r.id,
-          type: "created",
-          toState: "queued",
-          actor: actor.id,
-          data: { title: r.title },
-        });
-      }
-    });
+    const rows = newTaskRows(specs);
+    await this.units.run((unit) => insertTasks(unit, actor, rows, client));
     return rows.map((r) => r.id);
+  }
+
+  /**
+   * A new task from a finished task's spec with `edits` applied (each given field replaces the original's),
+   * checked as tasks.create checks a spec. It names the original (`rerunOf`), which lists it among its
+   * reruns; it is audited (`task.rerun`) and put on the provenance chain like a created task.
+   */
+  async rerun(actor: Actor, id: string, edits: TaskSpecEdits, client?: ClientInfo) {
+    let newId = "";
+    await this.units.run(async (unit) => {
+      // FOR SHARE: the original cannot be requeued (retry) between this read and the commit.
+      const [original] = await unit.tx.$queryRawUnsafe<{ state: TaskState; spec: Record<string, unknown> }[]>(
+        "SELECT state, spec FROM tasks WHERE id = $1::uuid FOR SHARE",
+        id,
+      );
+      if (!original) throw notFound("Task", id);
+      if (ACTIVE_STATES.includes(original.state)) {
+        throw new DomainError(
+          "BAD_REQUEST",
+          `Only a finished task can be rerun; task ${id} is ${original.state}. Wait for it to finish, or cancel it first.`,
+        );
+      }
+      const given = Object.fromEntries(Object.entries(edits).filter(([, v]) => v !== undefined));
+      const merged = taskSpecSchema.safeParse({ ...original.spec, ...given });
+      if (!merged.success) {
+        throw new DomainError(
+          "BAD_REQUEST",
+          `The original's spec with these edits is not a valid task spec: ${validationMessage(merged.error.issues)}. Give edits that correct it.`,
+        );
+      }
+      const rows = newTaskRows([merged.data], id);
+      newId = (rows[0] as { id: string }).id;
+      await insertTasks(unit, actor, rows, client, Object.keys(given));
+    });
+    return this.get(newId);
   }
 
   async count(filter: ParsedTaskFilter): Promise<number> {
@@ -292,7 +306,11 @@ export class TaskService {
   async get(id: string) {
     const task = await this.db.prisma.task.findUnique({
       where: { id },
-      include: { attempts: { orderBy: { number: "asc" }, include: attemptInclude } },
+      include: {
+        attempts: { orderBy: { number: "asc" }, include: attemptInclude },
+        original: { select: linkSelect },
+        reruns: { select: linkSelect, orderBy: { seq: "asc" } },
+      },
     });
     if (!task) throw notFound("Task", id);
     const attempts = task.attempts.map(toAttempt);
@@ -304,6 +322,9 @@ export class TaskService {
         ? { attempt: judged.number, ...(judged.judgement as Judgement & { override?: VerdictOverride }) }
         : null,
       artifacts: judged?.artifacts ?? [],
+      /** The task this one reruns (tasks.rerun), and the tasks that rerun this one, oldest first. */
+      rerunOf: task.original ? toLink(task.original) : null,
+      reruns: task.reruns.map(toLink),
     };
   }
 
@@ -582,10 +603,81 @@ export class TaskService {
   }
 }
 
-function createdEntry(actor: Actor, id: string, spec: TaskSpec, client: ClientInfo | undefined): NewAuditEntry {
+/** A new task's row as insertTasks writes it; `rerun_of` names the task it reruns. */
+interface NewTaskRow {
+  id: string;
+  title: string;
+  description: string;
+  priority: string;
+  priority_rank: number;
+  risk_tier: number;
+  mode: string;
+  capability: string;
+  spec: TaskSpec;
+  rerun_of: string | null;
+}
+
+function newTaskRows(specs: TaskSpec[], rerunOf: string | null = null): NewTaskRow[] {
+  return specs.map((spec) => ({
+    id: randomUUID(),
+    title: spec.title,
+    description: spec.description,
+    priority: spec.priority,
+    priority_rank: priorityRank(spec.priority),
+    risk_tier: spec.riskTier,
+    mode: spec.mode,
+    capability: spec.capability,
+    spec,
+    rerun_of: rerunOf,
+  }));
+}
+
+/**
+ * Writes new tasks in one statement whatever the count, then their audit entries, provenance records and
+ * creation events in the unit's ordered one. `edited`: for a rerun, the fields its edits changed.
+ */
+async function insertTasks(
+  unit: UnitOfWork,
+  actor: Actor,
+  rows: NewTaskRow[],
+  client: ClientInfo | undefined,
+  edited?: string[],
+): Promise<void> {
+  await unit.tx.$executeRawUnsafe(
+    `INSERT INTO tasks (id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, created_by, rerun_of)
+     SELECT x.id, x.title, x.description, x.priority::"TaskPriority", x.priority_rank, x.risk_tier,
+            x.mode::"TaskMode", x.capability, x.spec, $2, x.rerun_of
+       FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id uuid, title text, description text, priority text,
+            priority_rank int, risk_tier int, mode text, capability text, spec jsonb, rerun_of uuid))
+            WITH ORDINALITY AS x(id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, rerun_of, n)
+      ORDER BY x.n`,
+    JSON.stringify(rows),
+    actor.id,
+  );
+  for (const r of rows) {
+    unit.audit.push(createdEntry(actor, r.id, r.spec, client, r.rerun_of, edited));
+    unit.provenance.push(taskCreated(r.id, r.spec, actor, r.rerun_of ?? undefined));
+    unit.events.push({
+      taskId: r.id,
+      type: "created",
+      toState: "queued",
+      actor: actor.id,
+      data: r.rerun_of ? { title: r.title, rerunOf: r.rerun_of } : { title: r.title },
+    });
+  }
+}
+
+function createdEntry(
+  actor: Actor,
+  id: string,
+  spec: TaskSpec,
+  client: ClientInfo | undefined,
+  rerunOf: string | null = null,
+  edited: string[] = [],
+): NewAuditEntry {
   return {
     actor,
-    action: "task.create",
+    action: rerunOf ? "task.rerun" : "task.create",
     resource: { type: "task", id },
     after: {
       state: "queued",
@@ -594,6 +686,7 @@ function createdEntry(actor: Actor, id: string, spec: TaskSpec, client: ClientIn
       priority: spec.priority,
       riskTier: spec.riskTier,
       capability: spec.capability,
+      ...(rerunOf ? { rerunOf, edited } : {}),
     },
     ...(client ? { client } : {}),
   };
