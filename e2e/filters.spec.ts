@@ -76,3 +76,27 @@ test("the list pages with Load more, without gaps or repeats", async ({ page, se
   await expect(page.getByRole("button", { name: "Load more" })).toHaveCount(0);
   expect(await links.allTextContents()).toEqual(titles);
 });
+
+test("a repeated filter in the address applies every value, and the filter buttons are off on an empty list", async ({
+  page,
+  server,
+}) => {
+  await createTask(server, { title: "Repeat queued" });
+  const canceled = await createTask(server, { title: "Repeat canceled" });
+  await createTask(server, { title: "Repeat other" });
+  await server.api.tasks.cancel.mutate({ id: canceled.id, reason: "for the filter" });
+  await server.api.tasks.cancel.mutate({ id: (await createTask(server, { title: "Unrelated" })).id, reason: "x" });
+
+  // The form other tools write (`state=a&state=b`) means the same as the console's own (`state=a,b`).
+  await page.goto("/tasks?q=Repeat&state=canceled&state=queued");
+  await expect(page.getByRole("row")).toHaveCount(4);
+  await expect(page.getByRole("checkbox", { name: "Queued", exact: true })).toBeChecked();
+  await expect(page.getByRole("checkbox", { name: "Canceled", exact: true })).toBeChecked();
+  await expect(taskRow(page, "Repeat queued")).toContainText("Queued");
+  await expect(taskRow(page, "Repeat canceled")).toContainText("Canceled");
+
+  await page.goto("/tasks?q=matches-nothing-at-all");
+  await expect(page.getByText("No tasks match these filters.")).toBeVisible();
+  await expect(page.getByRole("button", { name: "Cancel all matching filter…" })).toBeDisabled();
+  await expect(page.getByRole("button", { name: "Retry all matching filter…" })).toBeDisabled();
+});

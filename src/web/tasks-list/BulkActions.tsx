@@ -19,11 +19,14 @@ interface Outcome {
 export function BulkActions({
   selectedIds,
   filter,
+  noneMatch,
   titles,
   onDone,
 }: {
   selectedIds: string[];
   filter: TaskFilter;
+  /** The list under this filter is empty: there is nothing for the filter buttons to act on. */
+  noneMatch: boolean;
   titles: ReadonlyMap<string, string>;
   onDone: () => void;
 }) {
@@ -57,6 +60,8 @@ export function BulkActions({
         <button
           type="button"
           className="btn btn-small btn-danger"
+          disabled={noneMatch}
+          title={noneMatch ? "No task matches the filter" : undefined}
           onClick={() => setDialog({ kind: "cancel", scope: { by: "filter", filter } })}
         >
           Cancel all matching filter…
@@ -64,6 +69,8 @@ export function BulkActions({
         <button
           type="button"
           className="btn btn-small"
+          disabled={noneMatch}
+          title={noneMatch ? "No task matches the filter" : undefined}
           onClick={() => setDialog({ kind: "retry", scope: { by: "filter", filter } })}
         >
           Retry all matching filter…

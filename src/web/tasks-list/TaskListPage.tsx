@@ -178,6 +178,7 @@ export default function TaskListPage() {
             <BulkActions
               selectedIds={selectedIds}
               filter={toTaskFilter(urlFilter)}
+              noneMatch={tasks.length === 0}
               titles={titles}
               onDone={() => setSelected(new Set())}
             />

@@ -22,10 +22,9 @@ export interface UrlFilter {
 export const DEFAULT_SORT: TaskSort = "created_desc";
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
+/** `?state=queued,running` and `?state=queued&state=running` (as other tools write it) mean the same. */
 function list<T extends string | number>(params: URLSearchParams, key: string, allowed: readonly T[]): T[] {
-  const raw = params.get(key);
-  if (!raw) return [];
-  const wanted = raw.split(",");
+  const wanted = params.getAll(key).flatMap((v) => v.split(","));
   // Keeps the canonical order so equal filters produce equal URLs.
   return allowed.filter((a) => wanted.includes(String(a)));
 }
