@@ -7,6 +7,7 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import sirv from "sirv";
 import { WebSocket, WebSocketServer } from "ws";
+import { createA2aHttp } from "./a2a/http.js";
 import { refuseMetrics, WebBoundary } from "./auth/boundary.js";
 import { OriginPolicy } from "./auth/origin.js";
 import { requestContext } from "./auth/request.js";
@@ -57,6 +58,8 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown) {
 export function createApp({ config, log, services }: AppOptions): App {
   const socketGuard = new SocketGuard(services.auth);
   const boundary = new WebBoundary(new OriginPolicy(config), services.auth, config.METRICS_TOKEN);
+  // The agency as an A2A agent: /.well-known/agent-card.json and the JSON-RPC endpoint /a2a (src/server/a2a/).
+  const a2a = createA2aHttp({ config, log, services, boundary });
   // Every request and every WebSocket connection is resolved to an actor (or none): session cookie,
   // bearer API token, or a token in the WebSocket's connectionParams. Roles are checked per procedure.
   const createContext = async ({
@@ -153,6 +156,7 @@ export function createApp({ config, log, services }: AppOptions): App {
       if (!boundary.admitHttp(req, res, pathname)) return;
       return trpcHandler(req, res);
     }
+    if (a2a.handle(req, res, pathname)) return;
     if (pathname.startsWith("/provenance/")) {
       if (!boundary.admitHttp(req, res, pathname)) return;
       const handled = handleProvenanceHttp(req, res, {
@@ -212,6 +216,7 @@ export function createApp({ config, log, services }: AppOptions): App {
     },
     async close() {
       socketGuard.stop();
+      a2a.close();
       wsHandler.broadcastReconnectNotification();
       services.hub.stop();
       await new Promise<void>((resolve) => {
