@@ -3,7 +3,7 @@ import { lazy, StrictMode, Suspense } from "react";
 import { createRoot } from "react-dom/client";
 import { createBrowserRouter, Navigate, RouterProvider } from "react-router-dom";
 import { Layout } from "./components/Layout.js";
-import { RouteError } from "./components/RouteError.js";
+import { NotFoundPage, RouteError } from "./components/RouteError.js";
 import { queryClient, trpc, trpcClient } from "./trpc.js";
 import "./styles.css";
 
@@ -47,7 +47,7 @@ const router = createBrowserRouter([
       { path: "admin/users", element: <UsersPage /> },
       { path: "account/tokens", element: <TokensPage /> },
       { path: "account/password", element: <PasswordPage /> },
-      { path: "*", element: <RouteError /> },
+      { path: "*", element: <NotFoundPage /> },
     ],
   },
 ]);
