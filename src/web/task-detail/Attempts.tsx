@@ -1,4 +1,5 @@
 import { Link } from "react-router-dom";
+import type { TaskEventDto } from "../../shared/task-events.js";
 import { Time } from "../components/Time.js";
 import { formatDuration } from "../lib/format.js";
 import type { RouterOutputs } from "../trpc.js";
@@ -16,7 +17,19 @@ function duration(a: Attempt): string {
   return ms < 1000 ? `${ms} ms` : formatDuration(Math.round(ms / 1000));
 }
 
-export function Attempts({ task }: { task: TaskDetail }) {
+/**
+ * How many tries an attempt has made. A finished attempt stores its count; a running one stores it only at its
+ * end, so while it runs the count comes from its failed-try events (the same ones the timeline shows).
+ */
+function triesText(a: Attempt, events: readonly TaskEventDto[]): string {
+  if (a.finishedAt || a.state !== "running") return String(a.tries);
+  const failed = events.filter((e) => e.type === "attempt_try_failed" && e.data.attempt === a.number);
+  const last = failed.at(-1)?.data;
+  const current = failed.reduce((n, e) => Math.max(n, Number(e.data.try) || 0), 0) + 1;
+  return typeof last?.of === "number" ? `try ${current} of ${last.of}` : `try ${current}`;
+}
+
+export function Attempts({ task, events }: { task: TaskDetail; events: readonly TaskEventDto[] }) {
   if (!task.attempts.length) {
     return <p className="muted">No attempt yet: the task has not been dispatched to a worker.</p>;
   }
@@ -58,7 +71,7 @@ export function Attempts({ task }: { task: TaskDetail }) {
             </div>
             <div>
               <dt>Tries</dt>
-              <dd>{a.tries}</dd>
+              <dd>{triesText(a, events)}</dd>
             </div>
           </dl>
           {a.summary ? (

@@ -80,7 +80,11 @@ function TaskDetail({ id }: { id: string }) {
       label: `Timeline (${timeline.events.length}${timeline.hasOlder ? "+" : ""})`,
       render: () => <Timeline log={timeline} />,
     },
-    { id: "attempts", label: `Attempts (${t.attempts.length})`, render: () => <Attempts task={t} /> },
+    {
+      id: "attempts",
+      label: `Attempts (${t.attempts.length})`,
+      render: () => <Attempts task={t} events={timeline.events} />,
+    },
     { id: "logs", label: "Logs", render: () => <Logs taskId={t.id} live={LIVE_STATES.has(t.state)} /> },
     {
       id: "artifacts",
