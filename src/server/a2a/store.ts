@@ -1,6 +1,6 @@
 import type { Task as A2ATask, ListTasksRequest, ListTasksResponse } from "@a2a-js/sdk";
 import { TaskState as A2AState } from "@a2a-js/sdk";
-import { RequestMalformedError, TaskNotFoundError } from "@a2a-js/sdk/errors";
+import { RequestMalformedError, TaskNotFoundError, UnsupportedOperationError } from "@a2a-js/sdk/errors";
 import type { ServerCallContext, TaskStore } from "@a2a-js/sdk/server";
 import { taskFilterSchema } from "../../shared/task-list.js";
 import { DomainError } from "../errors.js";
@@ -49,6 +49,11 @@ export class AgencyTaskStore implements TaskStore {
   /** Newest first, by the agency's task list (its cursor is the page token); `contextId` is a task's id. */
   async list(params: ListTasksRequest, _context: ServerCallContext): Promise<ListTasksResponse> {
     const pageSize = params.pageSize ?? 50;
+    if (params.statusTimestampAfter) {
+      throw new UnsupportedOperationError(
+        "ListTasks does not filter by statusTimestampAfter here: leave it out (tasks come newest first), or use the agency's tasks.list with a created range.",
+      );
+    }
     if (params.contextId) {
       const task = await this.agencyTask(params.contextId);
       const matches =
