@@ -140,3 +140,8 @@ export function jsonProblem(root: unknown, limits: JsonLimits): JsonProblem | nu
   }
   return null;
 }
+
+/** "1 retry", "2 retries": a count with its noun in the right number. */
+export function countOf(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

@@ -3,6 +3,7 @@ import type { MetricsSnapshot } from "../../shared/metrics.js";
 import type { Actor } from "../../shared/roles.js";
 import { taskFilterSchema } from "../../shared/task-list.js";
 import { LIMITS, taskSpecSchema } from "../../shared/task-spec.js";
+import { countOf } from "../../shared/text.js";
 import { PROTOCOL_VERSION } from "../../shared/worker-protocol.js";
 import type { Database } from "../db/database.js";
 import type { Worker } from "../db/generated/client.js";
@@ -94,7 +95,7 @@ export class Assistant {
     const m = await this.deps.metrics.read();
     const lines = [
       `Queue: ${m.queueDepth} waiting, ${m.running} running.`,
-      `Last minute: ${m.completedPerMin} completed, ${m.retriesPerMin} retries.`,
+      `Last minute: ${m.completedPerMin} completed, ${countOf(m.retriesPerMin, "retry", "retries")}.`,
       `Window (${Math.round(m.windowMs / 60_000)} min): success ${pct(m.successRate)}, attempt errors ${pct(m.errorRate)}, execution p95 ${ms(m.executionMs.p95)}, queue wait p95 ${ms(m.queueWaitMs.p95)}.`,
     ];
     if (m.workers.length === 0) lines.push("No workers are registered.");

@@ -1,4 +1,4 @@
-import { Suspense } from "react";
+import { Suspense, useRef } from "react";
 import { Navigate, NavLink, Outlet, useLocation } from "react-router-dom";
 import { hasRole, type Role } from "../../shared/roles.js";
 import { trpc } from "../trpc.js";
@@ -6,6 +6,7 @@ import { ConnectionBadge } from "./ConnectionBadge.js";
 import { ErrorMessage } from "./ErrorMessage.js";
 import { HealthBadge } from "./HealthBadge.js";
 import { UserMenu } from "./UserMenu.js";
+import { useFocusHeading } from "./useFocusHeading.js";
 
 /** Top-level pages in the navigation. A page appears here once it exists. */
 const NAV_ITEMS: readonly { to: string; label: string; role?: Role }[] = [
@@ -19,6 +20,8 @@ const NAV_ITEMS: readonly { to: string; label: string; role?: Role }[] = [
 
 export function Layout() {
   const location = useLocation();
+  const main = useRef<HTMLElement>(null);
+  useFocusHeading(main);
   const me = trpc.auth.me.useQuery(undefined, { staleTime: 60_000, retry: false });
   if (me.data === null) {
     const next = `${location.pathname}${location.search}`;
@@ -64,7 +67,7 @@ export function Layout() {
           {me.data ? <UserMenu user={me.data.user} /> : null}
         </div>
       </header>
-      <main id="main" className="app-main" tabIndex={-1}>
+      <main id="main" ref={main} className="app-main" tabIndex={-1}>
         {content}
       </main>
     </>

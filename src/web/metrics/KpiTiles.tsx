@@ -20,11 +20,23 @@ const KPIS: readonly Kpi[] = [
   { key: "completedPerMin", label: "Completed / min", format: formatRate, better: "up", over: () => "last minute" },
   { key: "queueDepth", label: "Queue depth", format: formatRate, better: "down", over: () => "queued now" },
   { key: "running", label: "Running", format: formatRate, better: "neither", over: () => "running now" },
-  { key: "successRate", label: "Success rate", format: formatPercent, better: "up", over: windowText },
+  {
+    key: "successRate",
+    label: "Tasks accepted",
+    format: formatPercent,
+    better: "up",
+    over: (s) => `of tasks finished ${windowText(s)}`,
+  },
   { key: "waitP95", label: "p95 queue wait", format: formatMs, better: "down", over: windowText },
   { key: "execP95", label: "p95 execution", format: formatMs, better: "down", over: windowText },
   { key: "retriesPerMin", label: "Retries / min", format: formatRate, better: "down", over: () => "last minute" },
-  { key: "errorRate", label: "Error rate", format: formatPercent, better: "down", over: windowText },
+  {
+    key: "errorRate",
+    label: "Attempts failed",
+    format: formatPercent,
+    better: "down",
+    over: (s) => `of attempts ended ${windowText(s)}`,
+  },
 ];
 
 function trendOf(now: number | null, before: number | null, better: Better, format: (v: number | null) => string) {

@@ -57,12 +57,12 @@ const CHARTS: readonly ChartDef[] = [
     key: "errors",
     title: "Errors and retries",
     unit: "retries / min",
-    rightUnit: "error rate",
+    rightUnit: "attempts failed",
     format: (v) => formatRate(v),
     rightFormat: (v) => formatPercent(v),
     series: [
       { label: "Retries / min", color: COLORS.amber, value: (s) => s.retriesPerMin },
-      { label: "Error rate", color: COLORS.red, axis: "right", value: (s) => s.errorRate },
+      { label: "Attempts failed", color: COLORS.red, axis: "right", value: (s) => s.errorRate },
     ],
   },
 ];

@@ -1,6 +1,7 @@
 import { useLayoutEffect, useRef, useState } from "react";
 import { LOG_EVENT_TYPES, type TaskEventDto } from "../../shared/task-events.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
+import { formatDuration } from "../lib/format.js";
 import { EarlierButton } from "./Timeline.js";
 import { useEventLog } from "./useEventLog.js";
 
@@ -46,9 +47,12 @@ function toLine(e: TaskEventDto): LogLine {
       seq: e.seq,
       attempt,
       stream: "system",
-      text: `try ${num(d.try) ?? "?"} of ${num(d.of) ?? "?"} on ${str(d.worker) ?? "the worker"} failed: ${
+      text: `try ${num(d.try) ?? "?"} of ${num(d.of) ?? "?"} on ${str(d.worker) ?? "the worker"} failed: ${(
         str(d.error) ?? "unknown error"
-      }${retry !== null ? `; retrying in ${retry} ms` : ""}`,
+      ).replace(
+        /\.$/,
+        "",
+      )}${retry !== null ? `; retrying in ${retry < 1000 ? `${retry} ms` : formatDuration(Math.round(retry / 1000))}` : ""}`,
     };
   }
   if (e.type === "attempt_lost") {

@@ -1,5 +1,6 @@
 import { Link, useParams, useSearchParams } from "react-router-dom";
 import { STATE_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "../../shared/task-events.js";
+import { Breadcrumb } from "../components/Breadcrumb.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
 import { StateBadge } from "../components/StateBadge.js";
 import { type TabDef, Tabs } from "../components/Tabs.js";
@@ -97,9 +98,7 @@ function TaskDetail({ id }: { id: string }) {
 
   return (
     <div className="page">
-      <p className="breadcrumb">
-        <Link to="/tasks">Tasks</Link> <span aria-hidden="true">/</span>
-      </p>
+      <Breadcrumb parent="Tasks" to="/tasks" current={`Task ${t.id.slice(0, 8)}`} />
       <div className="page-head">
         <h1 className="task-title">{t.title}</h1>
         <TaskActions task={t} />

@@ -1,6 +1,7 @@
 import { type FormEvent, useState } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { LIMITS, MODES, type Mode, PRIORITIES, type Priority, RISK_TIERS } from "../../shared/task-spec.js";
+import { Breadcrumb } from "../components/Breadcrumb.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
 import { trpc } from "../trpc.js";
 import { CriteriaEditor } from "./CriteriaEditor.js";
@@ -70,11 +71,21 @@ export default function SubmitPage() {
 
   return (
     <div className="page page-narrow">
-      <p className="breadcrumb">
-        <Link to="/tasks">Tasks</Link> <span aria-hidden="true">/</span>
-      </p>
+      <Breadcrumb parent="Tasks" to="/tasks" current="New task" />
       <h1>New task</h1>
-      <form className="spec-form" onSubmit={submit} noValidate aria-label="New task">
+      <form
+        className="spec-form"
+        onSubmit={submit}
+        // Ctrl+Enter (⌘+Enter) submits from any field, a multi-line one included.
+        onKeyDown={(e) => {
+          if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+            e.preventDefault();
+            e.currentTarget.requestSubmit();
+          }
+        }}
+        noValidate
+        aria-label="New task"
+      >
         <div className="form-summary">
           {problemCount ? (
             <ErrorMessage
@@ -294,6 +305,9 @@ export default function SubmitPage() {
           <Link to="/tasks" className="btn">
             Discard
           </Link>
+          <span className="muted small">
+            or <kbd>Ctrl</kbd>+<kbd>Enter</kbd>
+          </span>
         </div>
       </form>
     </div>
