@@ -17,6 +17,7 @@ import type { Config } from "./config.js";
 import { errorIdOf, hidesDetail } from "./lib/public-errors.js";
 import { sharedFrameEncoder } from "./lib/shared-serialization.js";
 import type { Logger } from "./logger.js";
+import { createMcpHandler } from "./mcp/http.js";
 import { handleProvenanceHttp } from "./provenance/http.js";
 import { appRouter } from "./router.js";
 import type { Services } from "./services.js";
@@ -58,6 +59,7 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown) {
 export function createApp({ config, log, services }: AppOptions): App {
   const socketGuard = new SocketGuard(services.auth);
   const boundary = new WebBoundary(new OriginPolicy(config), services.auth, config.METRICS_TOKEN);
+  const mcp = createMcpHandler({ config, log, services });
   // The agency as an A2A agent: /.well-known/agent-card.json and the JSON-RPC endpoint /a2a (src/server/a2a/).
   const a2a = createA2aHttp({ config, log, services, boundary });
   // Every request and every WebSocket connection is resolved to an actor (or none): session cookie,
@@ -152,6 +154,7 @@ export function createApp({ config, log, services }: AppOptions): App {
         });
       return;
     }
+    if (pathname === "/mcp") return mcp(req, res);
     if (pathname === "/trpc" || pathname.startsWith("/trpc/")) {
       if (!boundary.admitHttp(req, res, pathname)) return;
       return trpcHandler(req, res);

@@ -108,6 +108,20 @@ export class OriginPolicy {
   }
 
   /**
+   * An endpoint for token-authenticated programs (MCP at /mcp), where the Model Context Protocol requires
+   * every request's Origin to be checked (DNS rebinding): whatever the credentials, a request that carries
+   * an Origin must come from this server's own pages or an allowed origin. Programs send no Origin.
+   */
+  checkOrigin(req: http.IncomingMessage): OriginVerdict {
+    const origin = header(req, "origin");
+    if (origin === undefined || this.allows(origin, req)) return { ok: true };
+    return {
+      ok: false,
+      reason: `Requests from web pages are accepted only from this server's own pages; ${clip(origin)} is not one of them (an admin can add it to ALLOWED_ORIGINS).`,
+    };
+  }
+
+  /**
    * A WebSocket upgrade. Browsers always send Origin on one, and the socket's actor comes from the
    * cookie when the client sends no token, so an upgrade carrying the cookie must come from our origin.
    * Without the cookie the socket can only authenticate with a token in connectionParams (or stay
