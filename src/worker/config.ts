@@ -25,7 +25,8 @@ const workerEnvSchema = z.object({
         .map((s) => s.trim())
         .filter(Boolean),
     )
-    .pipe(z.array(capabilityName).min(1, "list at least one capability")),
+    // Empty is allowed when WORKER_AGENTS or WORKER_AGENTS_FILE names agents: a worker that only runs agents.
+    .pipe(z.array(capabilityName)),
   WORKER_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(4),
   WORKER_WORKSPACES_DIR: z.string().min(1).default(path.join(os.tmpdir(), "agent-agency-workspaces")),
   WORKER_NAME: z.string().min(1).max(100).default("reference"),
@@ -54,6 +55,37 @@ const workerEnvSchema = z.object({
   WORKER_SANDBOX_MAX_WORKSPACE_MB: z.coerce.number().int().min(1).max(1_048_576).default(2_048),
   WORKER_SANDBOX_MAX_WORKSPACE_FILES: z.coerce.number().int().min(10).max(10_000_000).default(100_000),
   WORKER_SANDBOX_TMP_MB: z.coerce.number().int().min(1).max(1_048_576).default(256),
+  /** Command-line agents, one per capability, as JSON (`agents.ts`); or WORKER_AGENTS_FILE, the path of such a file. */
+  WORKER_AGENTS: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v : undefined)),
+  WORKER_AGENTS_FILE: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v : undefined)),
+  /** Hosts a task's `repo` (https) may be checked out from; a host matches itself and its subdomains. */
+  WORKER_GIT_ALLOWED_HOSTS: z
+    .string()
+    .default("github.com,gitlab.com,bitbucket.org,codeberg.org")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((s) => s.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^[a-z0-9.-]+(?::\d+)?$/, "each host must be a host name, optionally with :port"))),
+  /** Directories whose git repositories a task's `repo` may name by path or file:// URL; none by default. */
+  WORKER_GIT_LOCAL_ROOTS: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().startsWith("/", "each local root must be an absolute path"))),
 });
 
 export type WorkerConfig = z.output<typeof workerEnvSchema>;
@@ -83,5 +115,17 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new Error(`Invalid worker configuration:\n${lines.join("\n")}`);
   }
-  return { ...parsed.data, WORKER_WORKSPACES_DIR: path.resolve(parsed.data.WORKER_WORKSPACES_DIR) };
+  if (parsed.data.WORKER_AGENTS && parsed.data.WORKER_AGENTS_FILE) {
+    throw new Error(
+      "Invalid worker configuration:\n  WORKER_AGENTS: set WORKER_AGENTS or WORKER_AGENTS_FILE, not both",
+    );
+  }
+  if (!parsed.data.WORKER_CAPABILITIES.length && !parsed.data.WORKER_AGENTS && !parsed.data.WORKER_AGENTS_FILE) {
+    throw new Error("Invalid worker configuration:\n  WORKER_CAPABILITIES: list at least one capability");
+  }
+  return {
+    ...parsed.data,
+    WORKER_WORKSPACES_DIR: path.resolve(parsed.data.WORKER_WORKSPACES_DIR),
+    WORKER_GIT_LOCAL_ROOTS: parsed.data.WORKER_GIT_LOCAL_ROOTS.map((r) => path.resolve(r)),
+  };
 }

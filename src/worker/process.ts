@@ -12,6 +12,8 @@ export interface ProcessOptions {
   gid?: number;
   /** File descriptors handed to the child as fd 3, 4, …: an open fd, or "pipe" (reachable through `onSpawn`). */
   extraFds?: Array<number | "pipe">;
+  /** Written to the child's stdin, which is then closed; without it stdin is /dev/null. */
+  stdin?: string;
   /** Called once the child exists, before any output is read; may stop it early through `stop`. */
   onSpawn?(child: ChildProcess, stop: () => void): void;
   /** The group is killed when this passes. */
@@ -107,7 +109,7 @@ export function runProcess(opts: ProcessOptions): Promise<ShellOutcome> {
         cwd: opts.cwd,
         env: opts.env,
         detached: true,
-        stdio: ["ignore", "pipe", "pipe", ...(opts.extraFds ?? [])],
+        stdio: [opts.stdin !== undefined ? "pipe" : "ignore", "pipe", "pipe", ...(opts.extraFds ?? [])],
         ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
         ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
       });
@@ -163,6 +165,11 @@ export function runProcess(opts: ProcessOptions): Promise<ShellOutcome> {
     };
 
     opts.onSpawn?.(child, terminate);
+    if (opts.stdin !== undefined && child.stdin) {
+      // A program that exits without reading all of its input closes the pipe: EPIPE is its business, not an error.
+      child.stdin.on("error", () => {});
+      child.stdin.end(opts.stdin);
+    }
     if (child.stdout) forwardLines(child.stdout, opts.maxLineChars, (l) => opts.onLine("stdout", l));
     if (child.stderr) forwardLines(child.stderr, opts.maxLineChars, (l) => opts.onLine("stderr", l));
 

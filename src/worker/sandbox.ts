@@ -104,13 +104,23 @@ export interface LimitHit {
 }
 
 export interface ScriptRun {
-  command: string;
+  /** A string runs as `bash -c command`; an array is a program and its arguments, run directly (looked up in PATH). */
+  command: string | readonly string[];
+  /** Written to the program's stdin; without it stdin is /dev/null. */
+  stdin?: string;
+  /** Host directories (or files) made visible read-only at the same path inside the sandbox. */
+  readOnlyPaths?: readonly string[];
   /** The workspace directory on the host (its real path). */
   workspaceRoot: string;
   /** Variables on top of SANDBOX_BASE_ENV (or, unconfined, the worker's PATH/HOME/LANG…). */
   env: Record<string, string>;
   /** The task asks for network access. */
   network?: boolean;
+  /**
+   * The network is granted by the worker's own configuration (a configured agent command, a git fetch from an
+   * allowed host), not asked for by a task: WORKER_SANDBOX_NETWORK does not apply to this run.
+   */
+  networkGrantedByWorker?: boolean;
   timeoutMs: number;
   signal?: AbortSignal;
   killGraceMs: number;
@@ -161,7 +171,7 @@ export interface ScriptSandbox {
   readonly limits: Readonly<SandboxLimits>;
   /** Probes bubblewrap once (a trivial sandboxed command) and remembers the answer. */
   status(): Promise<SandboxStatus>;
-  /** Runs `bash -c command`; throws `SandboxRefusedError` when it cannot run confined as configured. */
+  /** Runs `bash -c command` (or an argv); throws `SandboxRefusedError` when it cannot run confined as configured. */
   run(run: ScriptRun): Promise<ScriptOutcome>;
 }
 
@@ -410,10 +420,12 @@ export function createScriptSandbox(options: SandboxOptions = {}): ScriptSandbox
   const runUnconfined = (run: ScriptRun): Promise<ScriptOutcome> => {
     const env: NodeJS.ProcessEnv = {};
     for (const name of UNCONFINED_INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name];
+    const [file, ...args] = typeof run.command === "string" ? ["bash", "-c", run.command] : run.command;
     return runProcess({
-      file: "bash",
-      args: ["-c", run.command],
+      file: file as string,
+      args,
       cwd: run.workspaceRoot,
+      ...(run.stdin !== undefined ? { stdin: run.stdin } : {}),
       env: { ...env, ...run.env, WORKSPACE: run.workspaceRoot },
       timeoutMs: run.timeoutMs,
       ...(run.signal ? { signal: run.signal } : {}),
@@ -429,7 +441,7 @@ export function createScriptSandbox(options: SandboxOptions = {}): ScriptSandbox
       await allowTraversal(run.workspaceRoot);
     }
     const env: Record<string, string> = { ...SANDBOX_BASE_ENV, ...run.env, WORKSPACE: SANDBOX_WORKSPACE };
-    const shareNet = run.network === true && network === "allow";
+    const shareNet = run.network === true && (network === "allow" || run.networkGrantedByWorker === true);
     const etcArgs = [...SANDBOX_ETC_FILES, ...(shareNet ? SANDBOX_NETWORK_ETC_FILES : [])].flatMap((f) => [
       "--ro-bind-try",
       f,
@@ -486,6 +498,8 @@ export function createScriptSandbox(options: SandboxOptions = {}): ScriptSandbox
       String(limits.tmpBytes),
       "--tmpfs",
       "/tmp",
+      // After /tmp's tmpfs, so that a path under /tmp is not hidden by it.
+      ...(run.readOnlyPaths ?? []).flatMap((p) => ["--ro-bind", p, p]),
       "--bind-fd",
       "3",
       SANDBOX_WORKSPACE,
@@ -505,12 +519,12 @@ export function createScriptSandbox(options: SandboxOptions = {}): ScriptSandbox
       "/bin/bash",
       "-c",
       // bash's ulimit counts -v and -f in KiB; setting both soft and hard limits means the script cannot raise them.
-      'ulimit -c 0 -v "$1" -u "$2" -f "$3" || exit 126; exec /bin/bash -c "$4"',
+      'ulimit -c 0 -v "$1" -u "$2" -f "$3" || exit 126; shift 3; exec "$@"',
       "sandbox-limits",
       kib(limits.memoryBytes),
       String(limits.maxProcesses),
       kib(limits.maxFileBytes),
-      run.command,
+      ...(typeof run.command === "string" ? ["/bin/bash", "-c", run.command] : run.command),
     ];
 
     const seen = { fork: false, fileTooLarge: false, memory: false };
@@ -590,6 +604,7 @@ export function createScriptSandbox(options: SandboxOptions = {}): ScriptSandbox
         env: {},
         ...(asRoot ? { uid: hostUid, gid: hostGid } : {}),
         extraFds: [workspaceFd, "pipe", "pipe", "pipe", "pipe"],
+        ...(run.stdin !== undefined ? { stdin: run.stdin } : {}),
         onSpawn,
         timeoutMs: run.timeoutMs,
         ...(run.signal ? { signal: run.signal } : {}),
@@ -629,7 +644,7 @@ export function createScriptSandbox(options: SandboxOptions = {}): ScriptSandbox
       if (current.mode === "bubblewrap" && !current.ready) {
         throw new SandboxRefusedError("sandbox_unavailable", sandboxUnavailableMessage(current.reason));
       }
-      if (run.network && network !== "allow") {
+      if (run.network && network !== "allow" && !run.networkGrantedByWorker) {
         throw new SandboxRefusedError(
           "network_not_allowed",
           "The task asks for network access (spec.input.network) but this worker does not allow it " +

@@ -22,6 +22,13 @@ export type Snapshot = Map<string, FileState>;
 export interface SnapshotLimits {
   /** Total characters of text kept across the snapshot; files beyond it are compared by hash only. */
   maxTextChars: number;
+  /**
+   * The snapshot this one will be compared with: text is kept only for files that differ from it, so the budget goes
+   * to the changed files rather than to whatever unchanged files come first.
+   */
+  baseline?: Snapshot;
+  /** Leaves out the directories with these names at the workspace's top level (a checkout's `.git`). */
+  excludeTopLevel?: readonly string[];
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -45,7 +52,9 @@ async function hashFile(abs: string): Promise<string> {
 export async function snapshotWorkspace(workspace: Workspace, limits: SnapshotLimits): Promise<Snapshot> {
   const snapshot: Snapshot = new Map();
   let textBudget = limits.maxTextChars;
+  const excluded = (p: string) => limits.excludeTopLevel?.some((dir) => p.startsWith(`${dir}/`)) ?? false;
   for (const file of await workspace.list()) {
+    if (excluded(file.path)) continue;
     let abs: string;
     try {
       abs = await workspace.resolve(file.path);
@@ -57,13 +66,11 @@ export async function snapshotWorkspace(workspace: Workspace, limits: SnapshotLi
     if (stat.size <= MAX_ARTIFACT_CHARS && stat.size <= textBudget) {
       const buf = await fs.readFile(abs).catch(() => undefined);
       if (!buf) continue;
-      const text = asText(buf);
+      const hash = createHash("sha256").update(buf).digest("hex");
+      const unchanged = limits.baseline?.get(file.path)?.hash === hash;
+      const text = unchanged ? undefined : asText(buf);
       if (text !== undefined) textBudget -= text.length;
-      snapshot.set(file.path, {
-        hash: createHash("sha256").update(buf).digest("hex"),
-        size: buf.length,
-        ...(text !== undefined ? { text } : {}),
-      });
+      snapshot.set(file.path, { hash, size: buf.length, ...(text !== undefined ? { text } : {}) });
     } else {
       const hash = await hashFile(abs).catch(() => undefined);
       if (hash) snapshot.set(file.path, { hash, size: stat.size });
