@@ -6,6 +6,8 @@ import { migrate } from "./db/migrate.js";
 import { type ReferenceWorkerChild, startReferenceWorkerChild } from "./execution/reference-worker.js";
 import { createLogger } from "./logger.js";
 import { createServices } from "./services.js";
+import { VERSION } from "./system/service.js";
+import { startTelemetry } from "./telemetry/setup.js";
 
 async function main() {
   const config = loadConfig();
@@ -14,6 +16,10 @@ async function main() {
   const availability = new DbAvailability();
   const log = createLogger(config.LOG_LEVEL, { logMethod: availability.logHook() });
   availability.attach(log);
+  // OpenTelemetry traces over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing installed otherwise.
+  const telemetry = startTelemetry({ serviceName: "agent-agency", serviceVersion: VERSION, log });
+  if (telemetry.endpoint)
+    log.info({ endpoint: telemetry.endpoint }, "OpenTelemetry traces are exported over OTLP/HTTP");
 
   const db = await openDatabase({
     url: config.DATABASE_URL,
@@ -76,6 +82,8 @@ async function main() {
       await reference?.stop();
       await vite?.close();
       await db.close();
+      // The spans of the drain and the hand-back go out before the process does.
+      await telemetry.shutdown();
       clearTimeout(force);
       log.info("stopped");
       process.exit(0);

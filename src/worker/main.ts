@@ -1,4 +1,5 @@
 import pino from "pino";
+import { startTelemetry } from "../server/telemetry/setup.js";
 import { loadWorkerConfig, sandboxOptionsFrom } from "./config.js";
 import { createReferenceWorker } from "./reference.js";
 import { createScriptSandbox, sandboxUnavailableMessage } from "./sandbox.js";
@@ -24,6 +25,14 @@ async function main() {
     await prepareWorkspacesDir(config.WORKER_WORKSPACES_DIR);
   } catch (err) {
     console.error(`WORKER_WORKSPACES_DIR: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  // With OTEL_EXPORTER_OTLP_ENDPOINT (passed on by the agency to its reference worker), each run exports a span.
+  let telemetry: ReturnType<typeof startTelemetry>;
+  try {
+    telemetry = startTelemetry({ serviceName: "agent-agency-worker", log });
+  } catch (err) {
+    console.error((err as Error).message);
     process.exit(2);
   }
   const sandbox = createScriptSandbox(sandboxOptionsFrom(config));
@@ -61,6 +70,7 @@ async function main() {
       heartbeatMs: config.WORKER_HEARTBEAT_MS,
       workspacesDir: config.WORKER_WORKSPACES_DIR,
       auth: config.WORKER_TOKEN ? "bearer token" : "none",
+      tracing: telemetry.endpoint ?? "off",
       sandbox:
         sandboxStatus.mode === "off"
           ? "off (unsandboxed)"
@@ -82,6 +92,7 @@ async function main() {
     }, 20_000).unref();
     try {
       await worker.close();
+      await telemetry.shutdown();
       clearTimeout(force);
       log.info("stopped");
       process.exit(0);

@@ -32,6 +32,8 @@
  * - `POST /cancel`: a `CancelRequest`. Aborts the run's signal and waits (up to `abortGraceMs`) for the handler to
  *   return, then answers `canceled`; `not_running` when nothing runs under that key. A cancel that arrives before
  *   its execute is remembered: that execute then answers `failed` (`canceled`) without running.
+ * - Tracing: a W3C `traceparent` header on the `/execute` that starts a run makes the run's span (`agency.worker.run`,
+ *   with the task id, attempt and outcome) a child of the agency's try, in a process that set up OpenTelemetry.
  * - `GET /health`: `WorkerHealth`. Needs no token, but a wrong token is refused (401) so a misconfigured client
  *   notices before it dispatches.
  *
@@ -62,8 +64,19 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
+import {
+  type Context,
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
 import type { z } from "zod";
 import { canonicalJson } from "../shared/canonical-json.js";
+import { ATTR, SPAN } from "../shared/telemetry.js";
 import {
   type CancelResponse,
   cancelRequestSchema,
@@ -179,6 +192,22 @@ const RESULT_LOG_LINES = 1_000;
 const HEARTBEAT_LINE: StreamLine = { type: "heartbeat" };
 
 const silentLogger: WorkerLogger = { info() {}, warn() {}, error() {} };
+
+/**
+ * A span per run, a child of the `traceparent` its first `/execute` carried. It is recorded only in a process that
+ * set up OpenTelemetry (the reference worker does when OTEL_EXPORTER_OTLP_ENDPOINT is set); otherwise the API's
+ * tracer is the no-op one.
+ */
+const tracer = trace.getTracer("agent-agency-worker-sdk");
+
+function endRunSpan(span: Span, result: ExecuteResult): void {
+  span.setAttribute(ATTR.outcome, result.status);
+  if (result.status === "failed") {
+    if (result.error?.code) span.setAttribute(ATTR.errorKind, result.error.code);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: (result.error?.message ?? result.summary).slice(0, 1000) });
+  }
+  span.end();
+}
 
 class HttpError extends Error {
   constructor(
@@ -375,8 +404,21 @@ export function createWorker(options: CreateWorkerOptions): Worker {
     for (const subscriber of run.subscribers) subscriber(line);
   };
 
-  const startRun = (request: ExecuteRequest, key: string, fingerprint: string): Run => {
+  const startRun = (request: ExecuteRequest, key: string, fingerprint: string, parent: Context): Run => {
     const controller = new AbortController();
+    const span = tracer.startSpan(
+      SPAN.workerRun,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          [ATTR.taskId]: request.taskId,
+          [ATTR.attempt]: request.attempt,
+          ...(options.name ? { [ATTR.worker]: options.name } : {}),
+        },
+      },
+      parent,
+    );
+    const runContext = trace.setSpan(parent, span);
     const startedAt = performance.now();
     const elapsed = () => Math.round(performance.now() - startedAt);
     let resolveDone!: (r: ExecuteResult) => void;
@@ -410,6 +452,7 @@ export function createWorker(options: CreateWorkerOptions): Worker {
       // A run nobody waited for is forgotten, so the client's retry can run the work afresh.
       if (!disconnected) remember(key, { fingerprint, result, lines: run.lines, droppedLines: run.droppedLines });
       log.info({ key, status: result.status, error: result.error?.code, durationMs: elapsed() }, "run finished");
+      endRunSpan(span, result);
       resolveDone(result);
     };
 
@@ -453,7 +496,8 @@ export function createWorker(options: CreateWorkerOptions): Worker {
             });
           },
         };
-        const raw = await options.handle(ctx);
+        // The handler's own spans, if it makes any, are children of the run's.
+        const raw = await context.with(runContext, () => options.handle(ctx));
         const parsed = executeResultSchema.safeParse(raw);
         if (!parsed.success) {
           finish(
@@ -640,7 +684,7 @@ export function createWorker(options: CreateWorkerOptions): Worker {
       throw new HttpError(429, `Worker is at its concurrency limit (${maxConcurrency} runs)`, { "retry-after": "1" });
     }
     log.info({ key, title: request.spec.title }, "run started");
-    await attach(req, res, startRun(request, key, fingerprint));
+    await attach(req, res, startRun(request, key, fingerprint, propagation.extract(ROOT_CONTEXT, req.headers)));
   };
 
   const handleCancel = async (req: http.IncomingMessage, res: http.ServerResponse) => {

@@ -1,5 +1,6 @@
 import type http from "node:http";
 import type { ClientInfo } from "../audit/service.js";
+import type { TraceCarrier } from "../telemetry/tracing.js";
 import type { Credentials } from "./service.js";
 
 /** What a procedure may need to know about the request beyond the actor: its credentials and the response's cookie. */
@@ -10,6 +11,11 @@ export interface RequestContext {
   secure: boolean;
   /** Present over HTTP only; a WebSocket message cannot set a cookie. */
   setCookie?: (cookie: string) => void;
+  /**
+   * The caller's W3C trace context (`traceparent`, `tracestate`), over HTTP only: a WebSocket's upgrade
+   * request is not the request of the messages sent over it.
+   */
+  trace?: TraceCarrier;
 }
 
 export function requestContext(
@@ -34,6 +40,7 @@ export function requestContext(
     secure,
     ...(res
       ? {
+          trace: { traceparent: header("traceparent") ?? null, tracestate: header("tracestate") ?? null },
           setCookie: (cookie: string) => {
             const prev = res.getHeader("Set-Cookie");
             res.setHeader("Set-Cookie", [...(Array.isArray(prev) ? prev : prev ? [String(prev)] : []), cookie]);

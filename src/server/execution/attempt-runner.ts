@@ -1,10 +1,12 @@
 import type { TaskSpec } from "../../shared/task-spec.js";
+import type { TaskState } from "../../shared/task-state.js";
 import { PROTOCOL_VERSION } from "../../shared/worker-protocol.js";
 import type { TierPolicy } from "../config.js";
 import { judgeAttempt } from "../council/council.js";
 import type { Database } from "../db/database.js";
 import { newErrorId } from "../lib/public-errors.js";
 import type { Logger } from "../logger.js";
+import { type AttemptOutcome, AttemptTrace } from "../telemetry/tracing.js";
 import type { WorkerService } from "../workers/service.js";
 import { toTarget } from "../workers/service.js";
 import type { ClaimedAttempt, ClaimWorker } from "./claim.js";
@@ -64,6 +66,12 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
  */
 const mayHaveRun = (err: WorkerCallError) =>
   err.kind === "timeout" || err.kind === "deadline" || err.kind === "network" || err.kind === "internal";
+
+/** An end as its spans tell it. */
+const outcomeOf = (end: AttemptEnd): AttemptOutcome =>
+  end.kind === "completed"
+    ? { outcome: "completed", tries: end.tries, verdict: end.judgement?.verdict ?? null, error: end.councilError }
+    : { outcome: "failed", tries: end.tries, error: end.error };
 
 export interface RunnerSettings {
   leaseMs: number;
@@ -202,15 +210,29 @@ export class AttemptRunner {
       done: Promise.resolve(),
     };
     this.running.set(c.attemptId, entry);
-    entry.done = this.run(c, w, ctrl, startedAt)
+    const tracing = new AttemptTrace(c, w.name, startedAt !== undefined);
+    entry.done = this.run(c, w, ctrl, tracing, startedAt)
       .catch((err: unknown) => this.log.error({ err, attemptId: c.attemptId }, "running an attempt failed"))
       .finally(() => {
+        // A run that wrote no end: handed back at shutdown, taken over (a cancel, a lost lease), or broken.
+        const reason = ctrl.signal.reason;
+        tracing.finish(
+          reason instanceof Handover
+            ? { outcome: reason.handBack ? "handed_back" : "taken_over" }
+            : { outcome: "failed", error: "The run ended without an end to store (the server's log has the error)." },
+        );
         this.running.delete(c.attemptId);
         this.onDone();
       });
   }
 
-  private async run(c: ClaimedAttempt, w: ClaimWorker, ctrl: AbortController, startedAt?: number): Promise<void> {
+  private async run(
+    c: ClaimedAttempt,
+    w: ClaimWorker,
+    ctrl: AbortController,
+    tracing: AttemptTrace,
+    startedAt?: number,
+  ): Promise<void> {
     const spec: TaskSpec = c.spec;
     const policy = this.policyFor(c.riskTier);
     const deadlineMs = spec.budget.maxDurationSec ? spec.budget.maxDurationSec * 1000 : policy.deadlineMs;
@@ -236,6 +258,8 @@ export class AttemptRunner {
         policy,
         deadline,
         signal: ctrl.signal,
+        // Each try is a span of the attempt's, and its worker is sent the try's traceparent.
+        trace: tracing.context,
         onLine: (line) =>
           this.events.append({
             taskId: c.taskId,
@@ -284,7 +308,7 @@ export class AttemptRunner {
         let councilError: string | undefined;
         try {
           // On a judging thread: a large artifact set or a costly pattern never holds up the event loop.
-          judgement = await judgeAttempt({ spec, result: outcome.result });
+          judgement = await tracing.council(() => judgeAttempt({ spec, result: outcome.result }));
         } catch (err) {
           councilError = (err as Error).message;
           this.log.error({ err, attemptId: c.attemptId }, "the council failed on an attempt");
@@ -321,11 +345,13 @@ export class AttemptRunner {
       // running it, and the next attempt must not run beside it.
       let told = "";
       if (sent || mayHaveRun(err)) {
-        const stop = await this.client.cancel(toTarget(w), {
-          taskId: c.taskId,
-          attempt: c.number,
-          reason: err.message,
-        });
+        const stop = await tracing.run(() =>
+          this.client.cancel(toTarget(w), {
+            taskId: c.taskId,
+            attempt: c.number,
+            reason: err.message,
+          }),
+        );
         told = ` Worker told to stop: ${stop.confirmed ? "confirmed" : "unconfirmed"} (${stop.detail}).`;
       }
       end = {
@@ -337,15 +363,16 @@ export class AttemptRunner {
         countsAsFailure: err.kind !== "breaker_open",
       };
     }
-    await this.store(end, ctrl);
+    await tracing.end(outcomeOf(end), () => this.store(end, ctrl));
   }
 
   /**
    * Stores a run's end. While the database is unreachable the end is held in memory (bounded) and the
    * run's entry stays, so its lease is renewed once the database is back; storing is retried with
    * backoff until it succeeds, the attempt is taken over (fenced off), or the process hands it back.
+   * Resolves to the task's state after the end, or null when it was not stored here.
    */
-  private async store(end: AttemptEnd, ctrl: AbortController): Promise<void> {
+  private async store(end: AttemptEnd, ctrl: AbortController): Promise<TaskState | null> {
     const availability = this.db.availability;
     let bytes = 0;
     let delay = 250;
@@ -359,7 +386,7 @@ export class AttemptRunner {
               "a result held while the database was unreachable was not stored here; whoever re-attaches fetches it again from the worker",
             );
           }
-          return;
+          return null;
         }
         if (!availability.reachable) {
           await availability.whenReachable(delay);
@@ -370,9 +397,10 @@ export class AttemptRunner {
           try {
             // The attempt's log lines go into the event log before its end does.
             await this.events.flush();
-            if (await this.finisher.finish(end)) return;
+            const state = await this.finisher.finish(end);
+            if (state) return state;
             // Fenced off (taken over), or not stored because the database went away meanwhile: the row tells.
-            if (!(await sql.holdsLease(this.db, end.attemptId, this.owner))) return;
+            if (!(await sql.holdsLease(this.db, end.attemptId, this.owner))) return null;
             if (availability.reachable) {
               // Reachable, still ours, not written: the finisher logged why. Try again after a while.
               this.log.warn({ attemptId: end.attemptId }, "an attempt's end was not stored; trying again");
@@ -396,7 +424,7 @@ export class AttemptRunner {
               "too many results held while the database is unreachable: this one is not kept here; its lease will expire and recovery fetches it again from the worker by its Idempotency-Key",
             );
             bytes = 0;
-            return;
+            return null;
           }
           this.held.count++;
           this.held.bytes += bytes;

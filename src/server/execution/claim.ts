@@ -12,6 +12,10 @@ export interface ClaimedAttempt {
   spec: TaskSpec;
   riskTier: number;
   critique: Critique | null;
+  /** The task's trace (the `traceparent` of its creation span), or null when it was created untraced. */
+  traceParent: string | null;
+  /** Epoch ms when the claim began (claims only; a re-attached attempt has none). */
+  claimedAt?: number;
 }
 
 interface ClaimRow {
@@ -21,6 +25,7 @@ interface ClaimRow {
   spec: TaskSpec;
   risk_tier: number;
   critique: Critique | null;
+  trace_parent: string | null;
 }
 
 /** A claimed (or re-attached) attempt from its row. */
@@ -31,6 +36,7 @@ export const toClaimedAttempt = (r: ClaimRow): ClaimedAttempt => ({
   spec: r.spec,
   riskTier: Number(r.risk_tier),
   critique: r.critique,
+  traceParent: r.trace_parent ?? null,
 });
 
 /** The worker as its row is when claimed for: what launching the claimed attempts needs. */
@@ -82,7 +88,7 @@ const CLAIM_SQL = `
     UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, updated_at = now(),
            waiting_reason = NULL, state_reason = NULL, next_critique = NULL
       FROM picked WHERE t.id = picked.id AND t.state = 'queued'
-    RETURNING t.id, t.attempt, t.spec, t.risk_tier, t.queued_at, picked.next_critique
+    RETURNING t.id, t.attempt, t.spec, t.risk_tier, t.queued_at, t.trace_parent, picked.next_critique
   ), inserted AS (
     INSERT INTO attempts (id, task_id, number, worker_id, state, lease_owner, lease_expires_at, queued_at, started_at, critique)
     SELECT gen_random_uuid(), c.id, c.attempt, $1::uuid, 'running', $4,
@@ -90,7 +96,7 @@ const CLAIM_SQL = `
       FROM claimed c
     RETURNING id, task_id, number, critique
   )
-  SELECT i.id AS attempt_id, i.task_id, i.number, c.spec, c.risk_tier::int AS risk_tier, i.critique
+  SELECT i.id AS attempt_id, i.task_id, i.number, c.spec, c.risk_tier::int AS risk_tier, i.critique, c.trace_parent
     FROM inserted i JOIN claimed c ON c.id = i.task_id`;
 
 /**
@@ -107,6 +113,7 @@ export async function claimRows(
   unit: UnitOfWork,
   opts: { workerId: string; limit: number; owner: string; leaseMs: number; lockWorker: boolean },
 ): Promise<Claim | null> {
+  const claimedAt = Date.now();
   const [worker] = await unit.tx.$queryRawUnsafe<(ClaimWorker & { capabilities: string[] | null })[]>(
     `SELECT id, name, url, token, capabilities FROM workers WHERE id = $1::uuid AND enabled AND NOT tripped
      ${opts.lockWorker ? "FOR UPDATE SKIP LOCKED" : ""}`,
@@ -122,7 +129,7 @@ export async function claimRows(
     opts.owner,
     opts.leaseMs,
   );
-  const claimed = rows.map(toClaimedAttempt);
+  const claimed = rows.map((r) => ({ ...toClaimedAttempt(r), claimedAt }));
   recordStateChanges(
     unit,
     claimed.map(

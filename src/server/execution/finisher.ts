@@ -118,7 +118,7 @@ function storedResult(r: ExecuteResult) {
  * attempt's lease and the task is still `running` (a cancel or a recovery may have taken over).
  */
 export class Finisher {
-  private queue: { end: AttemptEnd; done: (written: boolean) => void; fail: (err: unknown) => void }[] = [];
+  private queue: { end: AttemptEnd; done: (state: TaskState | null) => void; fail: (err: unknown) => void }[] = [];
   private busy = false;
 
   constructor(
@@ -129,10 +129,11 @@ export class Finisher {
   ) {}
 
   /**
-   * Resolves true when written, false when fenced off (the attempt was no longer ours to finish);
-   * rejects when the database could not be reached (the caller holds the end and tries again).
+   * Resolves to the task's state after the end when written, null when fenced off (the attempt was no
+   * longer ours to finish); rejects when the database could not be reached (the caller holds the end and
+   * tries again).
    */
-  finish(end: AttemptEnd): Promise<boolean> {
+  finish(end: AttemptEnd): Promise<TaskState | null> {
     return new Promise((done, fail) => {
       this.queue.push({ end, done, fail });
       if (!this.busy) void this.drain();
@@ -150,7 +151,7 @@ export class Finisher {
         const batch = this.queue.splice(0, 500);
         try {
           const written = await this.writeBatch(batch.map((b) => b.end));
-          for (const b of batch) b.done(written.has(b.end.attemptId));
+          for (const b of batch) b.done(written.get(b.end.attemptId) ?? null);
         } catch (err) {
           if (this.settings.isConnectivity(err)) {
             // Unreachable (db.availability has logged it once): each caller holds its end and tries again.
@@ -172,9 +173,9 @@ export class Finisher {
     }
   }
 
-  private async writeAlone(end: AttemptEnd): Promise<boolean> {
+  private async writeAlone(end: AttemptEnd): Promise<TaskState | null> {
     try {
-      return (await this.writeBatch([end])).has(end.attemptId);
+      return (await this.writeBatch([end])).get(end.attemptId) ?? null;
     } catch (err) {
       // Unreachable: nothing is wrong with the result, it is stored once the database is back.
       if (this.settings.isConnectivity(err)) throw err;
@@ -191,12 +192,12 @@ export class Finisher {
         error: `The agency could not store this attempt's result (internal error ${errorId}; the server's log has the detail).`,
         countsAsFailure: true,
       };
-      return (await this.writeBatch([failed]).catch(() => new Set<string>())).has(end.attemptId);
+      return (await this.writeBatch([failed]).catch(() => new Map<string, TaskState>())).get(end.attemptId) ?? null;
     }
   }
 
-  /** Writes a batch in one unit of work; resolves to the attempts written. */
-  private writeBatch(ends: AttemptEnd[]): Promise<Set<string>> {
+  /** Writes a batch in one unit of work; resolves to the attempts written, each with its task's state after it. */
+  private writeBatch(ends: AttemptEnd[]): Promise<Map<string, TaskState>> {
     return this.units.run(async (unit) => {
       const locked = await unit.tx.$queryRawUnsafe<LockedRow[]>(
         `SELECT a.id AS attempt_id, a.task_id, t.state AS task_state, t.redispatches, t.failures, t.risk_tier
@@ -209,13 +210,13 @@ export class Finisher {
       );
       const byAttempt = new Map(locked.map((r) => [r.attempt_id, r]));
       const out: Planned = { attempts: [], changes: [], artifacts: [] };
-      const written = new Set<string>();
+      const written = new Map<string, TaskState>();
       for (const end of ends) {
         const row = byAttempt.get(end.attemptId);
         // Fenced: the lease is gone or the task is being canceled; whoever took over finishes it.
         if (row?.task_state !== "running") continue;
-        written.add(end.attemptId);
         this.plan(end, row, out);
+        written.set(end.attemptId, out.changes.at(-1)?.steps.at(-1)?.to ?? "running");
       }
       if (!out.attempts.length) return written;
       // The rows are locked and were read running: every change applies.

@@ -27,6 +27,12 @@ export function defaultWorkspacesDir(dataDir: string): string {
 const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS"];
 
 /**
+ * OpenTelemetry's settings (OTEL_*): with an endpoint the worker exports a span for each run, a child of the
+ * try's `traceparent`. Not the service name: the worker reports as a service of its own.
+ */
+const isTelemetryVar = (name: string) => name.startsWith("OTEL_") && name !== "OTEL_SERVICE_NAME";
+
+/**
  * The reference worker's environment: never the server's whole environment, which may hold the master key
  * (`AGENCY_MASTER_KEY`), `DATABASE_URL` with its password or the bootstrap token. Scripts run in the sandbox
  * with a minimal environment of their own anyway; this keeps those secrets out of the worker process too.
@@ -34,7 +40,9 @@ const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_O
 export function referenceWorkerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(env)) {
-    if (value !== undefined && (INHERITED_ENV.includes(name) || name.startsWith("WORKER_"))) out[name] = value;
+    if (value !== undefined && (INHERITED_ENV.includes(name) || name.startsWith("WORKER_") || isTelemetryVar(name))) {
+      out[name] = value;
+    }
   }
   return out;
 }

@@ -76,6 +76,7 @@ export interface ExpiredRow {
   task_state: string;
   spec: TaskSpec;
   risk_tier: number;
+  trace_parent: string | null;
   worker_id: string | null;
   worker_name: string | null;
   url: string | null;
@@ -87,7 +88,7 @@ export interface ExpiredRow {
 export const expiredAttempts = (db: Database, runningHere: string[]) =>
   db.query<ExpiredRow>(
     `SELECT a.id AS attempt_id, a.task_id, a.number, a.lease_owner, a.recoveries, a.started_at, a.critique,
-            t.state AS task_state, t.spec, t.risk_tier::int AS risk_tier,
+            t.state AS task_state, t.spec, t.risk_tier::int AS risk_tier, t.trace_parent,
             w.id AS worker_id, w.name AS worker_name, w.url, w.token, w.capabilities
        FROM attempts a JOIN tasks t ON t.id = a.task_id LEFT JOIN workers w ON w.id = a.worker_id
       WHERE a.state = 'running' AND a.lease_expires_at < now() AND NOT (a.id = ANY($1::uuid[]))

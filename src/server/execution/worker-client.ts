@@ -1,6 +1,13 @@
+import { type Context, SpanKind, trace } from "@opentelemetry/api";
+import {
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_URL_FULL,
+} from "@opentelemetry/semantic-conventions";
 import pRetry from "p-retry";
 import { type Dispatcher, request } from "undici";
 import type { z } from "zod";
+import { ATTR, SPAN } from "../../shared/telemetry.js";
 import { toStorableText } from "../../shared/text.js";
 import {
   type CancelRequest,
@@ -19,6 +26,7 @@ import {
 import type { TierPolicy } from "../config.js";
 import { DomainError } from "../errors.js";
 import type { SecretBox } from "../keystore/secrets.js";
+import { inSpan, traceHeaders } from "../telemetry/tracing.js";
 import { assertAllowedWorkerUrl, workerEndpoint } from "../workers/allowlist.js";
 import type { BreakerRegistry } from "../workers/breakers.js";
 import { openWorkerToken } from "../workers/token.js";
@@ -59,6 +67,8 @@ export interface ExecuteCall {
   signal: AbortSignal;
   onLine?: (line: ProgressLine) => void;
   onTryFailed?: (tryNumber: number, error: WorkerCallError, nextDelayMs: number | null) => void;
+  /** The attempt's trace context: each try is a span under it (absent: the active context). */
+  trace?: Context;
 }
 
 export interface ExecuteOutcome {
@@ -235,7 +245,16 @@ export class WorkerClient {
       const result = await pRetry(
         (tryNumber) => {
           tries = tryNumber;
-          return this.breakers.run(worker.id, worker.name, call.request.taskId, () => this.tryExecute(call, signal));
+          // A span per try, a child of the caller's (the attempt's): its traceparent goes to the worker.
+          const attributes = {
+            [ATTR.taskId]: call.request.taskId,
+            [ATTR.attempt]: call.request.attempt,
+            [ATTR.worker]: worker.name,
+            [ATTR.try]: tryNumber,
+          };
+          return inSpan(SPAN.try, { kind: SpanKind.CLIENT, attributes, parent: call.trace }, () =>
+            this.breakers.run(worker.id, worker.name, call.request.taskId, () => this.tryExecute(call, signal)),
+          );
         },
         {
           ...retryBackoff(backoff),
@@ -295,18 +314,23 @@ export class WorkerClient {
     armIdle();
     // Set once the body has been read to its end: the connection is then clean and goes back to the pool.
     let drained = false;
+    const url = workerEndpoint(base, "execute");
+    const span = trace.getActiveSpan();
+    span?.setAttributes({ [ATTR_HTTP_REQUEST_METHOD]: "POST", [ATTR_URL_FULL]: url });
     try {
-      const res = await http(workerEndpoint(base, "execute"), {
+      const res = await http(url, {
         method: "POST",
         headers: {
           "content-type": "application/json",
           accept: `${NDJSON_CONTENT_TYPE}, application/json`,
           [IDEMPOTENCY_HEADER]: idempotencyKey(request.taskId, request.attempt),
+          ...traceHeaders(),
           ...this.auth(worker),
         },
         body: JSON.stringify(request),
         signal: ctrl.signal,
       });
+      span?.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, res.statusCode);
       phase = "read";
       armIdle();
       if (!ok(res)) throw await httpError(res, worker.name);
@@ -377,6 +401,8 @@ export class WorkerClient {
         method: "POST",
         headers: {
           "content-type": "application/json",
+          // The caller's trace (the attempt's, or the task's cancel): the worker's stop joins it.
+          ...traceHeaders(),
           ...this.auth(worker),
         },
         body: JSON.stringify(body),

@@ -44,7 +44,7 @@ export const tasksRouter = router({
   create: operatorProcedure
     .input(taskSpecSchema)
     .mutation(({ ctx, input }) =>
-      ctx.services.tasks.create(ctx.actor, input, clientInfo(ctx.clientAddress, ctx.request)),
+      ctx.services.tasks.create(ctx.actor, input, clientInfo(ctx.clientAddress, ctx.request), ctx.request?.trace),
     ),
 
   list: viewerProcedure
@@ -84,7 +84,13 @@ export const tasksRouter = router({
   rerun: operatorProcedure
     .input(taskRerunInputSchema)
     .mutation(({ ctx, input }) =>
-      ctx.services.tasks.rerun(ctx.actor, input.id, input.edits, clientInfo(ctx.clientAddress, ctx.request)),
+      ctx.services.tasks.rerun(
+        ctx.actor,
+        input.id,
+        input.edits,
+        clientInfo(ctx.clientAddress, ctx.request),
+        ctx.request?.trace,
+      ),
     ),
 
   /** An admin replaces the council's verdict, with a written justification (audited, on the chain). */

@@ -16,6 +16,7 @@ import { type EventPage, type EventPageQuery, readEventPage } from "../events/re
 import { validationMessage } from "../lib/validation-message.js";
 import { judgementRowDigest } from "../provenance/rows.js";
 import type { NewProvenanceRecord } from "../provenance/service.js";
+import { type CreateSpans, type TraceCarrier, traceNewTasks } from "../telemetry/tracing.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 import {
   taskCancel,
@@ -225,8 +226,9 @@ export class TaskService {
     return this.unitsRunner;
   }
 
-  async create(actor: Actor, spec: TaskSpec, client?: ClientInfo) {
-    const [id] = await this.createMany(actor, [spec], client);
+  /** `trace`: the caller's W3C trace context (tasks.create's `traceparent` header): the task's trace joins it. */
+  async create(actor: Actor, spec: TaskSpec, client?: ClientInfo, trace?: TraceCarrier) {
+    const [id] = await this.createMany(actor, [spec], client, trace);
     return toDetail(await this.db.prisma.task.findUniqueOrThrow({ where: { id: id as string } }));
   }
 
@@ -234,10 +236,17 @@ export class TaskService {
    * Creates many tasks in one unit of work whatever the count: the tasks in one statement, then their
    * audit entries, provenance records and creation events in the unit's ordered one.
    */
-  async createMany(actor: Actor, specs: TaskSpec[], client?: ClientInfo): Promise<string[]> {
+  async createMany(actor: Actor, specs: TaskSpec[], client?: ClientInfo, trace?: TraceCarrier): Promise<string[]> {
     if (specs.length === 0) return [];
     const rows = newTaskRows(specs);
-    await this.units.run((unit) => insertTasks(unit, actor, rows, client));
+    const spans = traceNewTasks(rows, trace);
+    try {
+      await this.units.run((unit) => insertTasks(unit, actor, rows, client));
+    } catch (err) {
+      spans.end(err);
+      throw err;
+    }
+    spans.end();
     return rows.map((r) => r.id);
   }
 
@@ -246,9 +255,10 @@ export class TaskService {
    * checked as tasks.create checks a spec. It names the original (`rerunOf`), which lists it among its
    * reruns; it is audited (`task.rerun`) and put on the provenance chain like a created task.
    */
-  async rerun(actor: Actor, id: string, edits: TaskSpecEdits, client?: ClientInfo) {
+  async rerun(actor: Actor, id: string, edits: TaskSpecEdits, client?: ClientInfo, trace?: TraceCarrier) {
     let newId = "";
-    await this.units.run(async (unit) => {
+    const traced: { spans?: CreateSpans } = {};
+    const stored = this.units.run(async (unit) => {
       // FOR SHARE: the original cannot be requeued (retry) between this read and the commit.
       const [original] = await unit.tx.$queryRawUnsafe<{ state: TaskState; spec: Record<string, unknown> }[]>(
         "SELECT state, spec FROM tasks WHERE id = $1::uuid FOR SHARE",
@@ -271,8 +281,18 @@ export class TaskService {
       }
       const rows = newTaskRows([merged.data], id);
       newId = (rows[0] as { id: string }).id;
+      // A unit run again (another process appended to the provenance log meanwhile) makes a new row.
+      traced.spans?.end(new Error("Not stored: the unit of work ran again with a new task id."));
+      traced.spans = traceNewTasks(rows, trace);
       await insertTasks(unit, actor, rows, client, Object.keys(given));
     });
+    await stored.then(
+      () => traced.spans?.end(),
+      (err: unknown) => {
+        traced.spans?.end(err);
+        throw err;
+      },
+    );
     return this.get(newId);
   }
 
@@ -615,6 +635,8 @@ interface NewTaskRow {
   capability: string;
   spec: TaskSpec;
   rerun_of: string | null;
+  /** The W3C traceparent of the task's creation span (telemetry/tracing.ts traceNewTasks); null untraced. */
+  trace_parent: string | null;
 }
 
 function newTaskRows(specs: TaskSpec[], rerunOf: string | null = null): NewTaskRow[] {
@@ -629,6 +651,7 @@ function newTaskRows(specs: TaskSpec[], rerunOf: string | null = null): NewTaskR
     capability: spec.capability,
     spec,
     rerun_of: rerunOf,
+    trace_parent: null,
   }));
 }
 
@@ -644,12 +667,14 @@ async function insertTasks(
   edited?: string[],
 ): Promise<void> {
   await unit.tx.$executeRawUnsafe(
-    `INSERT INTO tasks (id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, created_by, rerun_of)
+    `INSERT INTO tasks (id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, created_by, rerun_of,
+                        trace_parent)
      SELECT x.id, x.title, x.description, x.priority::"TaskPriority", x.priority_rank, x.risk_tier,
-            x.mode::"TaskMode", x.capability, x.spec, $2, x.rerun_of
+            x.mode::"TaskMode", x.capability, x.spec, $2, x.rerun_of, x.trace_parent
        FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id uuid, title text, description text, priority text,
-            priority_rank int, risk_tier int, mode text, capability text, spec jsonb, rerun_of uuid))
-            WITH ORDINALITY AS x(id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, rerun_of, n)
+            priority_rank int, risk_tier int, mode text, capability text, spec jsonb, rerun_of uuid, trace_parent text))
+            WITH ORDINALITY AS x(id, title, description, priority, priority_rank, risk_tier, mode, capability, spec, rerun_of,
+                                 trace_parent, n)
       ORDER BY x.n`,
     JSON.stringify(rows),
     actor.id,
