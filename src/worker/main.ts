@@ -1,5 +1,6 @@
 import pino from "pino";
 import { startTelemetry } from "../server/telemetry/setup.js";
+import { type Agent, loadAgents } from "./agents.js";
 import { loadWorkerConfig, sandboxOptionsFrom } from "./config.js";
 import { createReferenceWorker } from "./reference.js";
 import { createScriptSandbox, sandboxUnavailableMessage } from "./sandbox.js";
@@ -35,6 +36,20 @@ async function main() {
     console.error((err as Error).message);
     process.exit(2);
   }
+  let agents: Map<string, Agent>;
+  try {
+    agents = loadAgents({
+      json: config.WORKER_AGENTS,
+      file: config.WORKER_AGENTS_FILE,
+      env: process.env,
+      scriptCapabilities: config.WORKER_CAPABILITIES,
+      workspacesDir: config.WORKER_WORKSPACES_DIR,
+      sandboxed: config.WORKER_SANDBOX !== "off",
+    });
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(2);
+  }
   const sandbox = createScriptSandbox(sandboxOptionsFrom(config));
   // Probed once, here: a worker that cannot sandbox still starts (and says so on /health), but refuses scripts.
   const sandboxStatus = await sandbox.status();
@@ -46,6 +61,14 @@ async function main() {
     );
   } else if (!sandboxStatus.ready) {
     log.error({ sandbox: "bubblewrap" }, `${sandboxUnavailableMessage(sandboxStatus.reason)}; every script is refused`);
+  }
+  for (const agent of agents.values()) {
+    if (!agent.network) continue;
+    log.warn(
+      { agent: agent.capability },
+      `agent '${agent.capability}' runs with the host's network (network: true): it can reach the internet and any ` +
+        "service listening on this host, loopback included; its files, environment and processes stay confined",
+    );
   }
   const worker = createReferenceWorker({
     sandbox,
@@ -59,13 +82,26 @@ async function main() {
     heartbeatMs: config.WORKER_HEARTBEAT_MS,
     detachedGraceMs: config.WORKER_DETACHED_GRACE_MS,
     logger: log,
+    agents,
+    repoPolicy: {
+      allowedHosts: config.WORKER_GIT_ALLOWED_HOSTS,
+      localRoots: config.WORKER_GIT_LOCAL_ROOTS,
+      workspacesDir: config.WORKER_WORKSPACES_DIR,
+    },
   });
   const { url, port } = await worker.listen(config.WORKER_PORT, config.WORKER_HOST);
   log.info(
     {
       url,
       port,
-      capabilities: config.WORKER_CAPABILITIES,
+      capabilities: [...config.WORKER_CAPABILITIES, ...agents.keys()],
+      // Names and settings only: the passed-through variables' values never reach a log line.
+      agents: Object.fromEntries(
+        [...agents.values()].map((a) => [
+          a.capability,
+          { command: a.command, prompt: a.prompt, network: a.network, env: a.env, timeoutMs: a.timeoutMs },
+        ]),
+      ),
       maxConcurrency: config.WORKER_MAX_CONCURRENCY,
       heartbeatMs: config.WORKER_HEARTBEAT_MS,
       workspacesDir: config.WORKER_WORKSPACES_DIR,

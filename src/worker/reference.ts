@@ -383,8 +383,14 @@ export async function runReferenceTask(
         what,
         command: agentArgv(agent, prompt),
         ...(agent.prompt === "stdin" ? { stdin: prompt } : {}),
-        // HOME is the private /tmp: what an agent keeps there (sessions, caches) is not part of its result.
-        env: { ...baseEnv, ...agent.envValues, HOME: "/tmp", TASK_CAPABILITY: agent.capability },
+        // Sandboxed, HOME is the private /tmp: what an agent keeps there (sessions, caches) is not part of its result.
+        // Unconfined (WORKER_SANDBOX=off), it keeps the worker's HOME, where the operator's own sign-ins live.
+        env: {
+          ...baseEnv,
+          ...agent.envValues,
+          ...((options.sandbox ?? defaultSandbox()).mode === "bubblewrap" ? { HOME: "/tmp" } : {}),
+          TASK_CAPABILITY: agent.capability,
+        },
         network: agent.network,
         networkGrantedByWorker: true,
         readOnlyPaths: agent.readOnlyPaths,

@@ -18,7 +18,11 @@ import { type ProcessOptions, runProcess, type ShellOutcome } from "./process.js
  *   (without network) `/etc/hosts` naming only the sandbox's user and localhost;
  * - a private `/tmp` and `/dev/shm` (tmpfs of `limits.tmpBytes` each), a fresh `/proc` of its own PID namespace, a
  *   minimal read-only `/dev` (null, zero, full, random, urandom, tty, pts); everything else read-only;
- * - the environment SANDBOX_BASE_ENV plus the variables the caller passes (nothing of the worker's own).
+ * - the environment SANDBOX_BASE_ENV plus the variables the caller passes (nothing of the worker's own);
+ * - the run's `readOnlyPaths`, read-only at the same paths (a configured agent's installation, a local repository).
+ *
+ * A run is a bash script (`command` as a string) or a program with its arguments (an array, as a configured agent
+ * runs), with `stdin` as its input when given.
  *
  * It runs as uid/gid 65534 in its own user namespace with every capability dropped, in new IPC, PID, UTS, cgroup
  * and network namespaces (the network namespace has only its own loopback unless the network is allowed, which
