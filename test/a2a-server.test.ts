@@ -18,7 +18,11 @@ import { ServerHome, type ServerRun } from "./helpers/server-process.js";
 const LONG = 300_000;
 
 /** A user made by the bootstrap admin, signed in once to set their password, with an API token of their own. */
-async function userToken(run: ServerRun, username: string, role: "viewer" | "operator"): Promise<string> {
+async function signedUp(
+  run: ServerRun,
+  username: string,
+  role: "viewer" | "operator",
+): Promise<{ token: string; cookie: string }> {
   const initial = `initial-${randomUUID()}`;
   await run.api.users.create.mutate({ username, role, password: initial });
   const post = (proc: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -37,7 +41,7 @@ async function userToken(run: ServerRun, username: string, role: "viewer" | "ope
   expect(changed.status).toBe(200);
   const created = await post("tokens.create", { name: "a2a tests" }, { cookie });
   const body = (await created.json()) as { result: { data: { json: { token: string } } } };
-  return body.result.data.json.token;
+  return { token: body.result.data.json.token, cookie };
 }
 
 function client(url: string, token: string | null): Promise<Client> {
@@ -99,13 +103,16 @@ describe.each(DATABASES)("the agency as an A2A server on %s", (kind) => {
   let run: ServerRun;
   let operator: string;
   let viewer: string;
+  let operatorCookie: string;
   let a2a: Client;
 
   beforeAll(async () => {
-    home = new ServerHome(kind, { START_REFERENCE_WORKER: "1" });
+    home = new ServerHome(kind, { START_REFERENCE_WORKER: "1", MAX_AUTO_REDISPATCH: "0" });
     run = await home.start();
-    operator = await userToken(run, "a2a-operator", "operator");
-    viewer = await userToken(run, "a2a-viewer", "viewer");
+    const op = await signedUp(run, "a2a-operator", "operator");
+    operator = op.token;
+    operatorCookie = op.cookie;
+    viewer = (await signedUp(run, "a2a-viewer", "viewer")).token;
     a2a = await client(run.url, operator);
     // The reference worker registers itself at start; wait until it is healthy so tasks are dispatched.
     await waitFor(
@@ -332,11 +339,95 @@ describe.each(DATABASES)("the agency as an A2A server on %s", (kind) => {
   );
 
   it(
+    "keeps the context a client names: its tasks carry it, and ListTasks finds them by it",
+    async () => {
+      const contextId = `conversation-${randomUUID()}`;
+      const send = async (title: string, script: string) =>
+        asTask(await a2a.sendMessage(message([text(title), data({ input: { script } })], { contextId })));
+      const first = await send("First in context", "echo 1 > one.txt");
+      const second = await send("Second in context", "echo 2 > two.txt");
+      expect([first.contextId, second.contextId]).toEqual([contextId, contextId]);
+      expect((await a2a.getTask({ tenant: "", id: first.id })).contextId).toBe(contextId);
+      const list = (status: TaskState, pageSize: number, includeArtifacts: boolean) =>
+        a2a.listTasks({
+          tenant: "",
+          contextId,
+          status,
+          pageSize,
+          pageToken: "",
+          statusTimestampAfter: undefined,
+          includeArtifacts,
+        });
+      const listed = await list(TaskState.TASK_STATE_UNSPECIFIED, 10, true);
+      expect(listed.tasks.map((t) => t.id)).toEqual([second.id, first.id]);
+      expect(listed.totalSize).toBe(2);
+      expect(listed.tasks[1]?.artifacts.map((a) => a.name)).toEqual(["one.txt"]);
+      const paged = await list(TaskState.TASK_STATE_COMPLETED, 1, false);
+      expect(paged.tasks.map((t) => [t.id, t.artifacts.length])).toEqual([[second.id, 0]]);
+      expect(paged.nextPageToken).not.toBe("");
+    },
+    LONG,
+  );
+
+  it(
+    "SubscribeToTask follows a task another request started, to its end",
+    async () => {
+      const started = asTask(
+        await a2a.sendMessage(
+          nonBlocking(message([text("Followed"), data({ input: { script: "sleep 2; echo seen > seen.txt" } })])),
+        ),
+      );
+      const events: StreamResponse[] = [];
+      const asViewer = await client(run.url, viewer);
+      for await (const e of asViewer.resubscribeTask({ tenant: "", id: started.id })) events.push(e);
+      expect(events[0]?.payload?.$case).toBe("task");
+      const last = events.at(-1)?.payload;
+      expect(last?.$case === "statusUpdate" ? last.value.status?.state : null).toBe(TaskState.TASK_STATE_COMPLETED);
+      const names = events.map((e) => (e.payload?.$case === "artifactUpdate" ? e.payload.value.artifact?.name : null));
+      expect(names).toContain("seen.txt");
+    },
+    LONG,
+  );
+
+  it(
+    "changes requested by the council read as input-required; a message to the task asks for another attempt",
+    async () => {
+      const script = "echo 'TODO: finish' > todo.txt";
+      const first = asTask(await a2a.sendMessage(message([text("Leaves a placeholder"), data({ input: { script } })])));
+      expect(first.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+      expect(partText(first.status?.message?.parts[0])).toMatch(/requested changes/);
+      const followUp = message([text("Try again")], { taskId: first.id, contextId: first.contextId });
+      const again = asTask(await a2a.sendMessage(followUp));
+      expect(again.id).toBe(first.id);
+      expect(again.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+      const detail = await run.api.tasks.get.query({ id: first.id });
+      expect(detail.attempts.map((a) => a.verdict)).toEqual(["changes_requested", "changes_requested"]);
+    },
+    LONG,
+  );
+
+  it("applies the console's Origin policy to session cookies, and the body limit", async () => {
+    const call = (headers: Record<string, string>, body: string) =>
+      fetch(`${run.url}/a2a`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+    const getTask = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "GetTask", params: { id: randomUUID() } });
+    const foreign = await call({ cookie: operatorCookie, origin: "https://evil.example" }, getTask);
+    expect(foreign.status).toBe(403);
+    expect(await foreign.text()).toMatch(/only from this server's own pages/);
+    const own = await call({ cookie: operatorCookie, origin: run.url, "a2a-version": "1.0" }, getTask);
+    expect(own.status).toBe(200);
+    expect(await own.json()).toMatchObject({ error: { code: -32001 } });
+    const huge = await call({ authorization: `Bearer ${operator}` }, "x".repeat(1024 * 1024 + 1));
+    expect(huge.status).toBe(413);
+  });
+
+  it(
     "tasks/get answers from the database after the server restarts",
     async () => {
       const done = asTask(
         await a2a.sendMessage(
-          message([text("Survives a restart"), data({ input: { script: "echo kept > kept.txt" } })]),
+          message([text("Survives a restart"), data({ input: { script: "echo kept > kept.txt" } })], {
+            contextId: "kept-context",
+          }),
         ),
       );
       expect(done.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
@@ -345,6 +436,7 @@ describe.each(DATABASES)("the agency as an A2A server on %s", (kind) => {
       a2a = await client(run.url, operator);
       const again = await a2a.getTask({ tenant: "", id: done.id });
       expect(again.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+      expect(again.contextId).toBe("kept-context");
       expect(again.artifacts.map((a) => [a.name, partText(a.parts[0])])).toEqual([["kept.txt", "kept\n"]]);
       await expect(a2a.getTask({ tenant: "", id: randomUUID() })).rejects.toThrow(/does not exist|not found/i);
     },

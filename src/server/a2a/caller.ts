@@ -20,7 +20,7 @@ export class AgencyUser implements User {
 }
 
 const SIGNAL = "agency.signal";
-const SPEC = "agency.spec";
+const SPEC = "agency.pendingTask";
 
 /** The caller of a request that reached the handler (the HTTP layer admits no anonymous one). */
 export function callerOf(context: ServerCallContext): AgencyUser {
@@ -39,11 +39,17 @@ export function requestSignal(context: ServerCallContext): AbortSignal {
   return signal instanceof AbortSignal ? signal : new AbortController().signal;
 }
 
-/** The spec the handler made from the message (checked before the SDK runs anything), for the executor to create. */
-export function setPendingSpec(context: ServerCallContext, spec: TaskSpec): void {
-  context.state.set(SPEC, spec);
+/** What the handler made of a message that starts a task (checked before the SDK runs anything), for the executor. */
+export interface PendingTask {
+  spec: TaskSpec;
+  /** The context the client named in the message; empty when it named none. */
+  contextId: string;
 }
 
-export function pendingSpec(context: ServerCallContext): TaskSpec | undefined {
-  return context.state.get(SPEC) as TaskSpec | undefined;
+export function setPendingTask(context: ServerCallContext, pending: PendingTask): void {
+  context.state.set(SPEC, pending);
+}
+
+export function pendingTask(context: ServerCallContext): PendingTask | undefined {
+  return context.state.get(SPEC) as PendingTask | undefined;
 }

@@ -5,7 +5,7 @@ import { IllegalTransitionError } from "../../shared/task-state.js";
 import { DomainError } from "../errors.js";
 import { newErrorId } from "../lib/public-errors.js";
 import type { Logger } from "../logger.js";
-import { callerOf, pendingSpec, requestSignal } from "./caller.js";
+import { callerOf, pendingTask, requestSignal } from "./caller.js";
 import { type FollowDeps, followTask } from "./follow.js";
 import { textPart } from "./mapping.js";
 
@@ -29,9 +29,10 @@ export class AgencyAgentExecutor implements AgentExecutor {
         await this.deps.tasks.retry(caller.actor, request.task.id, caller.client);
         taskId = request.task.id;
       } else {
-        const spec = pendingSpec(request.context);
-        if (!spec) throw new Error("The A2A handler did not leave a task spec for the executor.");
-        taskId = (await this.deps.tasks.create(caller.actor, spec, caller.client)).id;
+        const pending = pendingTask(request.context);
+        if (!pending) throw new Error("The A2A handler did not leave a task spec for the executor.");
+        taskId = (await this.deps.tasks.create(caller.actor, pending.spec, caller.client)).id;
+        if (pending.contextId) await this.recordContext(taskId, pending.contextId);
       }
     } catch (err) {
       // Nothing was published yet: the answer is a message saying why, not a task in a state it is not in.
@@ -54,6 +55,18 @@ export class AgencyAgentExecutor implements AgentExecutor {
     throw new TaskNotCancelableError(
       `Task ${taskId} is canceled through tasks/cancel (CancelTask), which acts as the caller; the agent executor does not cancel on its own.`,
     );
+  }
+
+  /**
+   * The task exists once created, whatever happens here: a context that could not be recorded is logged,
+   * and the task answers as its own context rather than being reported as not created.
+   */
+  private async recordContext(taskId: string, contextId: string): Promise<void> {
+    try {
+      await this.deps.store.recordContext(taskId, contextId);
+    } catch (err) {
+      this.log.error({ err, taskId, errorId: newErrorId() }, "A2A: the task's context could not be recorded");
+    }
   }
 
   private refusal(request: RequestContext, err: unknown) {

@@ -4,7 +4,7 @@ import { AgentEvent, type AgentExecutionEvent } from "@a2a-js/sdk/server";
 import { STATE_EVENT_TYPES } from "../../shared/task-events.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
 import type { TaskService } from "../tasks/service.js";
-import { STREAM_END_STATES, toA2ATask } from "./mapping.js";
+import { STREAM_END_STATES } from "./mapping.js";
 import type { AgencyTaskStore } from "./store.js";
 
 export interface FollowDeps {
@@ -34,17 +34,15 @@ export async function* followTask(
 ): AsyncGenerator<AgentExecutionEvent> {
   const kinds = [...STATE_EVENT_TYPES];
   const { through } = await deps.tasks.events({ taskId, kinds, limit: 1 });
-  const first = await deps.store.agencyTask(taskId);
-  if (!first) throw new TaskNotFoundError(`Task ${taskId} does not exist.`);
-  const snapshot = toA2ATask(first);
+  const snapshot = await deps.store.a2aTask(taskId);
+  if (!snapshot) throw new TaskNotFoundError(`Task ${taskId} does not exist.`);
   yield AgentEvent.task(snapshot);
   if (endsStream(snapshot)) return;
   const sent = new Set(snapshot.artifacts.map((a) => a.artifactId));
   let shown = statusKey(snapshot.status);
   for await (const _event of deps.hub.subscribe({ filter: { taskId, kinds }, lastEventId: through, signal })) {
-    const now = await deps.store.agencyTask(taskId);
-    if (!now) return;
-    const task = toA2ATask(now);
+    const task = await deps.store.a2aTask(taskId);
+    if (!task) return;
     for (const artifact of task.artifacts) {
       if (sent.has(artifact.artifactId)) continue;
       sent.add(artifact.artifactId);

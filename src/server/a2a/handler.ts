@@ -38,9 +38,9 @@ import { safeText } from "../../shared/text.js";
 import { DomainError } from "../errors.js";
 import { newErrorId } from "../lib/public-errors.js";
 import type { Logger } from "../logger.js";
-import { callerOf, requestSignal, setPendingSpec } from "./caller.js";
+import { callerOf, requestSignal, setPendingTask } from "./caller.js";
 import { type FollowDeps, followTask } from "./follow.js";
-import { a2aStateName, specFromMessage, toA2ATask } from "./mapping.js";
+import { A2A_STATE_OF, a2aStateName, specFromMessage } from "./mapping.js";
 
 /** JSON-RPC error codes of the agency's own (outside the A2A range -32001…-32009). */
 export const AGENCY_RPC_ERROR = {
@@ -57,6 +57,9 @@ const CANCEL_REASON = safeText(
     .min(1, "The cancel reason (metadata.reason) must not be empty")
     .max(500, "The cancel reason (metadata.reason) must be at most 500 characters"),
 );
+
+/** The longest contextId a client may name (the column's width). */
+const CONTEXT_ID_MAX = 200;
 
 export function forbidden(message: string): A2AError {
   return new JsonRpcTransportError({ jsonrpc: "2.0", id: null, error: { code: AGENCY_RPC_ERROR.FORBIDDEN, message } });
@@ -123,7 +126,7 @@ export class AgencyRequestHandler implements A2ARequestHandler {
       const caller = this.need(context, "operator", "cancel a task");
       const task = await this.deps.store.agencyTask(params.id);
       if (!task) throw new TaskNotFoundError(`Task ${params.id} does not exist.`);
-      if (task.state === "canceled") return toA2ATask(task);
+      if (task.state === "canceled") return this.current(task.id);
       const given = params.metadata?.reason;
       const reason = CANCEL_REASON.safeParse(given ?? `Canceled through A2A by ${caller.actor.name}`);
       if (!reason.success) throw new RequestMalformedError(reason.error.issues[0]?.message ?? "Invalid reason");
@@ -135,9 +138,7 @@ export class AgencyRequestHandler implements A2ARequestHandler {
         }
         throw err;
       }
-      const now = await this.deps.store.agencyTask(task.id);
-      if (!now) throw new TaskNotFoundError(`Task ${task.id} does not exist.`);
-      return toA2ATask(now);
+      return this.current(task.id);
     });
   }
 
@@ -147,7 +148,7 @@ export class AgencyRequestHandler implements A2ARequestHandler {
       this.need(context, "viewer", "follow a task");
       const found = await this.deps.store.agencyTask(params.id);
       if (!found) throw new TaskNotFoundError(`Task ${params.id} does not exist.`);
-      const state = toA2ATask(found).status?.state;
+      const state = A2A_STATE_OF[found.state];
       if (
         state === A2AState.TASK_STATE_COMPLETED ||
         state === A2AState.TASK_STATE_FAILED ||
@@ -199,24 +200,24 @@ export class AgencyRequestHandler implements A2ARequestHandler {
       const task = await this.deps.store.agencyTask(message.taskId);
       if (!task) throw new TaskNotFoundError(`Task ${message.taskId} does not exist.`);
       if (task.state !== "changes_requested") {
-        const a2a = toA2ATask(task).status?.state;
         throw new UnsupportedOperationError(
-          `Task ${task.id} is ${a2aStateName(a2a)} (agency state ${task.state}): the agency takes a message to a task only while it waits for input (the council requested changes). Send a message without taskId to start a new task.`,
+          `Task ${task.id} is ${a2aStateName(A2A_STATE_OF[task.state])} (agency state ${task.state}): the agency takes a message to a task only while it waits for input (the council requested changes). Send a message without taskId to start a new task.`,
         );
       }
       return;
     }
-    if (message.contextId) {
-      const task = await this.deps.store.agencyTask(message.contextId);
-      throw new UnsupportedOperationError(
-        task
-          ? `Context ${message.contextId} is task ${task.id}'s own: a message continues a task by its taskId (while it waits for input). Leave contextId out to start a new task.`
-          : `The agency does not keep contexts: each task is its own context (its contextId is the task's id). Leave contextId out of a message that starts a task.`,
-      );
+    if (message.contextId.length > CONTEXT_ID_MAX) {
+      throw new RequestMalformedError(`contextId must be at most ${CONTEXT_ID_MAX} characters.`);
     }
     const made = specFromMessage(message);
     if (!made.ok) throw new RequestMalformedError(made.error);
-    setPendingSpec(context, made.spec);
+    setPendingTask(context, { spec: made.spec, contextId: message.contextId });
+  }
+
+  private async current(taskId: string): Promise<Task> {
+    const task = await this.deps.store.a2aTask(taskId);
+    if (!task) throw new TaskNotFoundError(`Task ${taskId} does not exist.`);
+    return task;
   }
 
   private need(context: ServerCallContext, role: Role, what: string) {

@@ -49,7 +49,7 @@ export function createA2aHttp(opts: {
   boundary: WebBoundary;
 }): A2aHttp {
   const { config, log, services, boundary } = opts;
-  const store = new AgencyTaskStore(services.tasks);
+  const store = new AgencyTaskStore(services.db, services.tasks);
   const deps = { tasks: services.tasks, hub: services.hub, store };
   // The SDK's handler reads flags (streaming, push notifications, extensions) and protocol versions from
   // it; the card callers fetch is made per request (their origin, the workers enabled now).

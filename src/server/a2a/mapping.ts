@@ -62,12 +62,6 @@ const dataPart = (value: unknown): Part => ({
   metadata: undefined,
 });
 
-/**
- * Every task is its own A2A context: the agency does not keep conversations, so a task's contextId is
- * its own id (see a2a/handler.ts for what a message that names another context gets).
- */
-export const contextIdOf = (taskId: string): string => taskId;
-
 /** What the agency says about a task in its current state: the status message's text. */
 export function statusText(t: AgencyTask): string {
   const reason = t.stateReason ? `: ${t.stateReason}` : "";
@@ -95,12 +89,12 @@ export function statusText(t: AgencyTask): string {
   }
 }
 
-export function statusOf(t: AgencyTask): TaskStatus {
+export function statusOf(t: AgencyTask, contextId: string): TaskStatus {
   return {
     state: A2A_STATE_OF[t.state],
     message: {
       messageId: `${t.id}:${t.state}:${t.updatedAt.getTime()}`,
-      contextId: contextIdOf(t.id),
+      contextId,
       taskId: t.id,
       role: Role.ROLE_AGENT,
       parts: [textPart(statusText(t))],
@@ -131,14 +125,15 @@ export function artifactsOf(t: AgencyTask): Artifact[] {
 }
 
 /**
- * The A2A view of an agency task. Every field comes from the agency's rows; `history` is empty (the
- * agency keeps the task's spec, which `metadata.agency` summarizes, not the messages that made it).
+ * The A2A view of an agency task in its context (the one the client named when it created the task, else
+ * the task's own id). Every field comes from the agency's rows; `history` is empty (the agency keeps the
+ * task's spec, which `metadata.agency` summarizes, not the messages that made it).
  */
-export function toA2ATask(t: AgencyTask): A2ATask {
+export function toA2ATask(t: AgencyTask, contextId: string): A2ATask {
   return {
     id: t.id,
-    contextId: contextIdOf(t.id),
-    status: statusOf(t),
+    contextId,
+    status: statusOf(t, contextId),
     artifacts: artifactsOf(t),
     history: [],
     metadata: {

@@ -3,6 +3,8 @@ import { TaskState as A2AState } from "@a2a-js/sdk";
 import { RequestMalformedError, TaskNotFoundError, UnsupportedOperationError } from "@a2a-js/sdk/errors";
 import type { ServerCallContext, TaskStore } from "@a2a-js/sdk/server";
 import { taskFilterSchema } from "../../shared/task-list.js";
+import type { TaskState } from "../../shared/task-state.js";
+import type { Database } from "../db/database.js";
 import { DomainError } from "../errors.js";
 import type { TaskService } from "../tasks/service.js";
 import { type AgencyTask, agencyStatesOf, toA2ATask } from "./mapping.js";
@@ -13,10 +15,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * The A2A TaskStore over the agency's own tasks: an A2A task is an agency task, read through the tasks
  * service, so `tasks/get` answers from the database after a restart, on any process, for tasks made
  * through A2A or anywhere else. Every field of the A2A task is derived from the agency's rows (see
- * mapping.ts); the only writer of those rows is the tasks service, under the caller's role.
+ * mapping.ts), and its contextId from `a2a_task_contexts` (the task's own id when it has no row there).
  */
 export class AgencyTaskStore implements TaskStore {
-  constructor(private readonly tasks: TaskService) {}
+  constructor(
+    private readonly db: Database,
+    private readonly tasks: TaskService,
+  ) {}
 
   /** The agency task, or undefined when there is none by that id. */
   async agencyTask(taskId: string): Promise<AgencyTask | undefined> {
@@ -29,9 +34,26 @@ export class AgencyTaskStore implements TaskStore {
     }
   }
 
-  async load(taskId: string, _context: ServerCallContext): Promise<A2ATask | undefined> {
+  /** The context the task was created in, or its own id. */
+  async contextOf(taskId: string): Promise<string> {
+    const row = await this.db.prisma.a2aTaskContext.findUnique({ where: { taskId }, select: { contextId: true } });
+    return row?.contextId ?? taskId;
+  }
+
+  /** Records the context a client named for the task it created (once; a task's context never changes). */
+  async recordContext(taskId: string, contextId: string): Promise<void> {
+    if (contextId === taskId) return;
+    await this.db.prisma.a2aTaskContext.create({ data: { taskId, contextId } });
+  }
+
+  /** The task in A2A form, or undefined when the agency has no task by that id. */
+  async a2aTask(taskId: string): Promise<A2ATask | undefined> {
     const task = await this.agencyTask(taskId);
-    return task ? toA2ATask(task) : undefined;
+    return task ? toA2ATask(task, await this.contextOf(task.id)) : undefined;
+  }
+
+  async load(taskId: string, _context: ServerCallContext): Promise<A2ATask | undefined> {
+    return this.a2aTask(taskId);
   }
 
   /**
@@ -46,7 +68,7 @@ export class AgencyTaskStore implements TaskStore {
     }
   }
 
-  /** Newest first, by the agency's task list (its cursor is the page token); `contextId` is a task's id. */
+  /** Newest first: every agency task by its list's cursor, or a context's tasks by an offset. */
   async list(params: ListTasksRequest, _context: ServerCallContext): Promise<ListTasksResponse> {
     const pageSize = params.pageSize ?? 50;
     if (params.statusTimestampAfter) {
@@ -54,38 +76,59 @@ export class AgencyTaskStore implements TaskStore {
         "ListTasks does not filter by statusTimestampAfter here: leave it out (tasks come newest first), or use the agency's tasks.list with a created range.",
       );
     }
-    if (params.contextId) {
-      const task = await this.agencyTask(params.contextId);
-      const matches =
-        task !== undefined &&
-        (params.status === A2AState.TASK_STATE_UNSPECIFIED || agencyStatesOf(params.status).includes(task.state));
-      return {
-        tasks: matches ? [this.listed(task, params)] : [],
-        nextPageToken: "",
-        pageSize,
-        totalSize: matches ? 1 : 0,
-      };
-    }
     const states = params.status === A2AState.TASK_STATE_UNSPECIFIED ? undefined : agencyStatesOf(params.status);
     if (states?.length === 0) throw new RequestMalformedError(`No agency task is ever in status ${params.status}.`);
+    const page = params.contextId
+      ? await this.contextPage(params.contextId, states, pageSize, params.pageToken)
+      : await this.agencyPage(states, pageSize, params.pageToken);
+    const tasks: A2ATask[] = [];
+    for (const id of page.ids) {
+      const task = await this.a2aTask(id);
+      if (task) tasks.push(params.includeArtifacts ? task : { ...task, artifacts: [] });
+    }
+    return { tasks, nextPageToken: page.next, pageSize, totalSize: page.total };
+  }
+
+  private async agencyPage(states: TaskState[] | undefined, pageSize: number, token: string) {
     const filter = taskFilterSchema.parse({ sort: "created_desc", ...(states ? { states } : {}) });
-    let page: Awaited<ReturnType<TaskService["list"]>>;
     try {
-      page = await this.tasks.list(filter, pageSize, params.pageToken || null);
+      const page = await this.tasks.list(filter, pageSize, token || null);
+      return {
+        ids: page.items.map((t) => t.id),
+        next: page.nextCursor ?? "",
+        total: await this.tasks.count(filter),
+      };
     } catch (err) {
       if (err instanceof DomainError) throw new RequestMalformedError(`pageToken: ${err.message}`);
       throw err;
     }
-    const tasks: A2ATask[] = [];
-    for (const summary of page.items) {
-      const task = await this.agencyTask(summary.id);
-      if (task) tasks.push(this.listed(task, params));
-    }
-    return { tasks, nextPageToken: page.nextCursor ?? "", pageSize, totalSize: await this.tasks.count(filter) };
   }
 
-  private listed(task: AgencyTask, params: ListTasksRequest): A2ATask {
-    const a2a = toA2ATask(task);
-    return params.includeArtifacts ? a2a : { ...a2a, artifacts: [] };
+  /** The tasks created in the context, and the task whose own context it is (its id, without a row of its own). */
+  private async contextPage(contextId: string, states: TaskState[] | undefined, pageSize: number, token: string) {
+    if (token && !/^\d{1,9}$/.test(token)) {
+      throw new RequestMalformedError(
+        "pageToken: not one this server gave; list the context again from its first page.",
+      );
+    }
+    const offset = token ? Number(token) : 0;
+    const rows = await this.db.prisma.a2aTaskContext.findMany({ where: { contextId }, select: { taskId: true } });
+    const ids = rows.map((r) => r.taskId);
+    if (UUID.test(contextId) && !(await this.db.prisma.a2aTaskContext.findUnique({ where: { taskId: contextId } }))) {
+      ids.push(contextId);
+    }
+    const where = { id: { in: ids }, ...(states ? { state: { in: states } } : {}) };
+    const [found, total] = await Promise.all([
+      this.db.prisma.task.findMany({
+        where,
+        orderBy: { seq: "desc" },
+        skip: offset,
+        take: pageSize,
+        select: { id: true },
+      }),
+      this.db.prisma.task.count({ where }),
+    ]);
+    const next = offset + found.length < total ? String(offset + found.length) : "";
+    return { ids: found.map((t) => t.id), next, total };
   }
 }
