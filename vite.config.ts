@@ -9,6 +9,8 @@ export default defineConfig({
   build: {
     outDir: "../../dist/web",
     emptyOutDir: true,
-    sourcemap: true,
+    // Maps without the sourceMappingURL comment; scripts/precompress.ts moves them to dist/sourcemaps,
+    // out of what the server serves.
+    sourcemap: "hidden",
   },
 });

@@ -148,9 +148,18 @@ describe.each(DATABASES)("metrics from real task runs on %s", (kind) => {
     expect(text).toMatch(/^agency_worker_breaker_state\{worker="flaky",state="closed"\} 1$/m);
     expect(text).toMatch(/^agency_worker_breaker_state\{worker="flaky",state="open"\} 0$/m);
     expect(text).toMatch(/^agency_worker_in_flight\{worker="steady"\} 0$/m);
-    expect(text).toMatch(
-      new RegExp(`^agency_execution_seconds\\{quantile="0.5"\\} ${(percentile(exp.exec, 50) ?? 0) / 1000}$`, "m"),
-    );
+    // Histograms, which add up across processes (quantile gauges would not): every attempt this process ran.
+    expect(text).toContain("# TYPE agency_execution_seconds histogram");
+    expect(text).toContain("# TYPE agency_queue_wait_seconds histogram");
+    expect(text).not.toMatch(/quantile=/);
+    const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? Number.NaN);
+    const seconds = (ms: number[]) => ms.reduce((a, b) => a + b, 0) / 1000;
+    expect(exp.exec.length).toBeGreaterThan(0);
+    expect(value(/^agency_execution_seconds_count (\S+)$/m)).toBe(exp.exec.length);
+    expect(value(/^agency_execution_seconds_bucket\{le="\+Inf"\} (\S+)$/m)).toBe(exp.exec.length);
+    expect(value(/^agency_execution_seconds_sum (\S+)$/m)).toBeCloseTo(seconds(exp.exec), 6);
+    expect(value(/^agency_queue_wait_seconds_count (\S+)$/m)).toBe(exp.wait.length);
+    expect(value(/^agency_queue_wait_seconds_sum (\S+)$/m)).toBeCloseTo(seconds(exp.wait), 6);
     expect(text).toMatch(/^agency_worker_error_ratio\{worker="flaky"\} 0\.333/m);
     expect(text).toContain("# TYPE agency_tasks_finished_total counter");
     expect(text).toContain("process_resident_memory_bytes");

@@ -5,7 +5,6 @@ import type { Duplex } from "node:stream";
 import type { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
-import sirv from "sirv";
 import { WebSocket, WebSocketServer } from "ws";
 import { createA2aHttp } from "./a2a/http.js";
 import { refuseMetrics, WebBoundary } from "./auth/boundary.js";
@@ -21,6 +20,8 @@ import { createMcpHandler } from "./mcp/http.js";
 import { handleProvenanceHttp } from "./provenance/http.js";
 import { appRouter } from "./router.js";
 import type { Services } from "./services.js";
+import { applySecurityHeaders, CLEAR_SITE_DATA, CONSOLE_CSP } from "./serving/headers.js";
+import { consoleFiles } from "./serving/static.js";
 import type { Context } from "./trpc.js";
 
 type Middleware = (req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => void;
@@ -38,18 +39,6 @@ export interface App {
   /** Stops accepting, tells WebSocket clients to reconnect, closes connections. Does not close the database. */
   close(): Promise<void>;
 }
-
-const SECURITY_HEADERS: Record<string, string> = {
-  "X-Content-Type-Options": "nosniff",
-  "Referrer-Policy": "no-referrer",
-  "X-Frame-Options": "DENY",
-};
-
-// Scripts only from our own origin (no inline script), no framing, no plugins. Not sent in DEV, where
-// Vite injects an inline preamble for hot reload.
-const CONSOLE_CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
-  "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown) {
   res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store" });
@@ -101,21 +90,24 @@ export function createApp({ config, log, services }: AppOptions): App {
     basePath: "/trpc/",
     maxBodySize: config.MAX_BODY_BYTES,
     createContext,
-    responseMeta: ({ errors }) => {
+    responseMeta: ({ errors, paths }) => {
       const delayed = errors.find((e) => e instanceof SignInDelayedError);
-      return delayed instanceof SignInDelayedError
-        ? { headers: { "Retry-After": String(Math.ceil(delayed.retryAfterMs / 1000)) } }
-        : {};
+      if (delayed instanceof SignInDelayedError)
+        return { headers: { "Retry-After": String(Math.ceil(delayed.retryAfterMs / 1000)) } };
+      // Signing out also tells the browser to drop this origin's cookies and storage (cached task data, drafts).
+      if (paths?.includes("auth.signOut") && errors.length === 0)
+        return { headers: { "Clear-Site-Data": CLEAR_SITE_DATA } };
+      return {};
     },
     onError: logHiddenError,
   });
 
   const webDir = path.resolve(config.WEB_DIST_DIR);
-  let web: Middleware | undefined = existsSync(path.join(webDir, "index.html"))
-    ? sirv(webDir, { single: true, etag: true, gzip: true })
-    : undefined;
+  let web: Middleware | undefined = existsSync(path.join(webDir, "index.html")) ? consoleFiles(webDir) : undefined;
 
   const server = http.createServer((req, res) => {
+    // Every answer, whichever route (or later addition) writes it, starts with the security headers.
+    applySecurityHeaders(req, res, { trustProxy: config.TRUST_PROXY, hstsMaxAgeSeconds: config.HSTS_MAX_AGE_SECONDS });
     const url = req.url ?? "/";
     const pathname = url.split("?")[0] ?? "/";
     if (pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
@@ -168,8 +160,9 @@ export function createApp({ config, log, services }: AppOptions): App {
       });
       if (handled) return;
     }
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
-    if (!config.DEV) res.setHeader("Content-Security-Policy", CONSOLE_CSP);
+    // Not in DEV, where Vite injects an inline preamble for hot reload.
+    if (config.DEV) res.removeHeader("Content-Security-Policy");
+    else res.setHeader("Content-Security-Policy", CONSOLE_CSP);
     if (!web) {
       res.writeHead(404, { "Content-Type": "text/plain" });
       res.end("The console is not built. Run `npm run build` (or `npm start`).\n");

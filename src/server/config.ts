@@ -59,6 +59,13 @@ const envSchema = z.object({
         .filter(Boolean),
     )
     .pipe(z.array(z.url({ protocol: /^https?$/, error: "ALLOWED_ORIGINS: each entry must be an http(s) origin" }))),
+  /**
+   * The server runs behind a reverse proxy whose X-Forwarded-Proto is to be believed: a request it says
+   * came over HTTPS gets Strict-Transport-Security. Off: only a TLS connection to this process does.
+   */
+  TRUST_PROXY: flag.default(false),
+  /** Strict-Transport-Security max-age on HTTPS answers, in seconds; 0 sends no HSTS header. */
+  HSTS_MAX_AGE_SECONDS: z.coerce.number().int().min(0).max(63_072_000).default(31_536_000),
   /** Bearer token a Prometheus scraper may use for GET /metrics (any user's API token works too); at least 32 characters. */
   METRICS_TOKEN: z
     .string()

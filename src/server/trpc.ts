@@ -77,8 +77,21 @@ const domainErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
+/**
+ * Times every query and mutation, role checks and refusals included, into the per-procedure request
+ * histogram of /metrics. A subscription's call only sets it up, so it is not timed.
+ */
+const timed = t.procedure.use(async ({ ctx, path, type, next }) => {
+  if (type === "subscription") return next();
+  const started = performance.now();
+  const result = await next();
+  const code = result.ok ? "OK" : result.error.code;
+  ctx.services.metrics.prom.request(path, type, code, (performance.now() - started) / 1000);
+  return result;
+});
+
 function requireRole(role: Role, opts: { whilePasswordChangeRequired?: boolean } = {}) {
-  return t.procedure.use(domainErrors).use(({ ctx, next }) => {
+  return timed.use(domainErrors).use(({ ctx, next }) => {
     if (!ctx.actor) throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in first." });
     if (ctx.passwordChangeRequired && !opts.whilePasswordChangeRequired) {
       throw new TRPCError({
@@ -106,4 +119,4 @@ export const operatorProcedure = requireRole("operator");
 /** Workers, users, overrides, breakers. */
 export const adminProcedure = requireRole("admin");
 /** Health only: open to anyone who can reach the port. */
-export const publicProcedure = t.procedure.use(domainErrors);
+export const publicProcedure = timed.use(domainErrors);

@@ -1,23 +1,25 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
-import type { LatencySummary, MetricsSnapshot, WorkerBreakerState } from "../../shared/metrics.js";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { MetricsSnapshot, WorkerBreakerState } from "../../shared/metrics.js";
 import type { Observation } from "./window.js";
 
 const BREAKER_STATES: WorkerBreakerState[] = ["closed", "open", "half_open", "tripped"];
-const QUANTILES = [
-  ["0.5", "p50"],
-  ["0.95", "p95"],
-  ["0.99", "p99"],
-] as const;
+/** Queue wait and execution, in seconds: a task waits milliseconds to hours and runs seconds to an hour. */
+const TASK_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200];
+/** One tRPC call, in seconds. */
+const REQUEST_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /**
  * The same figures as `metrics.live`, in Prometheus text format: windowed gauges set from each
- * snapshot, plus counters since the process started for `rate()`. One registry per service, so
- * several apps in one process (tests) do not share series.
+ * snapshot, plus counters and histograms since the process started for `rate()` and
+ * `histogram_quantile()`, which add up across processes (a quantile gauge would not). The console's
+ * live percentiles come from the window, not from these. One registry per service, so several apps in
+ * one process (tests) do not share series.
  */
 export class PromExporter {
   readonly registry = new Registry();
   private readonly g;
   private readonly c;
+  private readonly h;
 
   constructor() {
     const registers = [this.registry];
@@ -33,16 +35,6 @@ export class PromExporter {
       success: gauge("agency_task_success_ratio", "Accepted tasks over completed tasks in the window."),
       errors: gauge("agency_attempt_error_ratio", "Failed or lost attempts over attempts ended in the window."),
       retries: gauge("agency_retries_per_minute", "Worker calls retried in the last minute."),
-      queueWait: gauge(
-        "agency_queue_wait_seconds",
-        "Time from entering the queue to dispatch, by quantile over the window.",
-        ["quantile"],
-      ),
-      execution: gauge(
-        "agency_execution_seconds",
-        "Attempt execution time on the worker, by quantile over the window.",
-        ["quantile"],
-      ),
       window: gauge("agency_metrics_window_seconds", "Length of the rolling window of the ratios and quantiles."),
       workerInFlight: gauge("agency_worker_in_flight", "Attempts running on the worker.", ["worker"]),
       workerBreaker: gauge(
@@ -78,6 +70,27 @@ export class PromExporter {
         registers,
       }),
     };
+    this.h = {
+      queueWait: new Histogram({
+        name: "agency_queue_wait_seconds",
+        help: "Time from entering the queue to dispatch, per dispatched attempt, since this process started.",
+        buckets: TASK_SECONDS_BUCKETS,
+        registers,
+      }),
+      execution: new Histogram({
+        name: "agency_execution_seconds",
+        help: "Attempt execution time on the worker, per completed or failed attempt, since this process started.",
+        buckets: TASK_SECONDS_BUCKETS,
+        registers,
+      }),
+      requests: new Histogram({
+        name: "agency_trpc_request_duration_seconds",
+        help: "Time to answer one tRPC query or mutation (HTTP or WebSocket), by procedure, type and result code.",
+        labelNames: ["procedure", "type", "code"],
+        buckets: REQUEST_SECONDS_BUCKETS,
+        registers,
+      }),
+    };
     collectDefaultMetrics({ register: this.registry });
   }
 
@@ -89,6 +102,13 @@ export class PromExporter {
     if (o.kind === "finished") this.c.finished.inc({ outcome: o.outcome });
     else if (o.kind === "attempt_ended") this.c.attempts.inc({ result: o.ok ? "completed" : "failed" });
     else if (o.kind === "retry") this.c.retries.inc();
+    if (o.kind === "dispatched") this.h.queueWait.observe(o.queueWaitMs / 1000);
+    else if (o.kind === "attempt_ended" && o.executionMs !== null) this.h.execution.observe(o.executionMs / 1000);
+  }
+
+  /** One answered tRPC call; `code` is "OK" or the tRPC error code. */
+  request(procedure: string, type: string, code: string, seconds: number): void {
+    this.h.requests.observe({ procedure, type, code }, seconds);
   }
 
   set(s: MetricsSnapshot): void {
@@ -100,8 +120,6 @@ export class PromExporter {
     setOrRemove(g.errors, {}, s.errorRate);
     g.retries.set(s.retriesPerMin);
     g.window.set(s.windowMs / 1000);
-    setQuantiles(g.queueWait, s.queueWaitMs);
-    setQuantiles(g.execution, s.executionMs);
     // Workers come and go: start from empty so a removed worker's series disappears.
     for (const m of [g.workerInFlight, g.workerBreaker, g.workerErrors, g.workerP95]) m.reset();
     for (const w of s.workers) {
@@ -120,12 +138,4 @@ export class PromExporter {
 function setOrRemove(g: Gauge, labels: Record<string, string>, v: number | null): void {
   if (v === null) g.reset();
   else g.set(labels, v);
-}
-
-function setQuantiles(g: Gauge, l: LatencySummary): void {
-  g.reset();
-  for (const [q, key] of QUANTILES) {
-    const v = l[key];
-    if (v !== null) g.set({ quantile: q }, v / 1000);
-  }
 }
