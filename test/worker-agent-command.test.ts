@@ -302,6 +302,28 @@ describe("a command-line agent as a worker", () => {
     expect(result.usage?.durationMs).toBeGreaterThan(0);
   });
 
+  it("refuses a prompt too long for a command-line argument, naming the fix", async () => {
+    const critique: Critique = {
+      fromAttempt: 1,
+      verdict: "changes_requested",
+      rationale: "Many findings.",
+      findings: Array.from({ length: 100 }, (_, i) => ({
+        judge: "acceptance",
+        severity: "error" as const,
+        message: `finding ${i}: ${"x".repeat(1_500)}`,
+      })),
+    };
+    const result = await runAgent("stand-in-arg", { description: actions("create never.txt x") }, { critique });
+    expect(result.status).toBe("failed");
+    expect(result.error?.code).toBe("prompt_too_long");
+    expect(result.error?.message).toContain(`configure agent 'stand-in-arg' with prompt: "stdin"`);
+    expect(result.artifacts).toEqual([]);
+    // The same prompt on stdin is fine.
+    const onStdin = await runAgent("stand-in", { description: actions("create ok.txt x") }, { critique });
+    expect(onStdin.status).toBe("completed");
+    expect(artifact(onStdin, ".agent/prompt.md")?.content?.length).toBeGreaterThan(150_000);
+  });
+
   it("stops a hanging command at its timeoutMs, with everything it started", async () => {
     const sleep = uniqueSleep();
     const [program, ...args] = sleep.split(" ");
@@ -319,6 +341,33 @@ describe("a command-line agent as a worker", () => {
     expect(elapsed).toBeGreaterThanOrEqual(3_000);
     // The detached child it left behind dies with the sandbox.
     await waitFor(() => hostPidsWith(sleep).length === 0, `no '${sleep}' process left`, 20_000);
+  }, 60_000);
+});
+
+describe("an agent on an unsandboxed worker (WORKER_SANDBOX=off)", () => {
+  it("runs the same command line with the prompt on stdin, in the workspace, without the sandbox", async () => {
+    const off = await startReferenceWorkerProcess({
+      env: {
+        WORKER_SANDBOX: "off",
+        WORKER_CAPABILITIES: "",
+        WORKER_AGENTS: JSON.stringify({ "stand-in": agents["stand-in"] }),
+        STAND_IN_API_KEY: API_KEY,
+      },
+    });
+    try {
+      const health = workerHealthSchema.parse(await (await fetch(`${off.url}/health`)).json());
+      expect(health).toMatchObject({ capabilities: ["stand-in"], sandbox: "off" });
+      const result = await execute(
+        off.url,
+        executeRequest({ capability: "stand-in", description: actions("create a.txt unconfined", "env HOME") }),
+      );
+      expect(result.status).toBe("completed");
+      expect(artifact(result, "a.txt")).toMatchObject({ operation: "create", content: "unconfined\n" });
+      expect(logText(result)).toContain("env HOME: set");
+      expect(result.usage).toMatchObject({ outputTokens: 42, costUsd: 0.0125 });
+    } finally {
+      await off.stop();
+    }
   }, 60_000);
 });
 
