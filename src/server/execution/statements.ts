@@ -202,3 +202,11 @@ export const runningAttemptOf = async (db: Database, taskId: string) => {
     row.worker_id && row.name && row.url ? { id: row.worker_id, name: row.name, url: row.url, token: row.token } : null;
   return { id: row.id, number: Number(row.number), worker };
 };
+
+/** A task's trace: the `traceparent` of its creation span (null when it was created untraced). */
+export const traceParentOf = async (db: Database, taskId: string): Promise<string | null> => {
+  const [row] = await db.query<{ trace_parent: string | null }>("SELECT trace_parent FROM tasks WHERE id = $1::uuid", [
+    taskId,
+  ]);
+  return row?.trace_parent ?? null;
+};
