@@ -128,6 +128,8 @@ const envSchema = z.object({
   EXECUTION_ENABLED: flag.default(true),
   WORKER_HEALTH_INTERVAL_MS: ms(200).default(10_000),
   WORKER_HEALTH_TIMEOUT_MS: ms(50).default(3_000),
+  /** How often an A2A agent that does not stream is asked (`tasks/get`) how its task is going. */
+  A2A_POLL_INTERVAL_MS: ms(20).default(500),
   /** The dispatcher also looks for work on this period (it is woken at once on create and retry). */
   DISPATCH_INTERVAL_MS: ms(10).default(500),
   /** How long a running attempt's lease lasts without renewal; renewed every third of it. */

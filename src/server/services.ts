@@ -12,6 +12,7 @@ import { configureCouncil } from "./council/council.js";
 import type { Database } from "./db/database.js";
 import { UnitOfWorkRunner } from "./db/unit-of-work.js";
 import { TaskEventHub } from "./events/task-event-hub.js";
+import { A2AAttempts } from "./execution/a2a-attempts.js";
 import { ExecutionEngine } from "./execution/engine.js";
 import { EventWriter } from "./execution/event-writer.js";
 import { WorkerClient } from "./execution/worker-client.js";
@@ -44,6 +45,8 @@ export interface Services {
   trust: TrustServices;
   /** Live task metrics, rollups and the Prometheus exposition. */
   metrics: MetricsService;
+  /** Attempts on A2A workers: the agent's task ids, its open questions and the operators' answers. */
+  a2a: A2AAttempts;
   /** Chat sessions, messages and the assistant. */
   chat: ChatService;
   /** Registers the configured workers (and `extra` ones) and starts dispatch, lease recovery and health polling. */
@@ -100,12 +103,15 @@ export async function createServices(db: Database, log: Logger, config: Config =
       maxResponseBytes: config.WORKER_MAX_RESPONSE_BYTES,
       maxArtifactBytes: config.WORKER_MAX_ARTIFACT_BYTES,
       maxArtifacts: config.WORKER_MAX_ARTIFACTS,
+      a2aPollIntervalMs: config.A2A_POLL_INTERVAL_MS,
     },
     breakers,
     trust.secretBox,
   );
   // Every state change is a unit of work: its rows, audit entries, provenance records and events in one transaction.
   const units = new UnitOfWorkRunner(new Trail(trust.audit, trust.provenance));
+  const a2a = new A2AAttempts(db, events, units);
+  client.a2a.attachAttempts(a2a);
   workers = new WorkerService(db, breakers, client, config.WORKER_ALLOWED_HOSTS, log, trust.secretBox, trust.audit);
   configureCouncil({ threads: config.COUNCIL_THREADS, timeoutMs: config.COUNCIL_TIMEOUT_MS, log });
   const execution = new ExecutionEngine(
@@ -147,6 +153,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
       tasks,
       metrics,
       client,
+      answer: (caller, taskId, text) => a2a.answer(caller, taskId, text),
       breakerOf: async (id) => breakers.state(id),
       workerTimeoutMs: config.CHAT_WORKER_TIMEOUT_MS,
     }),
@@ -172,6 +179,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
     trust,
     metrics,
     chat,
+    a2a,
     async start(extra = []) {
       await workerService.sealPlainTokens();
       await workerService.upsertConfigWorkers([...parseConfigWorkers(config.WORKERS), ...extra]);

@@ -26,6 +26,13 @@ export const TASK_EVENT_TYPES = [
   "attempt_handed_back",
   /** The circuit breaker of the worker running the task changed (`data.from`, `data.to`). */
   "worker_breaker",
+  /**
+   * An A2A agent stopped to ask (its task is `input-required` or `auth-required`): the attempt waits, without
+   * its idle timeout, for an operator's answer (`data.attempt`, `data.kind`, `data.question`).
+   */
+  "input_required",
+  /** An operator answered the agent's question; the answer goes to the agent as a follow-up message (`data.text`). */
+  "input_answered",
 ] as const;
 export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 

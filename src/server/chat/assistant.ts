@@ -14,7 +14,7 @@ import { toTarget } from "../workers/service.js";
 import { type Command, helpText } from "./commands.js";
 
 /** What answering through a chat worker needs of it. */
-type ChatWorker = Pick<Worker, "id" | "name" | "url" | "token">;
+type ChatWorker = Pick<Worker, "id" | "name" | "url" | "token" | "protocol">;
 
 export interface Reply {
   content: string;
@@ -26,6 +26,8 @@ export interface AssistantDeps {
   tasks: TaskService;
   metrics: { read(): Promise<MetricsSnapshot> };
   client: WorkerClient;
+  /** Answers an A2A agent's question on a task (tasks.answer). */
+  answer(caller: { actor: Actor }, taskId: string, text: string): Promise<{ id: string; attempt: number }>;
   /** Breaker state by worker id (the registry's view, "tripped" included). */
   breakerOf(workerId: string): Promise<string>;
   workerTimeoutMs: number;
@@ -80,6 +82,14 @@ export class Assistant {
           links: [{ taskId: task.id, title: task.title }],
         };
       }
+      case "answer": {
+        const id = await this.resolve(c.ref);
+        const { attempt } = await this.deps.answer({ actor }, id, c.text);
+        return {
+          content: `Answered the agent's question on attempt ${attempt}; the answer is on its way to the agent.`,
+          links: [{ taskId: id, title: `Task ${id.slice(0, 8)}` }],
+        };
+      }
       case "retry": {
         const id = await this.resolve(c.ref);
         const task = await this.deps.tasks.retry(actor, id);
@@ -126,7 +136,7 @@ export class Assistant {
   async chatWorker() {
     // Plain SQL: every free-text message asks.
     const candidates = await this.deps.db.query<ChatWorker>(
-      `SELECT id, name, url, token FROM workers
+      `SELECT id, name, url, token, protocol FROM workers
         WHERE enabled AND NOT tripped AND 'chat' = ANY(capabilities) ORDER BY name`,
     );
     for (const w of candidates) if ((await this.deps.breakerOf(w.id)) === "closed") return w;

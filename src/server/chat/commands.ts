@@ -1,3 +1,4 @@
+import { taskAnswerInputSchema } from "../../shared/task-answer.js";
 import { LIMITS, missingScript, SCRIPT_CAPABILITY } from "../../shared/task-spec.js";
 import { TASK_STATES, type TaskState } from "../../shared/task-state.js";
 
@@ -7,7 +8,8 @@ export type Command =
   | { name: "tasks"; state: TaskState | null }
   | { name: "task"; title: string; script: string }
   | { name: "cancel"; ref: string; reason: string | null }
-  | { name: "retry"; ref: string };
+  | { name: "retry"; ref: string }
+  | { name: "answer"; ref: string; text: string };
 
 export type Parsed = { kind: "command"; command: Command } | { kind: "invalid"; error: string } | { kind: "text" };
 
@@ -20,6 +22,7 @@ export const COMMAND_HELP: readonly [string, string][] = [
   ],
   ["/cancel <task id> [reason]", "cancel a task (the id, or its first 8 or more characters)"],
   ["/retry <task id>", "queue a finished task again as a new attempt"],
+  ["/answer <task id> <text>", "answer the question an A2A agent asked on a task (it waits for input)"],
   ["/help", "this list"],
 ];
 
@@ -79,6 +82,15 @@ export function parseMessage(content: string): Parsed {
       if (!ref || args.length > 1) return invalid("Usage: /retry <task id>");
       if (!TASK_REF.test(ref)) return invalid(`"${ref}" is not a task id (a UUID or its first 8+ characters).`);
       return { kind: "command", command: { name: "retry", ref: ref.toLowerCase() } };
+    }
+    case "answer": {
+      const ref = args[0];
+      const usage = "Usage: /answer <task id> <text> (the text may run over several lines)";
+      if (!ref) return invalid(usage);
+      if (!TASK_REF.test(ref)) return invalid(`"${ref}" is not a task id (a UUID or its first 8+ characters).`);
+      const answer = taskAnswerInputSchema.shape.text.safeParse(argText.slice(ref.length));
+      if (!answer.success) return invalid(`${answer.error.issues[0]?.message ?? "Invalid answer"}. ${usage}`);
+      return { kind: "command", command: { name: "answer", ref: ref.toLowerCase(), text: answer.data } };
     }
     default:
       return invalid(`Unknown command /${name}.`);

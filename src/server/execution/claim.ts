@@ -1,5 +1,6 @@
 import type { TaskSpec } from "../../shared/task-spec.js";
 import type { Critique } from "../../shared/worker-protocol.js";
+import type { WorkerProtocol } from "../../shared/workers.js";
 import { SYSTEM_ACTORS } from "../audit/trail.js";
 import type { UnitOfWork, UnitOfWorkRunner } from "../db/unit-of-work.js";
 import { taskDispatched } from "../tasks/decisions.js";
@@ -46,6 +47,8 @@ export interface ClaimWorker {
   url: string;
   token: string | null;
   capabilities: string[];
+  /** "v1" or "a2a" (absent: v1). */
+  protocol?: WorkerProtocol;
 }
 
 /** Claimed attempts: launch them once their unit of work has committed. */
@@ -115,7 +118,7 @@ export async function claimRows(
 ): Promise<Claim | null> {
   const claimedAt = Date.now();
   const [worker] = await unit.tx.$queryRawUnsafe<(ClaimWorker & { capabilities: string[] | null })[]>(
-    `SELECT id, name, url, token, capabilities FROM workers WHERE id = $1::uuid AND enabled AND NOT tripped
+    `SELECT id, name, url, token, capabilities, protocol FROM workers WHERE id = $1::uuid AND enabled AND NOT tripped
      ${opts.lockWorker ? "FOR UPDATE SKIP LOCKED" : ""}`,
     opts.workerId,
   );

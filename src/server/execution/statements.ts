@@ -1,5 +1,6 @@
 import type { TaskSpec } from "../../shared/task-spec.js";
 import type { Critique } from "../../shared/worker-protocol.js";
+import type { WorkerProtocol } from "../../shared/workers.js";
 import type { Database, Tx } from "../db/database.js";
 import type { WorkerTarget } from "./worker-client.js";
 
@@ -82,6 +83,7 @@ export interface ExpiredRow {
   url: string | null;
   token: string | null;
   capabilities: string[] | null;
+  protocol: WorkerProtocol | null;
 }
 
 /** Running attempts whose lease expired (or was released), oldest first, but those running here. */
@@ -89,7 +91,7 @@ export const expiredAttempts = (db: Database, runningHere: string[]) =>
   db.query<ExpiredRow>(
     `SELECT a.id AS attempt_id, a.task_id, a.number, a.lease_owner, a.recoveries, a.started_at, a.critique,
             t.state AS task_state, t.spec, t.risk_tier::int AS risk_tier, t.trace_parent,
-            w.id AS worker_id, w.name AS worker_name, w.url, w.token, w.capabilities
+            w.id AS worker_id, w.name AS worker_name, w.url, w.token, w.capabilities, w.protocol
        FROM attempts a JOIN tasks t ON t.id = a.task_id LEFT JOIN workers w ON w.id = a.worker_id
       WHERE a.state = 'running' AND a.lease_expires_at < now() AND NOT (a.id = ANY($1::uuid[]))
       ORDER BY a.lease_expires_at
@@ -190,8 +192,9 @@ export const runningAttemptOf = async (db: Database, taskId: string) => {
     name: string | null;
     url: string | null;
     token: string | null;
+    protocol: WorkerProtocol | null;
   }>(
-    `SELECT a.id, a.number, w.id AS worker_id, w.name, w.url, w.token
+    `SELECT a.id, a.number, w.id AS worker_id, w.name, w.url, w.token, w.protocol
        FROM attempts a LEFT JOIN workers w ON w.id = a.worker_id
       WHERE a.task_id = $1::uuid AND a.state = 'running'
       ORDER BY a.number DESC LIMIT 1`,
@@ -199,7 +202,9 @@ export const runningAttemptOf = async (db: Database, taskId: string) => {
   );
   if (!row) return null;
   const worker: WorkerTarget | null =
-    row.worker_id && row.name && row.url ? { id: row.worker_id, name: row.name, url: row.url, token: row.token } : null;
+    row.worker_id && row.name && row.url
+      ? { id: row.worker_id, name: row.name, url: row.url, token: row.token, protocol: row.protocol ?? "v1" }
+      : null;
   return { id: row.id, number: Number(row.number), worker };
 };
 

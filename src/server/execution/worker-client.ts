@@ -23,6 +23,7 @@ import {
   type WorkerHealth,
   workerHealthSchema,
 } from "../../shared/worker-protocol.js";
+import type { WorkerProtocol } from "../../shared/workers.js";
 import type { TierPolicy } from "../config.js";
 import { DomainError } from "../errors.js";
 import type { SecretBox } from "../keystore/secrets.js";
@@ -30,6 +31,8 @@ import { inSpan, traceHeaders } from "../telemetry/tracing.js";
 import { assertAllowedWorkerUrl, workerEndpoint } from "../workers/allowlist.js";
 import type { BreakerRegistry } from "../workers/breakers.js";
 import { openWorkerToken } from "../workers/token.js";
+import type { A2AAttempts } from "./a2a-attempts.js";
+import { A2AClient } from "./a2a-client.js";
 import { abortableDelay, formatDuration, leastBackoffMs, parseRetryAfter, retryBackoff } from "./backoff.js";
 import { type CallPhase, classifyCallError, WorkerCallError } from "./errors.js";
 
@@ -39,6 +42,8 @@ export interface WorkerTarget {
   url: string;
   /** The bearer token as stored (sealed; one stored in clear by an older version is taken as is), or null. */
   token: string | null;
+  /** How to call it: protocol v1 (absent: v1) or Agent2Agent (`url` is then its Agent Card's). */
+  protocol?: WorkerProtocol;
 }
 
 export interface ClientSettings {
@@ -53,6 +58,8 @@ export interface ClientSettings {
   maxArtifactBytes: number;
   /** WORKER_MAX_ARTIFACTS: artifacts in one result. */
   maxArtifacts: number;
+  /** A2A_POLL_INTERVAL_MS: how often an A2A agent that does not stream is asked how its task goes (default 500). */
+  a2aPollIntervalMs?: number;
 }
 
 export type ProgressLine = Exclude<StreamLine, { type: "result" } | { type: "heartbeat" }>;
@@ -205,16 +212,31 @@ function idleTimeoutError(call: ExecuteCall, phase: CallPhase): WorkerCallError 
 export class WorkerClient {
   /** Opened tokens by their sealed form, so each worker's token is decrypted once rather than per call. */
   private readonly opened = new Map<string, string>();
+  /** The second transport: workers registered with `protocol: "a2a"`, one try at a time (a2a-client.ts). */
+  readonly a2a: A2AClient;
 
   constructor(
     private readonly settings: ClientSettings,
     private readonly breakers: BreakerRegistry,
     private readonly box: SecretBox,
-  ) {}
+    a2aAttempts: A2AAttempts | null = null,
+  ) {
+    this.a2a = new A2AClient(
+      {
+        allowedHosts: settings.allowedHosts,
+        maxResponseBytes: settings.maxResponseBytes,
+        cancelTimeoutMs: settings.cancelTimeoutMs,
+        healthTimeoutMs: settings.healthTimeoutMs,
+        pollIntervalMs: settings.a2aPollIntervalMs ?? 500,
+      },
+      (worker) => this.openToken(worker),
+      a2aAttempts,
+    );
+  }
 
-  /** The Authorization header for a worker: the only place its token is opened. */
-  private auth(worker: WorkerTarget): Record<string, string> {
-    if (!worker.token) return {};
+  /** A worker's token in clear: the only place one is opened. */
+  private openToken(worker: WorkerTarget): string | null {
+    if (!worker.token) return null;
     let token = this.opened.get(worker.token);
     if (token === undefined) {
       token = openWorkerToken(this.box, worker.token) as string;
@@ -222,7 +244,21 @@ export class WorkerClient {
       if (this.opened.size >= 1000) this.opened.clear();
       this.opened.set(worker.token, token);
     }
-    return { authorization: `Bearer ${token}` };
+    return token;
+  }
+
+  /** The Authorization header for a worker. */
+  private auth(worker: WorkerTarget): Record<string, string> {
+    const token = this.openToken(worker);
+    return token === null ? {} : { authorization: `Bearer ${token}` };
+  }
+
+  /** One try on the worker's protocol; an A2A result is held to the same caps as a v1 one. */
+  private async tryOn(call: ExecuteCall, signal: AbortSignal): Promise<ExecuteResult> {
+    if (call.worker.protocol !== "a2a") return this.tryExecute(call, signal);
+    const result = await this.a2a.tryExecute(call, signal);
+    this.checkArtifacts(result, call.worker.name);
+    return result;
   }
 
   /**
@@ -253,7 +289,7 @@ export class WorkerClient {
             [ATTR.try]: tryNumber,
           };
           return inSpan(SPAN.try, { kind: SpanKind.CLIENT, attributes, parent: call.trace }, () =>
-            this.breakers.run(worker.id, worker.name, call.request.taskId, () => this.tryExecute(call, signal)),
+            this.breakers.run(worker.id, worker.name, call.request.taskId, () => this.tryOn(call, signal)),
           );
         },
         {
@@ -394,6 +430,7 @@ export class WorkerClient {
 
   /** Tells the worker to stop an attempt. Confirmed only by a protocol answer within the cancel timeout. */
   async cancel(worker: WorkerTarget, body: CancelRequest): Promise<{ confirmed: boolean; detail: string }> {
+    if (worker.protocol === "a2a") return this.a2a.cancel(worker, body);
     const timeout = AbortSignal.timeout(this.settings.cancelTimeoutMs);
     try {
       const base = assertAllowedWorkerUrl(worker.url, this.settings.allowedHosts);

@@ -1,5 +1,6 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
+import { taskAnswerInputSchema } from "../../shared/task-answer.js";
 import {
   cancelReasonSchema,
   eventKindsSchema,
@@ -13,6 +14,7 @@ import { taskFilterSchema, taskListInputSchema } from "../../shared/task-list.js
 import { taskSpecSchema } from "../../shared/task-spec.js";
 import { safeText } from "../../shared/text.js";
 import { verdictSchema } from "../../shared/verdict.js";
+import { callerOf } from "../audit/trail.js";
 import { clientInfo } from "../auth/request.js";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc.js";
 import { BULK_LIMIT } from "./service.js";
@@ -73,6 +75,11 @@ export const tasksRouter = router({
     .mutation(({ ctx, input }) =>
       ctx.services.tasks.cancel(ctx.actor, input.id, input.reason, clientInfo(ctx.clientAddress, ctx.request)),
     ),
+
+  /** Answers the question an A2A agent asked (input-required / auth-required); the run sends it to the agent. */
+  answer: operatorProcedure
+    .input(taskAnswerInputSchema)
+    .mutation(({ ctx, input }) => ctx.services.a2a.answer(callerOf(ctx), input.id, input.text)),
 
   retry: operatorProcedure
     .input(taskIdInputSchema)

@@ -13,6 +13,7 @@ import { Prisma, type Task } from "../db/generated/client.js";
 import type { UnitOfWork, UnitOfWorkRunner } from "../db/unit-of-work.js";
 import { DomainError, notFound } from "../errors.js";
 import { type EventPage, type EventPageQuery, readEventPage } from "../events/read.js";
+import type { InputRequest } from "../execution/a2a-attempts.js";
 import { validationMessage } from "../lib/validation-message.js";
 import { judgementRowDigest } from "../provenance/rows.js";
 import type { NewProvenanceRecord } from "../provenance/service.js";
@@ -115,6 +116,12 @@ function toAttempt(a: AttemptRow) {
     verdict: a.verdict as Judgement["verdict"] | null,
     /** `override` is there when an admin replaced this verdict (the latest override; the audit trail has them all). */
     judgement: a.judgement as (Judgement & { override?: VerdictOverride }) | null,
+    /** A2A workers: the agent's own task id for this attempt. */
+    remoteTaskId: a.remoteTaskId,
+    /** A2A workers: the agent's open question, while the running attempt waits for an operator's answer. */
+    inputRequest: a.state === "running" ? (a.inputRequest as InputRequest | null) : null,
+    /** Whether that question has its answer (on its way to the agent). */
+    inputAnswered: a.state === "running" && a.inputRequest !== null && a.inputAnswer !== null,
     artifacts: a.artifacts.map((x) => ({
       id: x.id,
       path: x.path,

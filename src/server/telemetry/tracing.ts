@@ -32,9 +32,6 @@ export function enableTracing(): void {
   enabled = true;
 }
 
-/** Whether this process traces: a caller may skip reading a trace context it would not use. */
-export const tracingEnabled = (): boolean => enabled;
-
 /** An incoming `traceparent` (and `tracestate`), as HTTP headers carry them. */
 export interface TraceCarrier {
   traceparent?: string | null;
@@ -134,28 +131,6 @@ export function traceNewTasks(
       for (const s of spans) err === undefined ? s.end() : failSpan(s, err);
     },
   };
-}
-
-/**
- * A `/cancel` sent to a worker (an operator's cancel, an attempt abandoned by recovery), as a span of the
- * task's trace (`traceParent`: its creation span's), active while it is sent so the request carries it.
- */
-export function traceCancel<T extends { confirmed: boolean; detail: string }>(
-  a: { taskId: string; number: number; workerName: string; traceParent: string | null },
-  send: () => Promise<T>,
-): Promise<T> {
-  if (!enabled) return send();
-  const attributes = { [ATTR.taskId]: a.taskId, [ATTR.attempt]: a.number, [ATTR.worker]: a.workerName };
-  return inSpan(
-    SPAN.cancel,
-    { kind: SpanKind.CLIENT, attributes, parent: contextFrom({ traceparent: a.traceParent }) },
-    async (span) => {
-      const stop = await send();
-      span.setAttribute(ATTR.outcome, stop.confirmed ? "confirmed" : "unconfirmed");
-      if (!stop.confirmed) span.setStatus({ code: SpanStatusCode.ERROR, message: stop.detail.slice(0, 1000) });
-      return stop;
-    },
-  );
 }
 
 /** What an attempt's end says, for its spans. */

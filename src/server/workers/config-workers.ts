@@ -1,4 +1,4 @@
-import { type WorkerInput, workerInputSchema } from "../../shared/workers.js";
+import { type WorkerInput, workerRegisterSchema } from "../../shared/workers.js";
 
 /**
  * Parses the WORKERS variable: a JSON array of `{ name, url, capabilities, maxConcurrency, token }`,
@@ -37,7 +37,7 @@ export function parseConfigWorkers(raw: string): WorkerInput[] {
       });
   }
   return items.map((item, i) => {
-    const parsed = workerInputSchema.safeParse(item);
+    const parsed = workerRegisterSchema.safeParse(item);
     if (!parsed.success) {
       const why = parsed.error.issues.map((x) => `${x.path.join(".") || "entry"}: ${x.message}`).join("; ");
       throw new Error(`WORKERS entry ${i + 1} is invalid: ${why}`);

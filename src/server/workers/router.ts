@@ -1,8 +1,9 @@
 import { z } from "zod";
-import { workerInputSchema } from "../../shared/workers.js";
+import { workerInputSchema, workerRegisterSchema } from "../../shared/workers.js";
 import { callerOf as caller } from "../audit/trail.js";
 import { adminProcedure, router, viewerProcedure } from "../trpc.js";
 
+const fields = workerInputSchema.shape;
 const workerId = z.uuid({ error: "Worker id must be a UUID" });
 
 export const workersRouter = router({
@@ -11,15 +12,22 @@ export const workersRouter = router({
   get: viewerProcedure.input(z.object({ id: workerId })).query(({ ctx, input }) => ctx.services.workers.get(input.id)),
 
   register: adminProcedure
-    .input(workerInputSchema)
+    .input(workerRegisterSchema)
     .mutation(({ ctx, input }) => ctx.services.workers.register(caller(ctx), input)),
 
   update: adminProcedure
     .input(
       z.object({
         id: workerId,
-        patch: workerInputSchema.omit({ token: true }).partial().extend({
-          token: workerInputSchema.shape.token.unwrap().nullable().optional(),
+        // Field by field without the registration defaults: zod applies a default inside .partial(), so a patch
+        // that leaves a field out would otherwise reset it (capabilities to none, maxConcurrency to 1).
+        patch: z.object({
+          name: fields.name.optional(),
+          url: fields.url.optional(),
+          protocol: fields.protocol.unwrap().optional(),
+          capabilities: fields.capabilities.unwrap().optional(),
+          maxConcurrency: fields.maxConcurrency.unwrap().optional(),
+          token: fields.token.unwrap().nullable().optional(),
           enabled: z.boolean().optional(),
         }),
       }),

@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { SANDBOX_STATES, type SandboxState } from "../../shared/worker-protocol.js";
-import type { WorkerInput } from "../../shared/workers.js";
+import { NO_CAPABILITY_MESSAGE, type WorkerInput, type WorkerProtocol } from "../../shared/workers.js";
 import type { AuditService } from "../audit/service.js";
 import { type Caller, SYSTEM_ACTORS } from "../audit/trail.js";
 import type { Database } from "../db/database.js";
 import type { Prisma, Worker } from "../db/generated/client.js";
 import { DomainError, notFound } from "../errors.js";
+import { type CardSummary, cardSummary, skillCapabilities } from "../execution/a2a-mapping.js";
 import { WorkerCallError } from "../execution/errors.js";
 import type { WorkerClient, WorkerTarget } from "../execution/worker-client.js";
 import { isSealed, type SecretBox } from "../keystore/secrets.js";
@@ -26,8 +27,10 @@ export type WorkerUpdate = Partial<Omit<WorkerInput, "token">> & {
  * Where and how to call a worker. The token stays in its stored (sealed) form: the WorkerClient opens
  * it only to write the Authorization header, so a clear token exists nowhere else in the process.
  */
-export function toTarget(w: Pick<Worker, "id" | "name" | "url" | "token">): WorkerTarget {
-  return { id: w.id, name: w.name, url: w.url, token: w.token };
+export function toTarget(
+  w: Pick<Worker, "id" | "name" | "url" | "token"> & { protocol?: string | null },
+): WorkerTarget {
+  return { id: w.id, name: w.name, url: w.url, token: w.token, protocol: w.protocol === "a2a" ? "a2a" : "v1" };
 }
 
 /** What the audit trail keeps of a worker: everything but its token, of which only whether there is one. */
@@ -40,9 +43,16 @@ function auditView(w: Worker) {
     enabled: w.enabled,
     tripped: w.tripped,
     source: w.source,
+    protocol: w.protocol,
     hasToken: w.token !== null,
   };
 }
+
+const protocolOf = (w: Pick<Worker, "protocol">): WorkerProtocol => (w.protocol === "a2a" ? "a2a" : "v1");
+
+/** A stored card summary as the API gives it; null for a v1 worker or one whose card was never read. */
+const storedCard = (w: Pick<Worker, "card">): CardSummary | null =>
+  w.card && typeof w.card === "object" ? (w.card as unknown as CardSummary) : null;
 
 /**
  * Registered workers: CRUD, admin breaker control (persisted), health polling. Tokens are sealed at
@@ -77,6 +87,12 @@ export class WorkerService {
       maxConcurrency: w.maxConcurrency,
       enabled: w.enabled,
       source: w.source as "api" | "config",
+      protocol: protocolOf(w),
+      /** An A2A worker's Agent Card as last read: name, skills, streaming, auth scheme, interfaces. */
+      card: storedCard(w),
+      cardFetchedAt: w.cardFetchedAt,
+      /** The capabilities follow the card's skills (none were given). */
+      capabilitiesFromCard: w.capsFromCard,
       hasToken: w.token !== null,
       inFlight,
       breaker,
@@ -99,6 +115,7 @@ export class WorkerService {
       `SELECT w.id, w.name, w.url, w.capabilities, w.max_concurrency AS "maxConcurrency", w.token, w.enabled,
               w.source, w.tripped, w.health, w.health_checked_at AS "healthCheckedAt", w.sandbox, w.last_error AS "lastError",
               w.last_error_at AS "lastErrorAt", w.created_at AS "createdAt", w.updated_at AS "updatedAt",
+              w.protocol, w.card, w.card_fetched_at AS "cardFetchedAt", w.capabilities_from_card AS "capsFromCard",
               (SELECT count(*) FROM attempts a WHERE a.worker_id = w.id AND a.state = 'running')::int AS "inFlight"
          FROM workers w ORDER BY w.name`,
     );
@@ -114,6 +131,8 @@ export class WorkerService {
 
   async register(caller: Caller, input: WorkerInput) {
     assertAllowedWorkerUrl(input.url, this.allowedHosts);
+    const protocol = input.protocol ?? "v1";
+    const a2a = protocol === "a2a" ? await this.readCardForRegistration(input) : null;
     const w = await this.db.prisma.$transaction(async (tx) => {
       const existing = await tx.worker.findUnique({ where: { name: input.name }, select: { id: true } });
       if (existing) {
@@ -127,10 +146,14 @@ export class WorkerService {
           id: randomUUID(),
           name: input.name,
           url: input.url,
-          capabilities: input.capabilities,
+          capabilities: a2a?.capabilities ?? input.capabilities,
           maxConcurrency: input.maxConcurrency,
           token: sealWorkerToken(this.box, input.token),
           source: "api",
+          protocol,
+          capsFromCard: a2a?.fromCard ?? false,
+          ...(a2a?.card ? { card: a2a.card as unknown as Prisma.InputJsonValue, cardFetchedAt: new Date() } : {}),
+          ...(a2a?.card ? { health: "ok", healthCheckedAt: new Date() } : {}),
         },
       });
       await this.audit.record(tx, {
@@ -148,7 +171,7 @@ export class WorkerService {
 
   async update(caller: Caller, id: string, patch: WorkerUpdate) {
     if (patch.url !== undefined) assertAllowedWorkerUrl(patch.url, this.allowedHosts);
-    await this.db.prisma.$transaction(async (tx) => {
+    const updated = await this.db.prisma.$transaction(async (tx) => {
       const current = await tx.worker.findUnique({ where: { id } });
       if (!current) throw notFound("Worker", id);
       if (patch.name !== undefined && patch.name !== current.name) {
@@ -158,7 +181,23 @@ export class WorkerService {
       const data: Prisma.WorkerUpdateInput = { updatedAt: new Date() };
       if (patch.name !== undefined) data.name = patch.name;
       if (patch.url !== undefined) data.url = patch.url;
-      if (patch.capabilities !== undefined) data.capabilities = patch.capabilities;
+      const protocol = patch.protocol ?? protocolOf(current);
+      if (patch.protocol !== undefined) data.protocol = patch.protocol;
+      if (patch.capabilities !== undefined || patch.protocol !== undefined) {
+        const capabilities = patch.capabilities ?? current.capabilities;
+        if (protocol === "v1" && capabilities.length === 0) {
+          throw new DomainError(
+            "BAD_REQUEST",
+            `${NO_CAPABILITY_MESSAGE}: a protocol v1 worker has no card to take them from.`,
+          );
+        }
+        // An A2A worker given no capability follows its card's skills (read again right after this update).
+        const fromCard =
+          protocol === "a2a" &&
+          (patch.capabilities !== undefined ? patch.capabilities.length === 0 : current.capsFromCard);
+        if (!fromCard) data.capabilities = capabilities;
+        data.capsFromCard = fromCard;
+      }
       if (patch.maxConcurrency !== undefined) data.maxConcurrency = patch.maxConcurrency;
       if (patch.enabled !== undefined) data.enabled = patch.enabled;
       if (patch.token !== undefined) data.token = sealWorkerToken(this.box, patch.token);
@@ -172,7 +211,10 @@ export class WorkerService {
         after: { ...auditView(updated), ...(patch.token !== undefined ? { tokenChanged: true } : {}) },
         ...(caller.client ? { client: caller.client } : {}),
       });
+      return updated;
     });
+    // An A2A worker's card is read again now: a new URL or token, or capabilities that follow its skills.
+    if (protocolOf(updated) === "a2a") await this.checkHealth(updated);
     return this.get(id);
   }
 
@@ -246,18 +288,24 @@ export class WorkerService {
           current.url === input.url &&
           current.maxConcurrency === input.maxConcurrency &&
           current.source === "config" &&
-          current.capabilities.join("\n") === input.capabilities.join("\n") &&
+          current.protocol === (input.protocol ?? "v1") &&
+          (current.capsFromCard || current.capabilities.join("\n") === input.capabilities.join("\n")) &&
+          current.capsFromCard === (input.protocol === "a2a" && input.capabilities.length === 0) &&
           this.openToken(current.token) === token &&
           (current.token === null || isSealed(current.token))
         ) {
           return;
         }
+        const fromCard = input.protocol === "a2a" && input.capabilities.length === 0;
         const data = {
           url: input.url,
-          capabilities: input.capabilities,
+          // Following the card: kept as last read until the next health check reads the card again.
+          capabilities: fromCard && current?.capsFromCard ? current.capabilities : input.capabilities,
           maxConcurrency: input.maxConcurrency,
           token: sealWorkerToken(this.box, token),
           source: "config",
+          protocol: input.protocol ?? "v1",
+          capsFromCard: fromCard,
         };
         const w = current
           ? await tx.worker.update({ where: { id: current.id }, data: { ...data, updatedAt: new Date() } })
@@ -321,9 +369,14 @@ export class WorkerService {
     // Kept as last seen while the worker is down: it says how it runs scripts when it comes back.
     let sandbox: SandboxState | null | undefined;
     try {
-      const h = await this.client.health(toTarget(w));
-      health = h.status;
-      sandbox = h.sandbox ?? null;
+      if (protocolOf(w) === "a2a") {
+        await this.refreshCard(w);
+        health = "ok";
+      } else {
+        const h = await this.client.health(toTarget(w));
+        health = h.status;
+        sandbox = h.sandbox ?? null;
+      }
     } catch (err) {
       health = "down";
       error = err instanceof WorkerCallError || err instanceof Error ? err.message : String(err);
@@ -340,6 +393,59 @@ export class WorkerService {
         },
       })
       .catch((err: unknown) => this.log.warn({ err }, "recording worker health failed"));
+  }
+
+  /**
+   * An A2A worker's card at registration: its skills are the capabilities when none were given. A card that
+   * cannot be read refuses the registration only when the capabilities were to come from it.
+   */
+  private async readCardForRegistration(
+    input: WorkerInput,
+  ): Promise<{ card: CardSummary | null; capabilities: string[]; fromCard: boolean }> {
+    const fromCard = input.capabilities.length === 0;
+    const target = {
+      id: `registering:${input.name}`,
+      name: input.name,
+      url: input.url,
+      token: null,
+      protocol: "a2a" as const,
+    };
+    try {
+      const card = await this.client.a2a.card(
+        input.token ? { ...target, token: sealWorkerToken(this.box, input.token) } : target,
+      );
+      const skills = skillCapabilities(card);
+      if (fromCard && skills.length === 0) {
+        throw new DomainError(
+          "BAD_REQUEST",
+          `The Agent Card of ${input.name} lists no skill to take capabilities from; give the worker its capabilities.`,
+        );
+      }
+      return { card: cardSummary(card), capabilities: fromCard ? skills : input.capabilities, fromCard };
+    } catch (err) {
+      if (err instanceof DomainError || fromCard) {
+        if (err instanceof DomainError) throw err;
+        throw new DomainError(
+          "BAD_REQUEST",
+          `Could not read the Agent Card of ${input.name}: ${(err as Error).message} Give the worker its capabilities to register it anyway.`,
+        );
+      }
+      return { card: null, capabilities: input.capabilities, fromCard: false };
+    }
+  }
+
+  /** Reads an A2A worker's card again: kept for the console, and its skills as capabilities when it follows them. */
+  private async refreshCard(w: Worker): Promise<void> {
+    const card = await this.client.a2a.card(toTarget(w));
+    const skills = skillCapabilities(card);
+    await this.db.prisma.worker.updateMany({
+      where: { id: w.id },
+      data: {
+        card: cardSummary(card) as unknown as Prisma.InputJsonValue,
+        cardFetchedAt: new Date(),
+        ...(w.capsFromCard && skills.length ? { capabilities: skills } : {}),
+      },
+    });
   }
 
   /** The worker's health as this process last saw it; "unknown" before its first check here. */
@@ -365,6 +471,12 @@ export class WorkerService {
             // Every probe failure must count, or cockatiel would take it as a success and close.
             const failed = (message: string) =>
               new WorkerCallError("http", message, { retryable: false, countsAgainstWorker: true });
+            if (protocolOf(w) === "a2a") {
+              await this.client.a2a.card(toTarget(w)).catch((err: Error) => {
+                throw failed(err.message);
+              });
+              return;
+            }
             const h = await this.client.health(toTarget(w)).catch((err: Error) => {
               throw failed(err.message);
             });

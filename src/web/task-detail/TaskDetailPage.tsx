@@ -11,6 +11,7 @@ import { type RouterOutputs, trpc } from "../trpc.js";
 import { Artifacts } from "./Artifacts.js";
 import { Attempts } from "./Attempts.js";
 import { Logs } from "./Logs.js";
+import { AgentQuestion } from "./AgentQuestion.js";
 import { Overview } from "./Overview.js";
 import { TaskAudit } from "./TaskAudit.js";
 import { Timeline } from "./Timeline.js";
@@ -129,6 +130,7 @@ function TaskDetail({ id }: { id: string }) {
         </div>
       </dl>
       <TaskNotices task={t} />
+      <AgentQuestion task={t} />
       {sub.status === "error" ? (
         <ErrorMessage title="Live updates for this task stopped:" error={sub.error}>
           <button type="button" className="btn btn-small" onClick={() => sub.reset()}>

@@ -12,6 +12,8 @@ const TYPE_LABELS: Record<string, string> = {
   attempt_handed_back: "Attempt handed back",
   attempt_reattached: "Attempt re-attached",
   worker_breaker: "Worker breaker",
+  input_required: "Agent asks",
+  input_answered: "Answered",
 };
 
 function detailOf(e: TaskEventDto): string | null {
@@ -22,6 +24,8 @@ function detailOf(e: TaskEventDto): string | null {
   if (e.type === "attempt_handed_back") return `Attempt ${s(d.attempt)}: ${s(d.reason)}`;
   if (e.type === "attempt_reattached") return `Attempt ${s(d.attempt)} on ${s(d.worker)}: ${s(d.reason)}`;
   if (e.type === "worker_breaker") return `${s(d.worker)}: ${s(d.from)} → ${s(d.to)} (${s(d.reason)})`;
+  if (e.type === "input_required") return `Attempt ${s(d.attempt)} (${s(d.kind)}): ${s(d.question)}`;
+  if (e.type === "input_answered") return `Attempt ${s(d.attempt)}, by ${e.actor}: ${s(d.text)}`;
   return null;
 }
 

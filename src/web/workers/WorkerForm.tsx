@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from "react";
-import { workerInputSchema } from "../../shared/workers.js";
+import { type WorkerProtocol, workerRegisterSchema } from "../../shared/workers.js";
 import type { RouterOutputs } from "../trpc.js";
 
 type WorkerView = RouterOutputs["workers"]["list"][number];
@@ -7,6 +7,7 @@ type WorkerView = RouterOutputs["workers"]["list"][number];
 export interface WorkerFormValues {
   name: string;
   url: string;
+  protocol: WorkerProtocol;
   capabilities: string[];
   maxConcurrency: number;
   /** Register: the token, if any. Edit: a new token; absent keeps the stored one. */
@@ -36,7 +37,11 @@ export function WorkerForm({
 }) {
   const [name, setName] = useState(worker?.name ?? "");
   const [url, setUrl] = useState(worker?.url ?? "http://127.0.0.1:");
-  const [caps, setCaps] = useState(worker?.capabilities.join(", ") ?? "script");
+  const [protocol, setProtocol] = useState<WorkerProtocol>(worker?.protocol ?? "v1");
+  // Capabilities that follow an agent's card are not the admin's: the field starts empty for them.
+  const [caps, setCaps] = useState(
+    worker ? (worker.capabilitiesFromCard ? "" : worker.capabilities.join(", ")) : "script",
+  );
   const [concurrency, setConcurrency] = useState(String(worker?.maxConcurrency ?? 1));
   const [token, setToken] = useState("");
   const [clearToken, setClearToken] = useState(false);
@@ -49,9 +54,10 @@ export function WorkerForm({
       .map((c) => c.trim())
       .filter(Boolean);
     const n = concurrency.trim() === "" ? Number.NaN : Number(concurrency);
-    const parsed = workerInputSchema.safeParse({
+    const parsed = workerRegisterSchema.safeParse({
       name,
       url,
+      protocol,
       capabilities,
       maxConcurrency: n,
       ...(token ? { token } : {}),
@@ -94,8 +100,31 @@ export function WorkerForm({
         <input id="wf-name" value={name} maxLength={100} onChange={(e) => setName(e.target.value)} {...field("name")} />
         {errorLine("name")}
       </div>
+      <fieldset className="field">
+        <legend>Protocol</legend>
+        <label className="check">
+          <input
+            type="radio"
+            name="wf-protocol"
+            value="v1"
+            checked={protocol === "v1"}
+            onChange={() => setProtocol("v1")}
+          />
+          Agency worker (protocol v1)
+        </label>
+        <label className="check">
+          <input
+            type="radio"
+            name="wf-protocol"
+            value="a2a"
+            checked={protocol === "a2a"}
+            onChange={() => setProtocol("a2a")}
+          />
+          A2A agent (Agent2Agent, by its Agent Card)
+        </label>
+      </fieldset>
       <div className="field">
-        <label htmlFor="wf-url">URL</label>
+        <label htmlFor="wf-url">{protocol === "a2a" ? "Agent Card URL" : "URL"}</label>
         <input
           id="wf-url"
           className="mono"
@@ -104,7 +133,11 @@ export function WorkerForm({
           onChange={(e) => setUrl(e.target.value)}
           {...field("url")}
         />
-        <p className="hint">Its host must be in WORKER_ALLOWED_HOSTS (loopback by default).</p>
+        <p className="hint">
+          {protocol === "a2a"
+            ? "…/.well-known/agent-card.json, or the agent's base URL. Its host, and the hosts its card names, must be in WORKER_ALLOWED_HOSTS."
+            : "Its host must be in WORKER_ALLOWED_HOSTS (loopback by default)."}
+        </p>
         {errorLine("url")}
       </div>
       <div className="field">
@@ -116,7 +149,10 @@ export function WorkerForm({
           onChange={(e) => setCaps(e.target.value)}
           {...field("capabilities")}
         />
-        <p className="hint">Separated by commas or spaces; lower case a-z, 0-9, '.', '_', '-'.</p>
+        <p className="hint">
+          Separated by commas or spaces; lower case a-z, 0-9, '.', '_', '-'.
+          {protocol === "a2a" ? " Leave empty to take the agent's skills from its card (kept up to date)." : ""}
+        </p>
         {errorLine("capabilities")}
       </div>
       <div className="field">

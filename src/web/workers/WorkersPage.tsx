@@ -101,6 +101,11 @@ function WorkerCard({ worker: w, isAdmin, onEdit }: { worker: WorkerView; isAdmi
         <h2 className="worker-name">{w.name}</h2>
         {!w.enabled ? <span className="tag tag-bad">Disabled</span> : null}
         <span className="tag">{w.source === "config" ? "from configuration" : "registered"}</span>
+        {w.protocol === "a2a" ? (
+          <span className="tag" data-protocol="a2a" title="An Agent2Agent agent, called through its Agent Card">
+            A2A
+          </span>
+        ) : null}
         <code className="muted worker-url">{w.url}</code>
       </div>
       <dl className="worker-facts">
@@ -148,6 +153,26 @@ function WorkerCard({ worker: w, isAdmin, onEdit }: { worker: WorkerView; isAdmi
             ) : null}
           </dd>
         </div>
+        {w.card ? (
+          <div data-testid="agent-card">
+            <dt>Agent Card</dt>
+            <dd>
+              <strong>{w.card.name}</strong>{" "}
+              {w.card.version ? <span className="muted small">v{w.card.version}</span> : null}
+              <span className="muted small">
+                {" "}
+                · {w.card.streaming ? "streams" : "polled (no streaming)"} · auth {w.card.auth}
+                {w.capabilitiesFromCard ? " · capabilities from its skills" : ""}
+                {w.cardFetchedAt ? (
+                  <>
+                    {" "}
+                    · read <Time value={w.cardFetchedAt} short />
+                  </>
+                ) : null}
+              </span>
+            </dd>
+          </div>
+        ) : null}
         {w.sandbox ? (
           <div>
             <dt>Scripts</dt>
