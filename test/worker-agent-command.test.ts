@@ -89,15 +89,26 @@ function runAgent(capability: string, spec: Record<string, unknown>, opts: { cri
 /** A TCP server on the host's loopback that counts the connections it accepts. */
 async function listeningServer(): Promise<{ port: number; accepted: () => number; close: () => Promise<void> }> {
   let count = 0;
+  const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     count++;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
     // The agent closes as soon as it is connected.
     socket.on("error", () => {});
     socket.end("hello from the host\n");
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as net.AddressInfo;
-  return { port, accepted: () => count, close: () => new Promise((r) => server.close(() => r())) };
+  return {
+    port,
+    accepted: () => count,
+    close: () =>
+      new Promise((r) => {
+        server.close(() => r());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
 }
 
 function git(cwd: string, ...args: string[]): string {
@@ -139,6 +150,7 @@ beforeAll(async () => {
       WORKER_TOKEN: TOKEN,
       WORKER_AGENTS: JSON.stringify(agents),
       WORKER_GIT_LOCAL_ROOTS: reposDir,
+      WORKER_GIT_ALLOWED_HOSTS: "github.com,127.0.0.1",
       STAND_IN_API_KEY: API_KEY,
       SANDBOX_TEST_SECRET: SECRET,
     },
@@ -411,6 +423,25 @@ describe("a git checkout as the task's workspace", () => {
     const missing = await runAgent("stand-in", { description: "x", repo: { url: repoPath, ref: "no-such-branch" } });
     expect(missing.error?.code).toBe("repo_checkout_failed");
     expect(missing.error?.message).toContain("Could not check out no-such-branch");
+  });
+
+  it("fetches an https repository of an allowed host over the network (here a TCP server that is no git server)", async () => {
+    const server = await listeningServer();
+    try {
+      const result = await runAgent("stand-in", {
+        description: "x",
+        repo: { url: `https://127.0.0.1:${server.port}/team/project.git`, ref: "main" },
+      });
+      expect(result.error?.code).toBe("repo_checkout_failed");
+      expect(result.error?.message).toContain(
+        `Could not check out main of https://127.0.0.1:${server.port}/team/project.git`,
+      );
+      // The fetch reached the host, though neither the task nor WORKER_SANDBOX_NETWORK asked for network.
+      expect(server.accepted()).toBeGreaterThanOrEqual(1);
+      expect(artifact(result, ".agent/prompt.md")).toBeUndefined();
+    } finally {
+      await server.close();
+    }
   });
 
   it("refuses credentials, plain http and odd refs in the spec itself", () => {
