@@ -89,3 +89,29 @@ test("a state change on a task's page updates it and its timeline live, and read
   // The new events came over the subscription; the task was refetched, its events were not.
   expect(eventReads.length).toBe(reads);
 });
+
+test("when the server goes away, an open task page keeps the task and its logs on screen", async ({ page, server }) => {
+  const task = await server.api.tasks.create.mutate({
+    title: "Read while offline",
+    input: { script: "for i in 1 2 3; do echo offline line $i; done" },
+  });
+  await page.goto(`/tasks/${task.id}?tab=logs`);
+  await expect(page.locator(".log-line").filter({ hasText: "offline line 3" })).toHaveCount(1, { timeout: 30_000 });
+  await expectLive(page);
+
+  await server.stop();
+  await expect(page.locator(".status-pill").first()).toContainText("Unreachable", { timeout: 20_000 });
+  // The window coming back into view refetches the task, which fails: the page says so above what it had.
+  await page.evaluate(() => document.dispatchEvent(new Event("visibilitychange", { bubbles: true })));
+  const banner = page.getByRole("alert").filter({ hasText: "Showing the task as last loaded" });
+  await expect(banner).toContainText("The server cannot be reached", { timeout: 20_000 });
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Read while offline");
+  await expect(page.locator(".log-line").filter({ hasText: "offline line 3" })).toHaveCount(1);
+  await expect(page.getByText("Failed to fetch")).toHaveCount(0);
+  await expect(page.getByText("Could not load the task")).toHaveCount(0);
+
+  await server.start();
+  await expectLive(page);
+  await page.evaluate(() => document.dispatchEvent(new Event("visibilitychange", { bubbles: true })));
+  await expect(banner).toHaveCount(0, { timeout: 20_000 });
+});

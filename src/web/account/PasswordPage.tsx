@@ -1,6 +1,7 @@
 import { type FormEvent, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
 import { passwordSchema } from "../../shared/auth.js";
+import { refusalText } from "../components/ErrorMessage.js";
 import { useMe } from "../components/useMe.js";
 import { trpc } from "../trpc.js";
 
@@ -88,7 +89,7 @@ export default function PasswordPage() {
           />
         </div>
         <p className="field-error" role={error || change.error ? "alert" : undefined}>
-          {error ?? (change.error ? `The server refused: ${change.error.message}` : "")}
+          {error ?? (change.error ? refusalText(change.error) : "")}
         </p>
         {done ? (
           <p className="ok-text" role="status">

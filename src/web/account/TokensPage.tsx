@@ -1,6 +1,6 @@
 import { type FormEvent, useState } from "react";
 import { tokenCreateInputSchema } from "../../shared/auth.js";
-import { ErrorMessage } from "../components/ErrorMessage.js";
+import { ErrorMessage, errorText, refusalText } from "../components/ErrorMessage.js";
 import { Time } from "../components/Time.js";
 import { useHasRole } from "../components/useMe.js";
 import { type RouterOutputs, trpc } from "../trpc.js";
@@ -104,7 +104,7 @@ function TokenRow({ token: t, showOwner }: { token: Token; showOwner: boolean })
         ) : null}
         {revoke.error ? (
           <span className="inline-error" role="alert">
-            {revoke.error.message}
+            {errorText(revoke.error)}
           </span>
         ) : null}
       </td>
@@ -180,7 +180,7 @@ function CreateToken() {
           </div>
         </div>
         <p className="field-error" role={error || create.error ? "alert" : undefined}>
-          {error ?? (create.error ? `The server refused: ${create.error.message}` : "")}
+          {error ?? (create.error ? refusalText(create.error) : "")}
         </p>
         <div className="form-buttons">
           <button type="submit" className="btn btn-primary" disabled={create.isPending}>

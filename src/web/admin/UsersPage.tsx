@@ -2,7 +2,7 @@ import { type FormEvent, useState } from "react";
 import { Link } from "react-router-dom";
 import { userCreateInputSchema } from "../../shared/auth.js";
 import { ROLES, type Role } from "../../shared/roles.js";
-import { ErrorMessage } from "../components/ErrorMessage.js";
+import { ErrorMessage, errorText, refusalText } from "../components/ErrorMessage.js";
 import { Time } from "../components/Time.js";
 import { useHasRole, useMe } from "../components/useMe.js";
 import { type RouterOutputs, trpc } from "../trpc.js";
@@ -216,7 +216,7 @@ function UserRow({ user: u, onReset }: { user: User; onReset: (r: ResetResult) =
         {error ? (
           <span className="inline-error" role="alert">
             {" "}
-            {error.message}
+            {errorText(error)}
           </span>
         ) : null}
       </td>
@@ -329,7 +329,7 @@ function CreateUser() {
         Give the initial password to the person in person; they must choose their own when they first sign in.
       </p>
       <p className="field-error" role={create.error ? "alert" : undefined}>
-        {create.error ? `The server refused: ${create.error.message}` : ""}
+        {create.error ? refusalText(create.error) : ""}
       </p>
       {created ? (
         <p className="ok-text" role="status">

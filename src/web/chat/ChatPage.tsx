@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { NavLink, useNavigate, useParams } from "react-router-dom";
 import { CHAT_LIMITS } from "../../shared/chat.js";
-import { ErrorMessage } from "../components/ErrorMessage.js";
+import { ErrorMessage, errorText } from "../components/ErrorMessage.js";
 import { useHasRole } from "../components/useMe.js";
 import { formatShortDateTime } from "../lib/format.js";
 import { trpc } from "../trpc.js";
@@ -81,7 +81,7 @@ function SessionList({ current }: { current: string | null }) {
           </button>
           {create.error ? (
             <span className="inline-error" role="alert">
-              {create.error.message}
+              {errorText(create.error)}
             </span>
           ) : null}
         </form>

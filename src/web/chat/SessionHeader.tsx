@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { CHAT_LIMITS, type ChatSessionDto } from "../../shared/chat.js";
 import { Dialog } from "../components/Dialog.js";
+import { errorText, refusalText } from "../components/ErrorMessage.js";
 import { trpc } from "../trpc.js";
 
 /** The session's title and live state; operators rename or end it here. */
@@ -62,7 +63,7 @@ export function SessionHeader({
           </button>
           {rename.error ? (
             <span className="inline-error" role="alert">
-              {rename.error.message}
+              {errorText(rename.error)}
             </span>
           ) : null}
         </form>
@@ -114,7 +115,7 @@ function EndDialog({
         <>
           <p>Everyone in the session can still read it, but nobody can write to it any more.</p>
           <p className="field-error" role={end.error ? "alert" : undefined}>
-            {end.error ? `The server refused: ${end.error.message}` : ""}
+            {end.error ? refusalText(end.error) : ""}
           </p>
           <div className="dialog-buttons">
             <button type="button" className="btn" onClick={close}>

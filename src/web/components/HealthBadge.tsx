@@ -1,5 +1,6 @@
 import { formatDuration } from "../lib/format.js";
 import { trpc } from "../trpc.js";
+import { errorText } from "./ErrorMessage.js";
 
 const REFRESH_MS = 10_000;
 
@@ -21,7 +22,7 @@ export function HealthBadge() {
   if (health.isError && !health.isFetching) {
     tone = "bad";
     label = "Unreachable";
-    details = [`The server did not answer: ${health.error.message}`];
+    details = [`The server did not answer: ${errorText(health.error)}`];
   } else if (!health.data) {
     tone = "unknown";
     label = "Checking";

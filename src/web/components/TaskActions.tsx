@@ -2,6 +2,7 @@ import { type FormEvent, useEffect, useId, useRef, useState } from "react";
 import type { TaskState } from "../../shared/task-state.js";
 import { allowedActions } from "../lib/task-actions.js";
 import { trpc } from "../trpc.js";
+import { errorText, refusalText } from "./ErrorMessage.js";
 
 interface Props {
   task: { id: string; title: string; state: TaskState };
@@ -43,7 +44,7 @@ export function TaskActions({ task, compact }: Props) {
       ) : null}
       {retry.error ? (
         <span className="inline-error" role="alert">
-          Retry failed: {retry.error.message}
+          Retry failed: {errorText(retry.error)}
         </span>
       ) : null}
       {dialogOpen ? <CancelDialog task={task} onClose={() => setDialogOpen(false)} onDone={refresh} /> : null}
@@ -101,7 +102,7 @@ function CancelDialog({
           onChange={(e) => setReason(e.target.value)}
         />
         <p id={`${id}-error`} className="field-error" role={localError || cancel.error ? "alert" : undefined}>
-          {localError ?? (cancel.error ? `The server refused: ${cancel.error.message}` : "")}
+          {localError ?? (cancel.error ? refusalText(cancel.error) : "")}
         </p>
         <div className="dialog-buttons">
           <button type="button" className="btn" onClick={() => ref.current?.close()}>

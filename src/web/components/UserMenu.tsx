@@ -1,5 +1,6 @@
 import { Link } from "react-router-dom";
 import { trpc } from "../trpc.js";
+import { errorText } from "./ErrorMessage.js";
 
 /** Who is signed in, and the way out. */
 export function UserMenu({ user }: { user: { displayName: string; username: string; role: string } }) {
@@ -27,7 +28,7 @@ export function UserMenu({ user }: { user: { displayName: string; username: stri
       </button>
       {signOut.error ? (
         <span className="inline-error" role="alert">
-          {signOut.error.message}
+          {errorText(signOut.error)}
         </span>
       ) : null}
     </div>

@@ -1,5 +1,6 @@
 import { type FormEvent, useState } from "react";
 import { useSearchParams } from "react-router-dom";
+import { errorText } from "../components/ErrorMessage.js";
 import { trpc } from "../trpc.js";
 
 /** Only same-site paths, so a crafted link cannot send the operator elsewhere after signing in. */
@@ -53,7 +54,7 @@ export default function SignInPage() {
           />
         </div>
         <p className="field-error" role={signIn.error ? "alert" : undefined}>
-          {signIn.error ? signIn.error.message : ""}
+          {signIn.error ? errorText(signIn.error) : ""}
         </p>
         <button type="submit" className="btn btn-primary" disabled={signIn.isPending}>
           {signIn.isPending ? "Signing in…" : "Sign in"}

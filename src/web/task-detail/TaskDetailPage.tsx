@@ -8,11 +8,12 @@ import { TaskActions } from "../components/TaskActions.js";
 import { Time } from "../components/Time.js";
 import { formatDateTime } from "../lib/format.js";
 import { type RouterOutputs, trpc } from "../trpc.js";
+import { AgentQuestion } from "./AgentQuestion.js";
 import { Artifacts } from "./Artifacts.js";
 import { Attempts } from "./Attempts.js";
 import { Logs } from "./Logs.js";
-import { AgentQuestion } from "./AgentQuestion.js";
 import { Overview } from "./Overview.js";
+import { RerunButton, RerunFacts } from "./Reruns.js";
 import { TaskAudit } from "./TaskAudit.js";
 import { Timeline } from "./Timeline.js";
 import { useEventLog } from "./useEventLog.js";
@@ -61,7 +62,9 @@ function TaskDetail({ id }: { id: string }) {
   const tab = TAB_IDS.find((t) => t === params.get("tab")) ?? "overview";
 
   if (task.isPending) return <p className="loading page">Loading task…</p>;
-  if (task.error) {
+  // A failed refetch keeps the task on screen (and the logs being read) under a banner; only a task never
+  // loaded shows the error alone.
+  if (task.error && !task.data) {
     const missing = task.error.data?.code === "NOT_FOUND" || task.error.data?.code === "BAD_REQUEST";
     return (
       <div className="page">
@@ -100,9 +103,15 @@ function TaskDetail({ id }: { id: string }) {
   return (
     <div className="page">
       <Breadcrumb parent="Tasks" to="/tasks" current={`Task ${t.id.slice(0, 8)}`} />
+      {task.error ? (
+        <ErrorMessage title="Showing the task as last loaded. Could not refresh it:" error={task.error} />
+      ) : null}
       <div className="page-head">
         <h1 className="task-title">{t.title}</h1>
-        <TaskActions task={t} />
+        <div className="task-actions">
+          <TaskActions task={t} />
+          <RerunButton task={t} />
+        </div>
       </div>
       <dl className="task-facts">
         <div>
@@ -128,6 +137,7 @@ function TaskDetail({ id }: { id: string }) {
             <code>{t.id}</code>
           </dd>
         </div>
+        <RerunFacts task={t} />
       </dl>
       <TaskNotices task={t} />
       <AgentQuestion task={t} />
