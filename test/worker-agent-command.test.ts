@@ -561,4 +561,33 @@ describe.each(DATABASES)("an agent worker driven by the agency (%s)", (kind) => 
     );
     expect(second?.result?.usage).toMatchObject({ inputTokens: promptChars, outputTokens: 42, costUsd: 0.0125 });
   }, 180_000);
+
+  it("carries spec.repo from tasks.create to the worker, and refuses a repository URL with credentials at create", async () => {
+    const created = await s.http.tasks.create.mutate({
+      title: "Greet the world",
+      capability: "stand-in",
+      description: actions("no-record", 'replace src/greet.js "hello, world" => "hello, agency"'),
+      repo: { url: `file://${repoPath}`, ref: "main" },
+    });
+    const t = await engineWaitFor(
+      `task ${created.id} to settle`,
+      () => withEvents(s.http, { id: created.id }),
+      (task) => TERMINAL_STATES.includes(task.state),
+      120_000,
+    );
+    expect(t.state).toBe("accepted");
+    expect(t.spec.repo).toEqual({ url: `file://${repoPath}`, ref: "main" });
+    expect(t.attempts[0]?.artifacts.map((a) => [a.path, a.operation])).toEqual([["src/greet.js", "modify"]]);
+    expect(t.attempts[0]?.artifacts[0]?.diff).toContain('+export const greet = () => "hello, agency";');
+
+    const before = (await s.http.tasks.list.query({})).items.length;
+    await expect(
+      s.http.tasks.create.mutate({
+        title: "Leaky",
+        capability: "stand-in",
+        repo: { url: "https://user:secret@github.com/a/b.git" },
+      }),
+    ).rejects.toThrow(/must not carry credentials/);
+    expect((await s.http.tasks.list.query({})).items.length).toBe(before);
+  }, 180_000);
 });
