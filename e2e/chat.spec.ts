@@ -136,7 +136,10 @@ test("/task submits a task whose chip opens it, and the task is in the task list
   }
 });
 
-test("a message sent while the server is down is marked not sent; retry stores it once", async ({ page, server }) => {
+test("a message sent while the server is down is marked not sent, then sent by itself once the connection is back, once", async ({
+  page,
+  server,
+}) => {
   const session = await server.api.chat.sessions.create.mutate({ title: "Outage" });
   await page.goto(`/chat/${session.id}`);
   await expectChatLive(page);
@@ -148,11 +151,19 @@ test("a message sent while the server is down is marked not sent; retry stores i
   await expect(outgoing).toHaveAttribute("data-outgoing", "failed");
   await expect(outgoing.getByRole("alert")).not.toBeEmpty();
   await expect(page.locator("[data-chat-live]")).toHaveAttribute("data-chat-live", "down");
+  // The session says the same connection state as the header's badge.
+  const states = await page.evaluate(() => ({
+    header: document.querySelector("[data-connection] [role=status]")?.textContent ?? "",
+    session: document.querySelector("[data-chat-live]")?.textContent ?? "",
+  }));
+  const label = states.header.replace("Live connection: ", "");
+  expect(["Offline", "Reconnecting"]).toContain(label);
+  expect(states.session).toContain(`${label}:`);
 
   await server.start();
   await expectLive(page);
   await expectChatLive(page);
-  await outgoing.getByRole("button", { name: "Retry" }).click();
+  // No Retry press: the outbox sends it again when the connection is back.
   await expect(message(page, "Sent during the outage")).toHaveCount(1);
   await expect(message(page, "Sent during the outage")).not.toHaveAttribute("data-outgoing", /.*/);
   // A second retry of the same clientId would not store it again either: the server holds exactly one.

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useSyncExternalStore } from "react";
 import type { ChatMessageDto, ChatSessionDto } from "../../shared/chat.js";
+import { CONNECTION_LABELS } from "../components/ConnectionBadge.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
 import { Time } from "../components/Time.js";
 import { useHasRole, useMe } from "../components/useMe.js";
@@ -88,7 +89,9 @@ export function SessionView({ session }: { session: ChatSessionDto }) {
     state = {
       tone: "warn",
       text:
-        conn.status === "connected" ? "Connecting…" : "Reconnecting: new messages arrive once the connection is back.",
+        conn.status === "connected"
+          ? "Connecting…"
+          : `${CONNECTION_LABELS[conn.status]}: new messages arrive once the connection is back.`,
     };
   else if (sub.status === "pending") state = { tone: "ok", text: "Live" };
   else state = { tone: "unknown", text: "Loading…" };

@@ -1,12 +1,14 @@
-import { useCallback, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { ChatMessageDto } from "../../shared/chat.js";
-import { trpc } from "../trpc.js";
+import { liveConnection, trpc } from "../trpc.js";
 
 export interface OutgoingMessage {
   clientId: string;
   content: string;
   status: "pending" | "failed";
   error: string | null;
+  /** The send never reached the server: it is sent again, by itself, once the live connection is back. */
+  unreachable: boolean;
 }
 
 /**
@@ -42,7 +44,7 @@ export function useOutbox(sessionId: string, messages: readonly ChatMessageDto[]
     (clientId: string, content: string) => {
       client.chat.send.mutate({ sessionId, content, clientId }).then(
         (r) => onSentRef.current(r.message),
-        (err: unknown) => put(clientId, { status: "failed", error: failureText(err) }),
+        (err: unknown) => put(clientId, { status: "failed", error: failureText(err), unreachable: !answered(err) }),
       );
     },
     [client, sessionId, put],
@@ -51,7 +53,7 @@ export function useOutbox(sessionId: string, messages: readonly ChatMessageDto[]
   const submit = useCallback(
     (content: string) => {
       const clientId = newClientId();
-      setEntries((prev) => [...prev, { clientId, content, status: "pending", error: null }]);
+      setEntries((prev) => [...prev, { clientId, content, status: "pending", error: null, unreachable: false }]);
       deliver(clientId, content);
     },
     [deliver],
@@ -61,11 +63,28 @@ export function useOutbox(sessionId: string, messages: readonly ChatMessageDto[]
     (clientId: string) => {
       const entry = entries.find((e) => e.clientId === clientId);
       if (!entry) return;
-      put(clientId, { status: "pending", error: null });
+      put(clientId, { status: "pending", error: null, unreachable: false });
       deliver(clientId, entry.content);
     },
     [entries, deliver, put],
   );
+
+  // Back online: what failed only for want of a connection goes again (same clientId, so never twice).
+  const entriesRef = useRef(entries);
+  entriesRef.current = entries;
+  useEffect(() => {
+    let last = liveConnection.get().status;
+    return liveConnection.subscribe(() => {
+      const now = liveConnection.get().status;
+      if (now === "connected" && last !== "connected") {
+        for (const e of entriesRef.current.filter((x) => x.status === "failed" && x.unreachable)) {
+          put(e.clientId, { status: "pending", error: null, unreachable: false });
+          deliver(e.clientId, e.content);
+        }
+      }
+      last = now;
+    });
+  }, [deliver, put]);
 
   const discard = useCallback((clientId: string) => put(clientId, null), [put]);
 
@@ -77,8 +96,11 @@ export function useOutbox(sessionId: string, messages: readonly ChatMessageDto[]
 
 /** The server's reason when it answered; otherwise say that it could not be reached, which a retry may fix. */
 function failureText(err: unknown): string {
-  const answered =
-    typeof err === "object" && err !== null && "data" in err && Boolean((err as { data?: unknown }).data);
   const message = err instanceof Error ? err.message : String(err);
-  return answered ? message : `Could not reach the server (${message}); retry once the connection is back.`;
+  return answered(err) ? message : "Could not reach the server; it is sent again once the connection is back.";
+}
+
+/** Whether the server answered (with a refusal), as opposed to the request never reaching it. */
+function answered(err: unknown): boolean {
+  return typeof err === "object" && err !== null && "data" in err && Boolean((err as { data?: unknown }).data);
 }

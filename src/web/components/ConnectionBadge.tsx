@@ -1,7 +1,8 @@
 import { useSyncExternalStore } from "react";
 import { type LiveConnection, liveConnection } from "../trpc.js";
 
-const LABELS: Record<LiveConnection, string> = {
+/** The one name of each connection state, wherever the console shows it. */
+export const CONNECTION_LABELS: Record<LiveConnection, string> = {
   connecting: "Connecting",
   connected: "Live",
   reconnecting: "Reconnecting",
@@ -34,7 +35,7 @@ export function ConnectionBadge() {
       <span className="dot" aria-hidden="true" />
       <span role="status">
         <span className="visually-hidden">Live connection: </span>
-        {LABELS[conn.status]}
+        {CONNECTION_LABELS[conn.status]}
       </span>
       <span className="tip" role="tooltip" id="connection-tip">
         {explanation}

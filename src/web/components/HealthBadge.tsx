@@ -1,5 +1,6 @@
+import { useEffect } from "react";
 import { formatDuration } from "../lib/format.js";
-import { trpc } from "../trpc.js";
+import { liveConnection, trpc } from "../trpc.js";
 import { errorText } from "./ErrorMessage.js";
 
 const REFRESH_MS = 10_000;
@@ -15,6 +16,17 @@ export function HealthBadge() {
     retry: false,
     staleTime: 0,
   });
+  // The live connection dropping or coming back is news about the server: ask at once rather than at the next
+  // poll, so this badge and the connection badge change together.
+  const { refetch } = health;
+  useEffect(() => {
+    let last = liveConnection.get().status;
+    return liveConnection.subscribe(() => {
+      const now = liveConnection.get().status;
+      if ((now === "connected") !== (last === "connected")) void refetch();
+      last = now;
+    });
+  }, [refetch]);
 
   let tone: "ok" | "warn" | "bad" | "unknown";
   let label: string;
