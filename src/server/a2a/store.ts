@@ -63,7 +63,8 @@ export class AgencyTaskStore implements TaskStore {
    * agency task: a task the agency does not have cannot be brought into being through the store.
    */
   async save(task: A2ATask, _context: ServerCallContext): Promise<void> {
-    if (!(await this.agencyTask(task.id))) {
+    const exists = UUID.test(task.id) && (await this.db.prisma.task.count({ where: { id: task.id } })) > 0;
+    if (!exists) {
       throw new TaskNotFoundError(`Task ${task.id} is not an agency task; tasks are created by message/send.`);
     }
   }
