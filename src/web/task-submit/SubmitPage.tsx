@@ -1,12 +1,21 @@
 import { type FormEvent, useState } from "react";
-import { Link, useNavigate } from "react-router-dom";
+import { Link, useNavigate, useSearchParams } from "react-router-dom";
 import { LIMITS, MODES, type Mode, PRIORITIES, type Priority, RISK_TIERS } from "../../shared/task-spec.js";
+import { STATE_LABELS } from "../../shared/task-state.js";
 import { Breadcrumb } from "../components/Breadcrumb.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
-import { trpc } from "../trpc.js";
+import { type RouterOutputs, trpc } from "../trpc.js";
 import { CriteriaEditor } from "./CriteriaEditor.js";
 import { Field } from "./Field.js";
-import { emptyForm, errorsFromIssues, errorsUnder, type FieldErrors, type SpecForm, toSpec } from "./form-model.js";
+import {
+  emptyForm,
+  errorsFromIssues,
+  errorsUnder,
+  type FieldErrors,
+  formFromSpec,
+  type SpecForm,
+  toSpec,
+} from "./form-model.js";
 import { TierTimeouts } from "./TierTimeouts.js";
 
 /** Paths shown next to a field; anything else goes into the summary at the top. */
@@ -30,21 +39,56 @@ const isPlaced = (path: string) => PLACED.some((p) => path === p || path.startsW
 
 const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
+type TaskDetail = RouterOutputs["tasks"]["get"];
+
+/** `/tasks/new` submits a new task; `/tasks/new?rerunOf=<id>` starts from a finished task's spec (tasks.rerun). */
 export default function SubmitPage() {
+  const [params] = useSearchParams();
+  const rerunOf = params.get("rerunOf");
+  return rerunOf ? <RerunForm key={rerunOf} id={rerunOf} /> : <SpecFormPage />;
+}
+
+function RerunForm({ id }: { id: string }) {
+  const original = trpc.tasks.get.useQuery({ id }, { retry: false });
+  if (original.isPending) return <p className="loading page">Loading the task to rerun…</p>;
+  if (original.error) {
+    return (
+      <div className="page page-narrow">
+        <h1>Cannot rerun this task</h1>
+        <ErrorMessage title="The server answered:" error={original.error} />
+        <p>
+          <Link to="/tasks">Back to the task list</Link>
+        </p>
+      </div>
+    );
+  }
+  return <SpecFormPage original={original.data} />;
+}
+
+function SpecFormPage({ original }: { original?: TaskDetail }) {
   const navigate = useNavigate();
   const utils = trpc.useUtils();
-  const [form, setForm] = useState<SpecForm>(emptyForm);
+  const [form, setForm] = useState<SpecForm>(() => (original ? formFromSpec(original.spec) : emptyForm()));
   const [errors, setErrors] = useState<FieldErrors>({});
-  const create = trpc.tasks.create.useMutation({
-    onSuccess: async (task) => {
+  const handlers = {
+    onSuccess: async (task: { id: string }) => {
       await utils.tasks.list.invalidate();
+      if (original) await utils.tasks.get.invalidate({ id: original.id });
       navigate(`/tasks/${task.id}`);
     },
-    onError: (err) => {
-      const fieldErrors = err.data?.fieldErrors;
+    onError: (err: { data?: { fieldErrors?: { path: string[]; message: string }[] | null } | null }) => {
+      // A rerun's edits are the whole form: `edits.title` is the title box's error.
+      const fieldErrors = err.data?.fieldErrors?.map((f) => ({
+        ...f,
+        path: f.path[0] === "edits" ? f.path.slice(1) : f.path,
+      }));
       if (fieldErrors?.length) setErrors(errorsFromIssues(fieldErrors));
     },
-  });
+  };
+  const createTask = trpc.tasks.create.useMutation(handlers);
+  const rerunTask = trpc.tasks.rerun.useMutation(handlers);
+  const create = original ? rerunTask : createTask;
+  const heading = original ? "Rerun with changes" : "New task";
 
   const set = <K extends keyof SpecForm>(key: K, value: SpecForm[K]) => setForm((f) => ({ ...f, [key]: value }));
   const errs = (path: string) => errorsUnder(errors, path);
@@ -63,7 +107,8 @@ export default function SubmitPage() {
       return;
     }
     setErrors({});
-    create.mutate(result.spec);
+    if (original) rerunTask.mutate({ id: original.id, edits: result.spec });
+    else createTask.mutate(result.spec);
   };
 
   const problemCount = Object.values(errors).reduce((n, m) => n + m.length, 0);
@@ -71,8 +116,15 @@ export default function SubmitPage() {
 
   return (
     <div className="page page-narrow">
-      <Breadcrumb parent="Tasks" to="/tasks" current="New task" />
-      <h1>New task</h1>
+      <Breadcrumb parent="Tasks" to="/tasks" current={heading} />
+      <h1>{heading}</h1>
+      {original ? (
+        <p className="notice notice-info" data-testid="rerun-of">
+          Rerun of <Link to={`/tasks/${original.id}`}>{original.title}</Link> (
+          {STATE_LABELS[original.state].toLowerCase()}): the form holds its spec; change what should differ. The
+          original stays as it is.
+        </p>
+      ) : null}
       <form
         className="spec-form"
         onSubmit={submit}
@@ -84,7 +136,7 @@ export default function SubmitPage() {
           }
         }}
         noValidate
-        aria-label="New task"
+        aria-label={heading}
       >
         <div className="form-summary">
           {problemCount ? (
@@ -300,9 +352,9 @@ export default function SubmitPage() {
 
         <div className="form-buttons">
           <button type="submit" className="btn btn-primary" disabled={create.isPending}>
-            {create.isPending ? "Submitting…" : "Submit task"}
+            {create.isPending ? "Submitting…" : original ? "Submit rerun" : "Submit task"}
           </button>
-          <Link to="/tasks" className="btn">
+          <Link to={original ? `/tasks/${original.id}` : "/tasks"} className="btn">
             Discard
           </Link>
           <span className="muted small">

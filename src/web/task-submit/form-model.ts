@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { Mode, Priority, RiskTier, TaskSpecInput } from "../../shared/task-spec.js";
+import type { Mode, Priority, RiskTier, TaskSpec, TaskSpecInput } from "../../shared/task-spec.js";
 import { missingScript, taskSpecSchema } from "../../shared/task-spec.js";
 
 export type CheckKind = "none" | "command" | "pattern";
@@ -13,6 +13,8 @@ export interface CriterionForm {
   pattern: string;
   mustMatch: boolean;
   path: string;
+  /** A pattern's regex flags: the form has no box for them, but a rerun keeps the original's. */
+  flags?: string;
 }
 
 export interface SpecForm {
@@ -59,6 +61,42 @@ export const emptyCriterion = (): CriterionForm => ({
   mustMatch: true,
   path: "",
 });
+
+/** A stored spec as the form shows it (a rerun's starting point): the script in its own box, the rest as JSON. */
+export function formFromSpec(spec: TaskSpec): SpecForm {
+  const { script, ...rest } = spec.input as Record<string, unknown>;
+  const scriptInBox = typeof script === "string";
+  const otherInput = scriptInBox ? rest : (spec.input as Record<string, unknown>);
+  return {
+    title: spec.title,
+    description: spec.description,
+    priority: spec.priority,
+    riskTier: spec.riskTier,
+    mode: spec.mode,
+    capability: spec.capability,
+    criteria: spec.acceptanceCriteria.map((c) => ({
+      ...emptyCriterion(),
+      text: c.text,
+      checkKind: c.check?.kind ?? "none",
+      ...(c.check?.kind === "command" ? { command: c.check.command } : {}),
+      ...(c.check?.kind === "pattern"
+        ? {
+            pattern: c.check.pattern,
+            mustMatch: c.check.mustMatch,
+            path: c.check.path ?? "",
+            ...(c.check.flags ? { flags: c.check.flags } : {}),
+          }
+        : {}),
+    })),
+    include: spec.scope.include.join("\n"),
+    exclude: spec.scope.exclude.join("\n"),
+    maxFiles: spec.budget.maxFiles?.toString() ?? "",
+    maxLinesChanged: spec.budget.maxLinesChanged?.toString() ?? "",
+    maxDurationSec: spec.budget.maxDurationSec?.toString() ?? "",
+    inputJson: JSON.stringify(otherInput, null, 2),
+    script: scriptInBox ? script : "",
+  };
+}
 
 /** Error messages by field path, dotted as in the schema: `title`, `budget.maxFiles`, `acceptanceCriteria.0.text`. */
 export type FieldErrors = Record<string, string[]>;
@@ -148,6 +186,7 @@ export function toSpec(
               pattern: c.pattern,
               mustMatch: c.mustMatch,
               ...(c.path.trim() ? { path: c.path } : {}),
+              ...(c.flags ? { flags: c.flags } : {}),
             },
           }
         : {}),
