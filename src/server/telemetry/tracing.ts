@@ -2,6 +2,7 @@ import {
   type Attributes,
   type Context,
   context,
+  INVALID_SPAN_CONTEXT,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
@@ -31,6 +32,12 @@ let enabled = false;
 export function enableTracing(): void {
   enabled = true;
 }
+
+/** Whether this process traces: a caller may skip reading a trace context it would not use. */
+export const tracingEnabled = (): boolean => enabled;
+
+/** What the helpers hand out when tracing is off: no span is started at all, so off costs next to nothing. */
+const NO_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 /** An incoming `traceparent` (and `tracestate`), as HTTP headers carry them. */
 export interface TraceCarrier {
@@ -81,6 +88,7 @@ export async function inSpan<T>(
   opts: { kind?: SpanKind; attributes?: Attributes; parent?: Context },
   fn: (span: Span) => Promise<T>,
 ): Promise<T> {
+  if (!enabled) return fn(NO_SPAN);
   const parent = opts.parent ?? context.active();
   const span = tracer.startSpan(name, { kind: opts.kind, attributes: opts.attributes }, parent);
   try {
@@ -133,6 +141,28 @@ export function traceNewTasks(
   };
 }
 
+/**
+ * A `/cancel` sent to a worker (an operator's cancel, an attempt abandoned by recovery), as a span of the
+ * task's trace (`traceParent`: its creation span's), active while it is sent so the request carries it.
+ */
+export function traceCancel<T extends { confirmed: boolean; detail: string }>(
+  a: { taskId: string; number: number; workerName: string; traceParent: string | null },
+  send: () => Promise<T>,
+): Promise<T> {
+  if (!enabled) return send();
+  const attributes = { [ATTR.taskId]: a.taskId, [ATTR.attempt]: a.number, [ATTR.worker]: a.workerName };
+  return inSpan(
+    SPAN.cancel,
+    { kind: SpanKind.CLIENT, attributes, parent: contextFrom({ traceparent: a.traceParent }) },
+    async (span) => {
+      const stop = await send();
+      span.setAttribute(ATTR.outcome, stop.confirmed ? "confirmed" : "unconfirmed");
+      if (!stop.confirmed) span.setStatus({ code: SpanStatusCode.ERROR, message: stop.detail.slice(0, 1000) });
+      return stop;
+    },
+  );
+}
+
 /** What an attempt's end says, for its spans. */
 export interface AttemptOutcome {
   outcome: "completed" | "failed" | "canceled" | "handed_back" | "taken_over";
@@ -152,6 +182,7 @@ export class AttemptTrace {
   readonly context: Context;
   private readonly span: Span;
   private readonly attributes: Attributes;
+  private readonly on = enabled;
   private ended = false;
 
   constructor(
@@ -159,6 +190,12 @@ export class AttemptTrace {
     workerName: string,
     reattached: boolean,
   ) {
+    if (!this.on) {
+      this.context = ROOT_CONTEXT;
+      this.span = NO_SPAN;
+      this.attributes = {};
+      return;
+    }
     this.attributes = { [ATTR.taskId]: a.taskId, [ATTR.attempt]: a.number, [ATTR.worker]: workerName };
     let parent = contextFrom({ traceparent: a.traceParent });
     if (!reattached) {
@@ -180,11 +217,13 @@ export class AttemptTrace {
 
   /** Runs `fn` with the attempt's context active: worker calls made in it are children of the attempt. */
   run<T>(fn: () => T): T {
+    if (!this.on) return fn();
     return context.with(this.context, fn);
   }
 
   /** A span for the council judging the attempt's result. */
   council<T extends { verdict: string } | null>(judge: () => Promise<T>): Promise<T> {
+    if (!this.on) return judge();
     const span = tracer.startSpan(SPAN.council, { attributes: this.attributes }, this.context);
     return judge().then(
       (judgement) => {
@@ -201,6 +240,10 @@ export class AttemptTrace {
 
   /** A span for storing the attempt's end; `store` resolves to the task's state after it (null: not stored here). */
   async end(outcome: AttemptOutcome, store: () => Promise<string | null>): Promise<void> {
+    if (!this.on) {
+      await store();
+      return;
+    }
     const span = tracer.startSpan(SPAN.end, { attributes: this.outcomeAttributes(outcome) }, this.context);
     let taskState: string | null = null;
     try {
@@ -218,7 +261,7 @@ export class AttemptTrace {
 
   /** Ends the attempt's span (once). */
   finish(outcome: AttemptOutcome): void {
-    if (this.ended) return;
+    if (!this.on || this.ended) return;
     this.ended = true;
     this.span.setAttributes(this.outcomeAttributes(outcome));
     if (outcome.taskState) this.span.setAttribute(ATTR.taskState, outcome.taskState);
