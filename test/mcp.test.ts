@@ -55,7 +55,7 @@ function post(url: string, headers: Record<string, string>, body: string = initi
   });
 }
 
-describe.each(DATABASES)("MCP at /mcp on %s", (kind) => {
+describe.each(DATABASES)("MCP at /mcp on %s", { timeout: 180_000 }, (kind) => {
   let s: EngineApp;
   let worker: ReferenceWorkerProcess;
   let operator: string;
@@ -79,7 +79,7 @@ describe.each(DATABASES)("MCP at /mcp on %s", (kind) => {
     viewer = await tokenFor(s.services, "mcp-viewer", "viewer");
     client = await connect(s.url, bearer(operator));
     opened.push(client);
-  }, 120_000);
+  }, 180_000);
   afterAll(async () => {
     for (const c of opened) await c.close().catch(() => {});
     await s?.stop();

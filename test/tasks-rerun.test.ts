@@ -14,14 +14,14 @@ async function refusal(p: Promise<unknown>): Promise<{ code: string; message: st
   return { code: String((e.data as { code?: string } | undefined)?.code), message: e.message };
 }
 
-describe.each(DATABASES)("tasks.rerun on %s", (kind) => {
+describe.each(DATABASES)("tasks.rerun on %s", { timeout: 120_000 }, (kind) => {
   let s: RunningApp;
   let viewer: string;
   beforeAll(async () => {
     // No execution engine: tasks stay queued until canceled, which finishes them.
     s = await startApp(kind);
     viewer = await tokenFor(s.services, "rerun-viewer", "viewer");
-  });
+  }, 180_000);
   afterAll(() => s?.stop());
 
   const finishedTask = async () => {
