@@ -6,6 +6,7 @@ import { createTRPCClient, httpBatchLink } from "@trpc/client";
 import superjson from "superjson";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AppRouter } from "../src/server/router.js";
+import { tracesEndpoint } from "../src/server/telemetry/setup.js";
 import { TERMINAL_STATES } from "../src/shared/task-state.js";
 import { ATTR, SPAN } from "../src/shared/telemetry.js";
 import { DATABASES } from "./helpers/databases.js";
@@ -261,6 +262,35 @@ describe.each(DATABASES)("OpenTelemetry traces on %s", (kind) => {
       [2, 0, 200],
     ]);
     expect(tries[0]?.attributes[ATTR.errorKind]).toBe("http");
+
+    // An operator's cancel is a span of the task's trace; the worker's run ends canceled.
+    const sleeper = await server.api.tasks.create.mutate({
+      title: "traced cancel",
+      input: { script: "echo sleeping; sleep 60" },
+    });
+    await waitFor(
+      "the script to start",
+      async () => (await server.api.tasks.events.query({ taskId: sleeper.id, limit: 100 })).items,
+      (events) => events.some((e) => e.type === "log"),
+      60_000,
+    );
+    const canceled = await server.api.tasks.cancel.mutate({ id: sleeper.id, reason: "not needed" });
+    expect(canceled).toMatchObject({ state: "canceled", cancelConfirmed: true });
+    const cancelSpans = await waitFor(
+      "the cancel's spans",
+      async () => receiver.of(sleeper.id),
+      (got) => got.some((s) => s.name === SPAN.cancel) && got.some((s) => s.name === SPAN.workerRun),
+      60_000,
+    );
+    const sleeperCreate = one(cancelSpans, SPAN.create);
+    expect(new Set(cancelSpans.map((s) => s.traceId))).toEqual(new Set([sleeperCreate.traceId]));
+    const cancel = one(cancelSpans, SPAN.cancel);
+    expect(cancel.parentSpanId).toBe(sleeperCreate.spanId);
+    expect(cancel.attributes).toMatchObject({ [ATTR.worker]: "reference", [ATTR.outcome]: "confirmed" });
+    const sleeperRun = one(cancelSpans, SPAN.workerRun);
+    expect(sleeperRun.parentSpanId).toBe(one(cancelSpans, SPAN.try).spanId);
+    expect(sleeperRun.attributes).toMatchObject({ [ATTR.outcome]: "failed", [ATTR.errorKind]: "canceled" });
+    expect(sleeperRun.status).toBe(ERROR);
   }, 400_000);
 
   it("a restart in the middle of a run keeps the trace: the next process's re-attached attempt is a child of the task's creation", async () => {
@@ -311,6 +341,39 @@ describe.each(DATABASES)("OpenTelemetry traces on %s", (kind) => {
         .every((t) => [handedBack.spanId, reattached.spanId].includes(t.parentSpanId)),
     ).toBe(true);
   }, 400_000);
+});
+
+describe("OpenTelemetry settings", () => {
+  it("reads the standard variables: the traces endpoint, or off", () => {
+    expect(tracesEndpoint({})).toBeNull();
+    expect(tracesEndpoint({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318/" })).toBe(
+      "http://127.0.0.1:4318/v1/traces",
+    );
+    expect(
+      tracesEndpoint({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "https://collector.example/otlp/traces",
+      }),
+    ).toBe("https://collector.example/otlp/traces");
+    expect(
+      tracesEndpoint({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318", OTEL_SDK_DISABLED: "true" }),
+    ).toBeNull();
+    expect(
+      tracesEndpoint({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318", OTEL_TRACES_EXPORTER: "none" }),
+    ).toBeNull();
+  });
+
+  it("refuses an endpoint that is not an http(s) URL, and gRPC, with a message that says what to set", () => {
+    expect(() => tracesEndpoint({ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" })).toThrow(
+      /OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/,
+    );
+    expect(() => tracesEndpoint({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "not a url" })).toThrow(
+      /OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http\(s\) URL/,
+    );
+    expect(() =>
+      tracesEndpoint({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4317", OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }),
+    ).toThrow(/grpc is not supported/);
+  });
 });
 
 describe("OpenTelemetry off", () => {

@@ -3,6 +3,7 @@ import type { Database } from "../db/database.js";
 import type { UnitOfWork, UnitOfWorkRunner } from "../db/unit-of-work.js";
 import { taskCancel, taskResult } from "../tasks/decisions.js";
 import { applyStateChanges } from "../tasks/state-changes.js";
+import { traceCancel, tracingEnabled } from "../telemetry/tracing.js";
 import type { AttemptRunner } from "./attempt-runner.js";
 import * as sql from "./statements.js";
 import type { WorkerClient } from "./worker-client.js";
@@ -56,8 +57,17 @@ export async function cancelRunning(
   let outcome = { confirmed: true, detail: "nothing was running" };
   if (attempt) {
     const stopped = deps.runner.takeOver(attempt.id, `Canceled: ${reason}`);
-    outcome = attempt.worker
-      ? await deps.client.cancel(attempt.worker, { taskId, attempt: attempt.number, reason })
+    const worker = attempt.worker;
+    outcome = worker
+      ? await traceCancel(
+          {
+            taskId,
+            number: attempt.number,
+            workerName: worker.name,
+            traceParent: tracingEnabled() ? await sql.traceParentOf(deps.db, taskId) : null,
+          },
+          () => deps.client.cancel(worker, { taskId, attempt: attempt.number, reason }),
+        )
       : { confirmed: false, detail: "the attempt's worker was removed" };
     await stopped;
   }

@@ -5,6 +5,7 @@ import type { UnitOfWorkRunner } from "../db/unit-of-work.js";
 import type { Logger } from "../logger.js";
 import { taskResult } from "../tasks/decisions.js";
 import { applyStateChanges, requeueOrFail, type StateChange } from "../tasks/state-changes.js";
+import { traceCancel } from "../telemetry/tracing.js";
 import type { AttemptRunner } from "./attempt-runner.js";
 import { cancelDone } from "./cancel.js";
 import { toClaimedAttempt } from "./claim.js";
@@ -129,15 +130,24 @@ export class Recovery {
     await Promise.all(
       expired.map(async (a) => {
         if (!a.worker_id || !a.url || !a.worker_name) return;
+        const target = {
+          id: a.worker_id,
+          name: a.worker_name,
+          url: a.url,
+          token: a.token,
+          protocol: a.protocol ?? "v1",
+        };
         cancels.set(
           a.attempt_id,
-          await this.client.cancel(
-            { id: a.worker_id, name: a.worker_name, url: a.url, token: a.token, protocol: a.protocol ?? "v1" },
-            {
-              taskId: a.task_id,
-              attempt: a.number,
-              reason: "The agency process that ran this attempt stopped; the attempt is abandoned.",
-            },
+          // A span of the task's trace: the /cancel carries it.
+          await traceCancel(
+            { taskId: a.task_id, number: a.number, workerName: a.worker_name, traceParent: a.trace_parent },
+            () =>
+              this.client.cancel(target, {
+                taskId: a.task_id,
+                attempt: a.number,
+                reason: "The agency process that ran this attempt stopped; the attempt is abandoned.",
+              }),
           ),
         );
       }),
