@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -462,7 +462,14 @@ describe("a git checkout as the task's workspace", () => {
 
 describe("agent configuration is checked at start", () => {
   it("stops the worker with every problem named by field", async () => {
+    // An agent installed outside /usr whose link is visible but whose program is not (not under /tmp: the sandbox's).
+    const installs = mkdtempSync("/var/tmp/agent-test-install-");
+    mkdirSync(path.join(installs, "bin"));
+    mkdirSync(path.join(installs, "lib"));
+    writeFileSync(path.join(installs, "lib", "agent"), "#!/bin/sh\n", { mode: 0o755 });
+    symlinkSync(path.join(installs, "lib", "agent"), path.join(installs, "bin", "agent"));
     const bad = {
+      linked: { command: [path.join(installs, "bin", "agent")], readOnlyPaths: [path.join(installs, "bin")] },
       broken: {
         command: ["no-such-agent-program", "-p"],
         env: ["UNSET_AGENT_KEY_FOR_TEST", "WORKER_TOKEN"],
@@ -483,6 +490,10 @@ describe("agent configuration is checked at start", () => {
       (e: Error) => e,
     );
     const message = err2.message;
+    rmSync(installs, { recursive: true, force: true });
+    expect(message).toContain(
+      `agents.linked: command[0] '${path.join(installs, "bin", "agent")}' (a link to '${path.join(installs, "lib", "agent")}') is not visible inside the sandbox: add its directory to readOnlyPaths`,
+    );
     expect(message).toContain("agents.broken: command[0] 'no-such-agent-program' was not found in the sandbox's PATH");
     expect(message).toContain("agents.broken: env 'UNSET_AGENT_KEY_FOR_TEST' is not set in the worker's environment");
     expect(message).toContain("agents.broken: env 'WORKER_TOKEN' is set by the sandbox or belongs to the worker");

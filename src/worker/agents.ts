@@ -1,4 +1,4 @@
-import { accessSync, constants as fsConstants, readFileSync, statSync } from "node:fs";
+import { accessSync, constants as fsConstants, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { RE2JS } from "re2js";
 import { z } from "zod";
@@ -152,21 +152,34 @@ function programProblem(program: string, agent: AgentConfig, sandboxed: boolean,
       return false;
     }
   };
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  // The sandbox binds these at the same paths, so a program (or the file its symlinks lead to) under one of them can
+  // be run there.
+  const visibleRoots = ["/usr", "/bin", "/sbin", "/lib", "/lib64", ...agent.readOnlyPaths].map(real);
+  const invisible = (file: string) => {
+    if (!sandboxed) return null;
+    const target = real(file);
+    if (visibleRoots.some((root) => isInside(root, target))) return null;
+    const via = target === file ? "" : ` (a link to '${target}')`;
+    return `command[0] '${file}'${via} is not visible inside the sandbox: add its directory to readOnlyPaths`;
+  };
   if (program.includes("/")) {
     if (!program.startsWith("/")) return `command[0] must be a program name or an absolute path, not '${program}'`;
     if (!executable(program)) return `command[0] '${program}' is not an executable file`;
-    if (sandboxed) {
-      const visible = ["/usr", "/bin", "/sbin", "/lib", "/lib64", ...agent.readOnlyPaths].some((d) =>
-        isInside(d, program),
-      );
-      if (!visible) {
-        return `command[0] '${program}' is not visible inside the sandbox: add its directory to readOnlyPaths`;
-      }
-    }
-    return null;
+    return invisible(program);
   }
   const searchPath = sandboxed ? (SANDBOX_BASE_ENV.PATH as string) : (env.PATH ?? "");
-  if (searchPath.split(":").some((dir) => dir && executable(path.join(dir, program)))) return null;
+  const found = searchPath
+    .split(":")
+    .map((dir) => (dir ? path.join(dir, program) : ""))
+    .find((candidate) => candidate && executable(candidate));
+  if (found) return invisible(found);
   return (
     `command[0] '${program}' was not found in ${sandboxed ? "the sandbox's" : "the worker's"} PATH (${searchPath}); ` +
     "give its absolute path (and, sandboxed, its directory in readOnlyPaths)"
