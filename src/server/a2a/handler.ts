@@ -97,7 +97,9 @@ export class AgencyRequestHandler implements A2ARequestHandler {
   async sendMessage(params: SendMessageRequest, context: ServerCallContext): Promise<Message | Task> {
     return this.guard(async () => {
       await this.admitMessage(params, context);
-      return this.inner.sendMessage(params, context);
+      const result = await this.inner.sendMessage(params, context);
+      // The answer is the task as tasks/get reads it (the SDK's copy also lists the status messages it saw).
+      return "status" in result ? ((await this.deps.store.a2aTask(result.id)) ?? result) : result;
     });
   }
 
