@@ -1,10 +1,9 @@
 import { z } from "zod";
 import { TASK_STATES } from "./task-state.js";
-import { MODES, PRIORITIES } from "./task-vocabulary.js";
+import { MODES, PRIORITIES, TASK_SORTS } from "./task-vocabulary.js";
 import { safeText } from "./text.js";
 
-export const TASK_SORTS = ["created_desc", "created_asc", "priority_desc", "priority_asc"] as const;
-export type TaskSort = (typeof TASK_SORTS)[number];
+export { TASK_SORTS, type TaskSort } from "./task-vocabulary.js";
 
 /** A task-list filter: the API's input, the console's URL and a saved view's content are all this shape. */
 export const taskFilterSchema = z

@@ -9,5 +9,9 @@ export type Priority = (typeof PRIORITIES)[number];
 export type RiskTier = (typeof RISK_TIERS)[number];
 export type Mode = (typeof MODES)[number];
 
+/** The task list's orders (its filter schema is in task-list.ts, which the console's first page does without). */
+export const TASK_SORTS = ["created_desc", "created_asc", "priority_desc", "priority_asc"] as const;
+export type TaskSort = (typeof TASK_SORTS)[number];
+
 /** low = 0 … critical = 3: stored beside the task so "sort by priority" is an index scan. */
 export const priorityRank = (p: Priority): number => PRIORITIES.indexOf(p);

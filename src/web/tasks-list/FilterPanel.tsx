@@ -1,7 +1,6 @@
 import { useEffect, useId, useState } from "react";
-import { TASK_SORTS, type TaskSort } from "../../shared/task-list.js";
 import { STATE_LABELS, TASK_STATES } from "../../shared/task-state.js";
-import { MODES, PRIORITIES, RISK_TIERS } from "../../shared/task-vocabulary.js";
+import { MODES, PRIORITIES, RISK_TIERS, TASK_SORTS, type TaskSort } from "../../shared/task-vocabulary.js";
 import type { UrlFilter } from "./filter-url.js";
 
 const SORT_LABELS: Record<TaskSort, string> = {

@@ -1,6 +1,14 @@
-import { TASK_SORTS, type TaskFilter, type TaskSort } from "../../shared/task-list.js";
+import type { TaskFilter } from "../../shared/task-list.js";
 import { TASK_STATES, type TaskState } from "../../shared/task-state.js";
-import { MODES, type Mode, PRIORITIES, type Priority, type RiskTier } from "../../shared/task-vocabulary.js";
+import {
+  MODES,
+  type Mode,
+  PRIORITIES,
+  type Priority,
+  type RiskTier,
+  TASK_SORTS,
+  type TaskSort,
+} from "../../shared/task-vocabulary.js";
 import { toDayString } from "../lib/format.js";
 
 /**
