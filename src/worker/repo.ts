@@ -60,7 +60,12 @@ export function repoSource(repo: RepoSpec, policy: RepoPolicy): RepoSource {
         `The local repository ${repo.url} is outside this worker's WORKER_GIT_LOCAL_ROOTS (${policy.localRoots.join(", ")})`,
       );
     }
-    const workspaces = path.resolve(policy.workspacesDir);
+    let workspaces = path.resolve(policy.workspacesDir);
+    try {
+      workspaces = realpathSync(workspaces);
+    } catch {
+      // Not created yet: nothing can be inside it.
+    }
     if (real === workspaces || real.startsWith(`${workspaces}/`) || workspaces.startsWith(`${real}/`)) {
       throw new RepoRefusedError(`The local repository ${repo.url} is in or above this worker's workspaces directory`);
     }
