@@ -65,7 +65,10 @@ export class A2AAttempts {
     );
   }
 
-  /** Records the agent's question (once per question) and says so in the task's events. */
+  /**
+   * Records the agent's question (once per question) and says so in the task's events. The same question
+   * asked again (a re-attach finds the task still waiting) keeps an answer given meanwhile, which then goes out.
+   */
   async ask(taskId: string, attempt: number, kind: InputKind, question: string): Promise<void> {
     const request: InputRequest = {
       kind,
@@ -76,7 +79,7 @@ export class A2AAttempts {
       `UPDATE attempts SET input_request = $3::jsonb, input_answer = NULL
         WHERE task_id = $1::uuid AND number = $2 AND state = 'running'
           AND (input_request IS NULL OR input_request->>'question' IS DISTINCT FROM $4
-               OR input_request->>'kind' IS DISTINCT FROM $5 OR input_answer IS NOT NULL)
+               OR input_request->>'kind' IS DISTINCT FROM $5)
         RETURNING id`,
       [taskId, attempt, JSON.stringify(request), request.question, kind],
     );

@@ -290,8 +290,12 @@ export class A2AClient {
   }
 
   /** Reads the worker's Agent Card (allowlisted, capped, authenticated when it has a token) and keeps it. */
-  async card(worker: WorkerTarget, signal?: AbortSignal): Promise<AgentCard> {
-    const timeout = AbortSignal.timeout(this.settings.healthTimeoutMs);
+  async card(
+    worker: WorkerTarget,
+    signal?: AbortSignal,
+    timeoutMs = this.settings.healthTimeoutMs,
+  ): Promise<AgentCard> {
+    const timeout = AbortSignal.timeout(timeoutMs);
     const both = signal ? AbortSignal.any([signal, timeout]) : timeout;
     const url = (() => {
       try {
@@ -315,7 +319,7 @@ export class A2AClient {
       if (timeout.aborted && !signal?.aborted) {
         throw new WorkerCallError(
           "timeout",
-          `Worker ${worker.name}'s Agent Card got no answer within ${this.settings.healthTimeoutMs} ms.`,
+          `Worker ${worker.name}'s Agent Card got no answer within ${timeoutMs} ms.`,
           { retryable: true, countsAgainstWorker: true },
         );
       }
@@ -536,6 +540,7 @@ export class A2AClient {
         );
       }
 
+      let answeredStatus: string | null = null;
       for (;;) {
         if (p.message) return resultOfMessage(p.message, startedAt);
         if (p.state !== undefined && TERMINAL_A2A_STATES.includes(p.state)) {
@@ -550,7 +555,10 @@ export class A2AClient {
             { retryable: false, countsAgainstWorker: true },
           );
         }
-        if (p.state !== undefined && INTERRUPTED_A2A_STATES.includes(p.state)) {
+        // The status an answer was sent for can still be what the agent reports for a moment (a non-streaming
+        // send returns at once): that is not a new question, the task is asked again below.
+        const statusKey = `${p.state}|${p.status?.timestamp ?? ""}|${messageText(p.status?.message)}`;
+        if (p.state !== undefined && INTERRUPTED_A2A_STATES.includes(p.state) && statusKey !== answeredStatus) {
           const kind: InputKind = p.state === TaskState.TASK_STATE_AUTH_REQUIRED ? "auth-required" : "input-required";
           const question =
             toStorableText(messageText(p.status?.message)) ||
@@ -573,7 +581,7 @@ export class A2AClient {
             armIdle();
           }
           note("An operator answered the agent's question; the answer is sent to the agent.");
-          p.state = TaskState.TASK_STATE_WORKING;
+          answeredStatus = statusKey;
           await send(answerMessage(answer, remote));
           await this.attempts.settle(request.taskId, request.attempt);
           continue;

@@ -48,6 +48,9 @@ function auditView(w: Worker) {
   };
 }
 
+/** How long registering an A2A worker waits for its Agent Card. */
+const REGISTRATION_CARD_TIMEOUT_MS = 15_000;
+
 const protocolOf = (w: Pick<Worker, "protocol">): WorkerProtocol => (w.protocol === "a2a" ? "a2a" : "v1");
 
 /** A stored card summary as the API gives it; null for a v1 worker or one whose card was never read. */
@@ -411,8 +414,11 @@ export class WorkerService {
       protocol: "a2a" as const,
     };
     try {
+      // An admin waits for this answer: longer than a health check's timeout, so a busy agent is not refused.
       const card = await this.client.a2a.card(
         input.token ? { ...target, token: sealWorkerToken(this.box, input.token) } : target,
+        undefined,
+        REGISTRATION_CARD_TIMEOUT_MS,
       );
       const skills = skillCapabilities(card);
       if (fromCard && skills.length === 0) {
