@@ -23,6 +23,7 @@ const NEEDS: Record<string, Need> = {
   "tasks.cancel": "operator",
   "tasks.retry": "operator",
   "tasks.rerun": "operator",
+  "tasks.answer": "operator",
   "tasks.override": "admin",
   "tasks.cancelMany": "operator",
   "tasks.retryMany": "operator",
