@@ -39,7 +39,7 @@ async function startFlakyWorker() {
 test("a running attempt's card counts its tries as the timeline does", async ({ page, server }) => {
   const worker = await startFlakyWorker();
   try {
-    await server.api.workers.create.mutate({ name: "flaky", url: worker.url, capabilities: ["flaky"] });
+    await server.api.workers.register.mutate({ name: "flaky", url: worker.url, capabilities: ["flaky"] });
     const task = await createTask(server, { title: "Second try", capability: "flaky" });
     await page.goto(`/tasks/${task.id}?tab=timeline`);
     await expect(page.locator('[data-event-type="attempt_try_failed"]')).toContainText(/Try 1 of \d/, {
