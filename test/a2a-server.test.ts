@@ -265,20 +265,29 @@ describe.each(DATABASES)("the agency as an A2A server on %s", (kind) => {
     LONG,
   );
 
-  it("a viewer's token may read tasks but not send or cancel: refused, and nothing is created", async () => {
-    const before = await run.api.tasks.count.query({});
-    const asViewer = await client(run.url, viewer);
-    await expect(asViewer.sendMessage(message([text("Viewer's task")]))).rejects.toThrow(
-      /Only an operator or above may send a message \(it creates a task\); a2a-viewer is a viewer/,
-    );
-    const some = (await run.api.tasks.list.query({ filter: { sort: "created_desc" }, limit: 1 })).items[0];
-    expect(some).toBeDefined();
-    await expect(asViewer.getTask({ tenant: "", id: some?.id as string })).resolves.toMatchObject({ id: some?.id });
-    await expect(asViewer.cancelTask({ tenant: "", id: some?.id as string, metadata: undefined })).rejects.toThrow(
-      /Only an operator or above may cancel/,
-    );
-    expect(await run.api.tasks.count.query({})).toEqual(before);
-  });
+  it(
+    "a viewer's token may read tasks but not send or cancel: refused, and nothing is created",
+    async () => {
+      const operators = asTask(
+        await a2a.sendMessage(
+          nonBlocking(message([text("An operator's task"), data({ input: { script: "sleep 30" } })])),
+        ),
+      );
+      const before = await run.api.tasks.count.query({});
+      const asViewer = await client(run.url, viewer);
+      await expect(asViewer.sendMessage(message([text("Viewer's task")]))).rejects.toThrow(
+        /Only an operator or above may send a message \(it creates a task\); a2a-viewer is a viewer/,
+      );
+      await expect(asViewer.getTask({ tenant: "", id: operators.id })).resolves.toMatchObject({ id: operators.id });
+      await expect(asViewer.cancelTask({ tenant: "", id: operators.id, metadata: undefined })).rejects.toThrow(
+        /Only an operator or above may cancel/,
+      );
+      expect(await run.api.tasks.count.query({})).toEqual(before);
+      expect((await run.api.tasks.get.query({ id: operators.id })).state).not.toMatch(/cancel/);
+      await a2a.cancelTask({ tenant: "", id: operators.id, metadata: undefined });
+    },
+    LONG,
+  );
 
   it(
     "bad input gets a clear error and creates nothing; a message to a finished task is refused",

@@ -225,7 +225,9 @@ export class AgencyRequestHandler implements A2ARequestHandler {
   private need(context: ServerCallContext, role: Role, what: string) {
     const caller = callerOf(context);
     if (!hasRole(caller.actor.role, role)) {
-      throw forbidden(`Only an ${role} or above may ${what}; ${caller.actor.id} is a ${caller.actor.role}.`);
+      throw forbidden(
+        `Only ${article(role)} ${role} or above may ${what}; ${caller.actor.id} is ${article(caller.actor.role)} ${caller.actor.role}.`,
+      );
     }
     return caller;
   }
@@ -256,6 +258,8 @@ export class AgencyRequestHandler implements A2ARequestHandler {
     }
   }
 }
+
+const article = (role: Role) => (role === "viewer" ? "a" : "an");
 
 async function* mapEvents(events: AsyncGenerator<AgentExecutionEvent>): AsyncGenerator<StreamResponse> {
   for await (const e of events) {
