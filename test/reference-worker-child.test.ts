@@ -16,12 +16,15 @@ describe("the server's reference worker child", () => {
       DATABASE_URL: "postgresql://owner:hunter2@127.0.0.1:5432/agency",
       AGENCY_BOOTSTRAP_TOKEN: "bootstrap-token-that-only-the-server-may-hold",
     };
+    // An agents configuration meant for a worker of its own (its key is not set here): the server's worker, which
+    // serves scripts only, must not take it, or it would refuse to start and take the server with it.
+    const standalone = { WORKER_AGENTS: JSON.stringify({ claude: { command: ["true"], env: ["UNSET_AGENT_KEY"] } }) };
     const saved = { ...process.env };
-    Object.assign(process.env, secrets, { WORKER_SANDBOX_TMP_MB: "64" });
+    Object.assign(process.env, secrets, standalone, { WORKER_SANDBOX_TMP_MB: "64" });
     try {
       child = await startReferenceWorkerChild(silentLog, tmpdir());
     } finally {
-      for (const name of [...Object.keys(secrets), "WORKER_SANDBOX_TMP_MB"]) {
+      for (const name of [...Object.keys(secrets), ...Object.keys(standalone), "WORKER_SANDBOX_TMP_MB"]) {
         if (saved[name] === undefined) delete process.env[name];
         else process.env[name] = saved[name];
       }
@@ -32,6 +35,7 @@ describe("the server's reference worker child", () => {
       expect(names).not.toContain(name);
       expect(environ.join("\n")).not.toContain(value);
     }
+    expect(names).not.toContain("WORKER_AGENTS");
     expect(environ).toContain("WORKER_SANDBOX_TMP_MB=64");
     expect(names).toContain("PATH");
     expect(names).toContain("WORKER_TOKEN");

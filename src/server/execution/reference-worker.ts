@@ -33,6 +33,12 @@ const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_O
 const isTelemetryVar = (name: string) => name.startsWith("OTEL_") && name !== "OTEL_SERVICE_NAME";
 
 /**
+ * Settings of a worker run on its own (`npm run worker`) that the server's worker does not take: it serves the
+ * `script` capability only, and command-line agents (with the API keys they name) belong on a worker of their own.
+ */
+const STANDALONE_ONLY = ["WORKER_AGENTS", "WORKER_AGENTS_FILE"];
+
+/**
  * The reference worker's environment: never the server's whole environment, which may hold the master key
  * (`AGENCY_MASTER_KEY`), `DATABASE_URL` with its password or the bootstrap token. Scripts run in the sandbox
  * with a minimal environment of their own anyway; this keeps those secrets out of the worker process too.
@@ -40,6 +46,7 @@ const isTelemetryVar = (name: string) => name.startsWith("OTEL_") && name !== "O
 export function referenceWorkerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(env)) {
+    if (STANDALONE_ONLY.includes(name)) continue;
     if (value !== undefined && (INHERITED_ENV.includes(name) || name.startsWith("WORKER_") || isTelemetryVar(name))) {
       out[name] = value;
     }
