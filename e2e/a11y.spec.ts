@@ -140,3 +140,14 @@ test("the task filter's checkboxes are targets of at least 24 x 24 px", async ({
   const target = await new AxeBuilder({ page }).withRules(["target-size"]).analyze();
   expect(target.violations.map((v) => v.nodes.map((n) => n.target.join(" ")))).toEqual([]);
 });
+
+test("a filter the server refuses is listed as such, and the page with it passes axe", async ({ page }) => {
+  // The task list no longer loads the filter's schema: the server's refusal names each problem.
+  await page.goto("/tasks?from=2026-02-02&to=2026-01-01");
+  const alert = page.getByRole("alert").filter({ hasText: "This filter cannot be used:" });
+  await expect(alert).toContainText("Created from must not be after created to");
+  await expect(page.getByText("Could not load tasks:")).toHaveCount(0);
+  await expectNoViolations(page, "tasks list with a refused filter");
+  await page.getByRole("button", { name: "Clear filters" }).first().click();
+  await expect(alert).toHaveCount(0);
+});
