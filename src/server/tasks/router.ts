@@ -17,7 +17,7 @@ import { verdictSchema } from "../../shared/verdict.js";
 import { callerOf } from "../audit/trail.js";
 import { clientInfo } from "../auth/request.js";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc.js";
-import { BULK_LIMIT } from "./service.js";
+import { BULK_LIMIT, TASK_COUNT_CAP } from "./service.js";
 
 const taskId = taskIdSchema;
 const reason = cancelReasonSchema;
@@ -62,12 +62,15 @@ export const tasksRouter = router({
    */
   events: viewerProcedure.input(taskEventsInputSchema).query(({ ctx, input }) => ctx.services.tasks.events(input)),
 
-  /** How many tasks match a filter: the console shows it before a bulk action by filter. */
+  /**
+   * How many tasks match a filter, counted up to TASK_COUNT_CAP (`capped`: there are more): the list's
+   * total, and what the console shows before a bulk action by filter (`limit`: at most that many are acted on).
+   */
   count: viewerProcedure
     .input(z.object({ filter: taskFilterSchema.default({ sort: "created_desc" }) }))
     .query(async ({ ctx, input }) => {
-      const count = await ctx.services.tasks.count(input.filter);
-      return { count, limit: BULK_LIMIT };
+      const counted = await ctx.services.tasks.countUpTo(input.filter, TASK_COUNT_CAP);
+      return { count: Math.min(counted, TASK_COUNT_CAP), capped: counted > TASK_COUNT_CAP, limit: BULK_LIMIT };
     }),
 
   cancel: operatorProcedure

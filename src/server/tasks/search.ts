@@ -57,6 +57,22 @@ export function textWhere(term: string, sample?: readonly string[]): Prisma.Task
   };
 }
 
+/** Fewest hex digits of a task id the search box looks an id up by (as `git` takes a short hash). */
+export const ID_PREFIX_MIN = 8;
+
+/**
+ * A task id, or its first 8 or more hex digits (dashes anywhere or nowhere), as the range of ids it
+ * covers: the primary key's index answers it. Anything else: undefined.
+ */
+export function idPrefixWhere(term: string): Prisma.TaskWhereInput | undefined {
+  if (!/^[0-9a-f-]+$/i.test(term)) return undefined;
+  const hex = term.replace(/-/g, "").toLowerCase();
+  if (hex.length < ID_PREFIX_MIN || hex.length > 32) return undefined;
+  const uuid = (h: string) => `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  if (hex.length === 32) return { id: uuid(hex) };
+  return { id: { gte: uuid(hex.padEnd(32, "0")), lte: uuid(hex.padEnd(32, "f")) } };
+}
+
 /** How long a sample of search_text from pg_stats is used before it is read again. */
 const SAMPLE_TTL_MS = 10 * 60_000;
 

@@ -27,7 +27,7 @@ import {
   taskRetry,
   type VerdictOverride,
 } from "./decisions.js";
-import { SearchSample, textWhere } from "./search.js";
+import { idPrefixWhere, SearchSample, textWhere } from "./search.js";
 import { applyStateChanges, IllegalTransitionError, type StateChange, type TaskColumns } from "./state-changes.js";
 
 const summarySelect = {
@@ -44,11 +44,17 @@ const summarySelect = {
   createdBy: true,
   createdAt: true,
   updatedAt: true,
+  // The latest attempt only: the list's worker and duration columns.
+  attempts: {
+    orderBy: { number: "desc" },
+    take: 1,
+    select: { startedAt: true, finishedAt: true, worker: { select: { id: true, name: true } } },
+  },
 } satisfies Prisma.TaskSelect;
 
 type SummaryRow = Prisma.TaskGetPayload<{ select: typeof summarySelect }>;
 
-function toSummary(t: SummaryRow) {
+function toSummary(t: Omit<SummaryRow, "attempts">) {
   return {
     id: t.id,
     title: t.title,
@@ -64,6 +70,22 @@ function toSummary(t: SummaryRow) {
   };
 }
 export type TaskSummary = ReturnType<typeof toSummary>;
+
+/** A list row: the summary and the latest attempt's worker and run time (finishedAt null while it runs). */
+function toListItem(t: SummaryRow) {
+  const latest = t.attempts[0];
+  return {
+    ...toSummary(t),
+    /** null before the first dispatch. */
+    lastRun: latest
+      ? {
+          worker: latest.worker ? { id: latest.worker.id, name: latest.worker.name } : null,
+          startedAt: latest.startedAt,
+          finishedAt: latest.finishedAt,
+        }
+      : null,
+  };
+}
 
 function toDetail(t: Task) {
   return {
@@ -151,6 +173,9 @@ export interface ExecutionHooks {
 /** At most this many tasks per bulk action by filter; the count tells the console how many match. */
 export const BULK_LIMIT = 1_000;
 
+/** tasks.count counts no further: the console shows "10,000+ tasks" past it. */
+export const TASK_COUNT_CAP = 10_000;
+
 const ORDER: Record<TaskSort, Prisma.TaskOrderByWithRelationInput[]> = {
   created_desc: [{ seq: "desc" }],
   created_asc: [{ seq: "asc" }],
@@ -177,7 +202,10 @@ function filterWhere(f: ParsedTaskFilter, searchSample?: readonly string[]): Pri
   if (f.riskTiers?.length) and.push({ riskTier: { in: f.riskTiers } });
   if (f.modes?.length) and.push({ mode: { in: f.modes } });
   if (f.createdFrom || f.createdTo) and.push({ createdAt: { gte: f.createdFrom, lte: f.createdTo } });
-  if (f.text) and.push(textWhere(f.text, searchSample));
+  if (f.text) {
+    const byId = idPrefixWhere(f.text);
+    and.push(byId ? { OR: [byId, textWhere(f.text, searchSample)] } : textWhere(f.text, searchSample));
+  }
   return { AND: and };
 }
 
@@ -307,6 +335,15 @@ export class TaskService {
     return this.db.prisma.task.count({ where: filterWhere(filter, await this.sampleFor(filter)) });
   }
 
+  /**
+   * How many tasks match, counting no further than `cap` + 1 rows (a subquery with a LIMIT), so a
+   * broad filter over a large table costs at most that many index entries. A result above `cap`
+   * means "more than cap".
+   */
+  async countUpTo(filter: ParsedTaskFilter, cap: number): Promise<number> {
+    return this.db.prisma.task.count({ where: filterWhere(filter, await this.sampleFor(filter)), take: cap + 1 });
+  }
+
   async list(filter: ParsedTaskFilter, limit: number, cursor?: string | null) {
     const where: Prisma.TaskWhereInput = {
       AND: [filterWhere(filter, await this.sampleFor(filter)), ...(cursor ? [afterCursor(filter.sort, cursor)] : [])],
@@ -323,7 +360,7 @@ export class TaskService {
       rows.length > limit && last
         ? encodeCursor({ seq: last.seq, rank: filter.sort.startsWith("priority") ? last.priorityRank : undefined })
         : null;
-    return { items: page.map(toSummary), nextCursor };
+    return { items: page.map(toListItem), nextCursor };
   }
 
   /**

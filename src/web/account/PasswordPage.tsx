@@ -7,6 +7,35 @@ import { trpc } from "../trpc.js";
 
 const safeNext = (next: string | null) => (next?.startsWith("/") && !next.startsWith("//") ? next : "/tasks");
 
+type Field = "current" | "next" | "repeat";
+type FieldErrors = Partial<Record<Field, string[]>>;
+
+/** Every problem with the form at once, each under the field it is about. */
+function check(current: string, next: string, repeat: string): FieldErrors {
+  const errors: FieldErrors = {};
+  const add = (field: Field, message: string) => {
+    errors[field] = [...(errors[field] ?? []), message];
+  };
+  if (!current) add("current", "Enter your current password.");
+  const parsed = passwordSchema.safeParse(next);
+  if (!parsed.success) for (const issue of parsed.error.issues) add("next", issue.message);
+  if (current && next && next === current) add("next", "The new password must differ from the current one.");
+  if (!repeat) add("repeat", "Enter the new password again.");
+  else if (next !== repeat) add("repeat", "The two new passwords differ.");
+  return errors;
+}
+
+function FieldError({ id, messages }: { id: string; messages?: string[] }) {
+  if (!messages?.length) return null;
+  return (
+    <ul className="field-error field-error-list" id={id}>
+      {messages.map((m) => (
+        <li key={m}>{m}</li>
+      ))}
+    </ul>
+  );
+}
+
 /** Change one's own password; the shell sends a user here first while their password must be changed. */
 export default function PasswordPage() {
   const me = useMe();
@@ -16,7 +45,7 @@ export default function PasswordPage() {
   const [current, setCurrent] = useState("");
   const [next, setNext] = useState("");
   const [repeat, setRepeat] = useState("");
-  const [error, setError] = useState<string | null>(null);
+  const [errors, setErrors] = useState<FieldErrors>({});
   const [done, setDone] = useState<{ endedSessions: number } | null>(null);
   const change = trpc.auth.changePassword.useMutation({
     onSuccess: async (r) => {
@@ -34,14 +63,19 @@ export default function PasswordPage() {
     e.preventDefault();
     setDone(null);
     change.reset();
-    if (!current) return setError("Enter your current password.");
-    const parsed = passwordSchema.safeParse(next);
-    if (!parsed.success) return setError(parsed.error.issues[0]?.message ?? "The new password is not valid.");
-    if (next !== repeat) return setError("The two new passwords differ.");
-    if (next === current) return setError("The new password must differ from the current one.");
-    setError(null);
+    const found = check(current, next, repeat);
+    setErrors(found);
+    if (Object.keys(found).length > 0) return;
     change.mutate({ currentPassword: current, newPassword: next });
   };
+
+  // The server's refusal of the current password belongs under that field; anything else under the form.
+  const wrongCurrent = change.error?.data?.code === "FORBIDDEN" ? refusalText(change.error) : null;
+  const currentErrors = errors.current ?? (wrongCurrent ? [wrongCurrent] : undefined);
+  const formError = change.error && !wrongCurrent ? refusalText(change.error) : "";
+  const invalid = (field: Field, messages?: string[]) =>
+    messages?.length ? { "aria-invalid": true, "aria-describedby": `pw-${field}-error` } : {};
+  const hasErrors = Boolean(currentErrors || errors.next || errors.repeat);
 
   return (
     <div className="page page-narrow">
@@ -63,7 +97,9 @@ export default function PasswordPage() {
             value={current}
             maxLength={256}
             onChange={(e) => setCurrent(e.target.value)}
+            {...invalid("current", currentErrors)}
           />
+          <FieldError id="pw-current-error" messages={currentErrors} />
         </div>
         <div className="field">
           <label htmlFor="pw-new">New password</label>
@@ -74,8 +110,10 @@ export default function PasswordPage() {
             value={next}
             maxLength={256}
             onChange={(e) => setNext(e.target.value)}
+            {...invalid("next", errors.next)}
           />
           <p className="hint">At least 12 characters.</p>
+          <FieldError id="pw-next-error" messages={errors.next} />
         </div>
         <div className="field">
           <label htmlFor="pw-repeat">New password again</label>
@@ -86,10 +124,12 @@ export default function PasswordPage() {
             value={repeat}
             maxLength={256}
             onChange={(e) => setRepeat(e.target.value)}
+            {...invalid("repeat", errors.repeat)}
           />
+          <FieldError id="pw-repeat-error" messages={errors.repeat} />
         </div>
-        <p className="field-error" role={error || change.error ? "alert" : undefined}>
-          {error ?? (change.error ? refusalText(change.error) : "")}
+        <p className="field-error" role={formError || hasErrors ? "alert" : undefined}>
+          {formError || (hasErrors ? "Correct the fields marked above." : "")}
         </p>
         {done ? (
           <p className="ok-text" role="status">

@@ -2,6 +2,7 @@ import { type FormEvent, useState } from "react";
 import type { TaskFilter } from "../../shared/task-list.js";
 import { Dialog } from "../components/Dialog.js";
 import { type RouterOutputs, trpc } from "../trpc.js";
+import { countText } from "./count-text.js";
 
 type BulkResult = RouterOutputs["tasks"]["cancelMany"];
 type Kind = "cancel" | "retry";
@@ -153,7 +154,8 @@ function BulkDialog({
                 <span className="inline-error">Could not count them: {count.error.message}</span>
               ) : count.data ? (
                 <>
-                  <strong>{noun(count.data.count)}</strong> match the current filter.
+                  <strong>{countText(count.data.count, count.data.capped)}</strong>{" "}
+                  {count.data.count === 1 && !count.data.capped ? "matches" : "match"} the current filter.
                   {count.data.count > count.data.limit
                     ? ` Only the first ${count.data.limit} are acted on; run it again for the rest.`
                     : ""}

@@ -2,13 +2,23 @@ import { keepPreviousData } from "@tanstack/react-query";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { STATE_EVENT_TYPES } from "../../shared/task-events.js";
+import type { TaskSort } from "../../shared/task-vocabulary.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
-import { ListStatus } from "../components/ListStatus.js";
 import { useHasRole } from "../components/useMe.js";
 import { trpc } from "../trpc.js";
 import { BulkActions } from "./BulkActions.js";
+import { countText } from "./count-text.js";
 import { FilterPanel } from "./FilterPanel.js";
-import { isFiltered, parseUrlFilter, toSearchParams, toTaskFilter, type UrlFilter } from "./filter-url.js";
+import {
+  isFiltered,
+  MAX_PAGES,
+  parsePages,
+  parseUrlFilter,
+  toSearchParams,
+  toTaskFilter,
+  type UrlFilter,
+  withPages,
+} from "./filter-url.js";
 import { SavedViews } from "./SavedViews.js";
 import { type Selection, TaskTable } from "./TaskTable.js";
 
@@ -35,6 +45,7 @@ function useLiveTaskList(fetchingNextPage: boolean) {
     if (timer.current) return;
     timer.current = setTimeout(() => {
       timer.current = null;
+      void utils.tasks.count.invalidate();
       if (busy.current) deferred.current = true;
       else void utils.tasks.list.invalidate();
     }, LIVE_REFRESH_MS);
@@ -66,12 +77,16 @@ export default function TaskListPage() {
   const [params, setParams] = useSearchParams();
   const paramString = params.toString();
   const urlFilter = useMemo(() => parseUrlFilter(new URLSearchParams(paramString)), [paramString]);
+  // The filter alone: "Load more" changes the address (`pages`) but not the list it pages through.
+  const filterKey = useMemo(() => toSearchParams(urlFilter).toString(), [urlFilter]);
+  const wantedPages = parsePages(params);
 
   const setFilter = useCallback(
     (next: UrlFilter) => setParams(toSearchParams(next), { replace: next.text !== urlFilter.text }),
     [setParams, urlFilter.text],
   );
   const clear = useCallback(() => setParams(new URLSearchParams()), [setParams]);
+  const setSort = useCallback((sort: TaskSort) => setFilter({ ...urlFilter, sort }), [setFilter, urlFilter]);
 
   const list = trpc.tasks.list.useInfiniteQuery(
     { filter: toTaskFilter(urlFilter), limit: PAGE_SIZE },
@@ -86,14 +101,29 @@ export default function TaskListPage() {
   // zod for it, and the rules live in one place. Its refusal names each problem.
   const refused = list.error?.data?.code === "BAD_REQUEST" ? list.error : null;
   const filterProblems = refused ? (refused.data?.fieldErrors?.map((e) => e.message) ?? [refused.message]) : null;
+  const total = trpc.tasks.count.useQuery(
+    { filter: toTaskFilter(urlFilter) },
+    { placeholderData: keepPreviousData, retry: (failures, err) => err.data?.code !== "BAD_REQUEST" && failures < 1 },
+  );
   const live = useLiveTaskList(list.isFetchingNextPage);
+  const loadedPages = list.data?.pages.length ?? 0;
+  // Brings back as many pages as the address says were loaded (after a reload, or a link), one after another.
+  const { hasNextPage, isFetching, fetchNextPage } = list;
+  useEffect(() => {
+    if (loadedPages > 0 && loadedPages < wantedPages && hasNextPage && !isFetching) void fetchNextPage();
+  }, [loadedPages, wantedPages, hasNextPage, isFetching, fetchNextPage]);
+  // Past MAX_PAGES the address keeps MAX_PAGES: a reload brings back that many.
+  const loadMore = () => {
+    if (loadedPages >= MAX_PAGES) void fetchNextPage();
+    else setParams((prev) => withPages(prev, loadedPages + 1), { replace: true });
+  };
   const tasks = useMemo(() => list.data?.pages.flatMap((p) => p.items) ?? [], [list.data]);
   const filtered = isFiltered(urlFilter);
   const canAct = useHasRole("operator");
   const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
   // A changed filter is a different list: a selection made on the previous one must not carry over.
   // biome-ignore lint/correctness/useExhaustiveDependencies: resets when the filter changes.
-  useEffect(() => setSelected(new Set()), [paramString]);
+  useEffect(() => setSelected(new Set()), [filterKey]);
   const selection: Selection = useMemo(
     () => ({
       selected,
@@ -144,14 +174,15 @@ export default function TaskListPage() {
               </button>
             </ErrorMessage>
           ) : null}
-          <ListStatus
-            loaded={Boolean(list.data)}
-            count={tasks.length}
-            hasMore={Boolean(list.hasNextPage)}
-            updating={list.isFetching}
-            singular="task"
-            plural="tasks"
-          />
+          <div className="list-status" aria-live="polite">
+            <span data-testid="task-count">
+              {total.data ? countText(total.data.count, total.data.capped) : ""}
+              {total.data && list.data && list.hasNextPage ? (
+                <span className="muted"> · {tasks.length.toLocaleString("en-US")} shown</span>
+              ) : null}
+            </span>
+            <span className="muted">{list.isFetching && list.data ? "Updating…" : ""}</span>
+          </div>
           {list.error && !refused ? <ErrorMessage title="Could not load tasks:" error={list.error} /> : null}
           {list.isPending && !list.error ? <p className="loading table-placeholder">Loading tasks…</p> : null}
           {list.data && tasks.length === 0 ? (
@@ -184,7 +215,14 @@ export default function TaskListPage() {
               onDone={() => setSelected(new Set())}
             />
           ) : null}
-          {tasks.length ? <TaskTable tasks={tasks} selection={canAct ? selection : undefined} /> : null}
+          {tasks.length ? (
+            <TaskTable
+              tasks={tasks}
+              selection={canAct ? selection : undefined}
+              sort={urlFilter.sort}
+              onSort={setSort}
+            />
+          ) : null}
           {list.hasNextPage ? (
             <div className="load-more">
               <button
@@ -192,7 +230,7 @@ export default function TaskListPage() {
                 className="btn"
                 // Fetching the next page while the loaded ones are refetched would drop one of the two.
                 disabled={list.isFetching}
-                onClick={() => void list.fetchNextPage()}
+                onClick={loadMore}
               >
                 {list.isFetchingNextPage ? "Loading…" : "Load more"}
               </button>

@@ -1,7 +1,8 @@
 import { Link } from "react-router-dom";
+import type { TaskSort } from "../../shared/task-vocabulary.js";
 import { StateBadge } from "../components/StateBadge.js";
 import { TaskActions } from "../components/TaskActions.js";
-import { formatShortDateTime } from "../lib/format.js";
+import { formatDuration, formatShortDateTime } from "../lib/format.js";
 import type { RouterOutputs } from "../trpc.js";
 
 type TaskSummary = RouterOutputs["tasks"]["list"]["items"][number];
@@ -12,8 +13,62 @@ export interface Selection {
   toggleAll: (on: boolean) => void;
 }
 
-/** The tasks; with `selection`, a checkbox per row and one for every row shown, for bulk actions. */
-export function TaskTable({ tasks, selection }: { tasks: TaskSummary[]; selection?: Selection }) {
+/** A column the list can be ordered by, and its two orders (the first is taken on the first click). */
+const SORTABLE = {
+  priority: ["priority_desc", "priority_asc"],
+  created: ["created_desc", "created_asc"],
+} as const satisfies Record<string, readonly [TaskSort, TaskSort]>;
+type SortColumn = keyof typeof SORTABLE;
+
+function SortHeader({
+  column,
+  label,
+  sort,
+  onSort,
+}: {
+  column: SortColumn;
+  label: string;
+  sort: TaskSort;
+  onSort: (next: TaskSort) => void;
+}) {
+  const [first, second] = SORTABLE[column];
+  const active = sort === first || sort === second;
+  const direction = sort === first ? "descending" : "ascending";
+  return (
+    <th scope="col" aria-sort={active ? direction : undefined} className="col-sortable">
+      <button type="button" className="sort-button" onClick={() => onSort(sort === first ? second : first)}>
+        {label}
+        <span className="sort-mark" aria-hidden="true">
+          {active ? (direction === "descending" ? "\u25BC" : "\u25B2") : "\u25BD"}
+        </span>
+      </button>
+    </th>
+  );
+}
+
+/** The latest attempt's run time; "so far" while it runs. */
+function RunTime({ run }: { run: TaskSummary["lastRun"] }) {
+  if (!run) return <span className="muted">—</span>;
+  const ms = (run.finishedAt ?? new Date()).getTime() - run.startedAt.getTime();
+  const text = ms < 1_000 ? "< 1 s" : formatDuration(Math.round(ms / 1_000));
+  return <>{run.finishedAt ? text : `${text} so far`}</>;
+}
+
+/**
+ * The tasks; with `selection`, a checkbox per row and one for every row shown, for bulk actions.
+ * The Priority and Created headers are buttons that order the list by that column (`onSort`).
+ */
+export function TaskTable({
+  tasks,
+  selection,
+  sort,
+  onSort,
+}: {
+  tasks: TaskSummary[];
+  selection?: Selection;
+  sort: TaskSort;
+  onSort: (next: TaskSort) => void;
+}) {
   const allOn = selection ? tasks.length > 0 && tasks.every((t) => selection.selected.has(t.id)) : false;
   const someOn = selection ? tasks.some((t) => selection.selected.has(t.id)) : false;
   return (
@@ -36,12 +91,18 @@ export function TaskTable({ tasks, selection }: { tasks: TaskSummary[]; selectio
             ) : null}
             <th scope="col">Title</th>
             <th scope="col">State</th>
-            <th scope="col">Priority</th>
+            <SortHeader column="priority" label="Priority" sort={sort} onSort={onSort} />
             <th scope="col">Tier</th>
             <th scope="col">Mode</th>
             <th scope="col">Capability</th>
+            <th scope="col">Worker</th>
+            <th scope="col" className="col-number">
+              Attempts
+            </th>
+            <th scope="col">Duration</th>
             <th scope="col">Created by</th>
-            <th scope="col">Created</th>
+            <SortHeader column="created" label="Created" sort={sort} onSort={onSort} />
+            <th scope="col">Last updated</th>
             <th scope="col">
               <span className="visually-hidden">Actions</span>
             </th>
@@ -76,9 +137,17 @@ export function TaskTable({ tasks, selection }: { tasks: TaskSummary[]; selectio
               <td>
                 <code>{t.capability}</code>
               </td>
+              <td className="col-worker">{t.lastRun?.worker?.name ?? <span className="muted">—</span>}</td>
+              <td className="col-number">{t.attempt}</td>
+              <td className="col-duration">
+                <RunTime run={t.lastRun} />
+              </td>
               <td>{t.createdBy}</td>
               <td>
                 <time dateTime={t.createdAt.toISOString()}>{formatShortDateTime(t.createdAt)}</time>
+              </td>
+              <td>
+                <time dateTime={t.updatedAt.toISOString()}>{formatShortDateTime(t.updatedAt)}</time>
               </td>
               <td className="col-actions">
                 <TaskActions task={t} compact />

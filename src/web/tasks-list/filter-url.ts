@@ -104,3 +104,21 @@ export const isFiltered = (f: UrlFilter): boolean =>
   !!f.text.trim() ||
   !!f.from ||
   !!f.to;
+
+/**
+ * How many pages of the list were loaded with "Load more": `?pages=3` in the address, so a reload
+ * shows the same rows. 1 when absent or not a whole number; at most MAX_PAGES.
+ */
+export const MAX_PAGES = 20;
+export function parsePages(params: URLSearchParams): number {
+  const n = Number(params.get("pages"));
+  return Number.isInteger(n) && n >= 1 ? Math.min(n, MAX_PAGES) : 1;
+}
+
+/** `params` with `pages` set (dropped at 1, the default). */
+export function withPages(params: URLSearchParams, pages: number): URLSearchParams {
+  const next = new URLSearchParams(params);
+  if (pages > 1) next.set("pages", String(Math.min(pages, MAX_PAGES)));
+  else next.delete("pages");
+  return next;
+}
