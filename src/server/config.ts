@@ -28,6 +28,11 @@ const envSchema = z.object({
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, "DATABASE_SCHEMA must be a lower-case SQL identifier")
     .default("public"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** pretty: lines for a person (and a start banner); json: one JSON object a line. Unset: pretty on a terminal. */
+  LOG_FORMAT: z
+    .enum(["pretty", "json"], { error: "LOG_FORMAT must be pretty or json" })
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
   /** Requests with a larger body are refused before parsing. */
   MAX_BODY_BYTES: z.coerce
     .number()

@@ -130,9 +130,16 @@ function describeWait(ms: number): string {
 
 const badCredentials = () => new TRPCError({ code: "UNAUTHORIZED", message: "Wrong username or password." });
 
+/** The first admin's username and generated one-time password, for the start banner. */
+export interface FirstStartSignIn {
+  username: string;
+  password: string;
+}
+
 export class AuthService {
   /** Emits "credentials-changed" after a sign-out, a token revocation or a user change, so live sockets are re-checked. */
   readonly changes = new EventEmitter();
+  private firstStartSignIn: FirstStartSignIn | null = null;
 
   constructor(
     private readonly db: Database,
@@ -149,10 +156,11 @@ export class AuthService {
 
   /**
    * First start: if no enabled admin exists, make one — with AGENCY_ADMIN_PASSWORD, or else a generated
-   * one-time password printed once to the log (the only secret this process ever logs, on purpose: it is
-   * the way in). AGENCY_BOOTSTRAP_TOKEN, if set, becomes an API token of that admin.
+   * one-time password, returned (and kept for `takeFirstStartSignIn`) so the start banner shows it once: the
+   * only secret this process ever prints, on purpose: it is the way in. AGENCY_BOOTSTRAP_TOKEN, if set, becomes
+   * an API token of that admin.
    */
-  async bootstrap(): Promise<void> {
+  async bootstrap(): Promise<FirstStartSignIn | null> {
     const printed = await this.db.prisma.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY}::bigint)`;
       let admin = await tx.user.findFirst({ where: { role: "admin", disabled: false }, orderBy: { createdAt: "asc" } });
@@ -203,12 +211,20 @@ export class AuthService {
       return oneTime ? { username: admin.username, password: oneTime } : null;
     });
     if (printed) {
-      this.log.warn(
+      this.firstStartSignIn = printed;
+      this.log.info(
         { username: printed.username },
-        `First start: created admin "${printed.username}" with one-time password ${printed.password} — sign in and change it. ` +
-          "This is the only time it is shown; set AGENCY_ADMIN_PASSWORD to choose it instead.",
+        `First start: created admin "${printed.username}" with a one-time password, shown once in the start banner`,
       );
     }
+    return printed;
+  }
+
+  /** The first admin's sign-in made by this process's bootstrap, once: later calls return null. */
+  takeFirstStartSignIn(): FirstStartSignIn | null {
+    const signIn = this.firstStartSignIn;
+    this.firstStartSignIn = null;
+    return signIn;
   }
 
   // ---- resolving callers ----

@@ -5,7 +5,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { WorkerInput } from "../../shared/workers.js";
-import type { Logger } from "../logger.js";
+import { type Logger, relayLogLine } from "../logger.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -105,8 +105,8 @@ export function startReferenceWorkerChild(log: Logger, dataDir: string): Promise
     });
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     lines.on("line", (line) => {
-      // Its pino lines go to our output as they are: one stream of JSON logs for the operator.
-      process.stdout.write(`${line}\n`);
+      // Its pino lines go through our log's destination: one stream for the operator, pretty or JSON as ours is.
+      relayLogLine(log, line);
       if (started) return;
       let parsed: { url?: unknown } | null = null;
       try {
