@@ -1,4 +1,4 @@
-import { Suspense, useRef } from "react";
+import { Suspense, useEffect, useId, useRef, useState } from "react";
 import { Navigate, NavLink, Outlet, useLocation } from "react-router-dom";
 import { hasRole, type Role } from "../../shared/roles.js";
 import { trpc } from "../trpc.js";
@@ -23,6 +23,7 @@ export function Layout() {
   const main = useRef<HTMLElement>(null);
   useFocusHeading(main);
   const me = trpc.auth.me.useQuery(undefined, { staleTime: 60_000, retry: false });
+  const menu = useHeaderMenu(location.pathname, location.search);
   if (me.data === null) {
     const next = `${location.pathname}${location.search}`;
     return <Navigate to={`/sign-in?next=${encodeURIComponent(next)}`} replace />;
@@ -46,9 +47,21 @@ export function Layout() {
       <a className="skip-link" href="#main">
         Skip to content
       </a>
-      <header className="app-header">
+      <header className="app-header" data-menu-open={menu.open ? "" : undefined}>
         <span className="brand">Agent Agency</span>
-        <nav aria-label="Main">
+        {/* Shown only on narrow screens (styles.css): the navigation and the user menu fold behind it. */}
+        <button
+          ref={menu.button}
+          type="button"
+          className="menu-toggle"
+          aria-expanded={menu.open}
+          aria-controls={`${menu.id}-nav ${menu.id}-user`}
+          onClick={() => menu.setOpen(!menu.open)}
+        >
+          <span className="menu-icon" aria-hidden="true" />
+          Menu
+        </button>
+        <nav aria-label="Main" id={`${menu.id}-nav`} className="main-nav">
           <ul className="nav-list">
             {NAV_ITEMS.filter((item) => !item.role || (me.data && hasRole(me.data.user.role, item.role))).map(
               (item) => (
@@ -64,6 +77,8 @@ export function Layout() {
         <div className="header-status">
           <HealthBadge />
           <ConnectionBadge />
+        </div>
+        <div id={`${menu.id}-user`} className="header-user">
           {me.data ? <UserMenu user={me.data.user} /> : null}
         </div>
       </header>
@@ -72,4 +87,27 @@ export function Layout() {
       </main>
     </>
   );
+}
+
+/**
+ * The narrow-screen menu: a disclosure that closes when the page changes (a link in it was followed) and on
+ * Escape, which hands focus back to its button. On wide screens the button is hidden and the state unused.
+ */
+function useHeaderMenu(pathname: string, search: string) {
+  const id = useId();
+  const [open, setOpen] = useState(false);
+  const button = useRef<HTMLButtonElement>(null);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: closes whenever the address changes.
+  useEffect(() => setOpen(false), [pathname, search]);
+  useEffect(() => {
+    if (!open) return;
+    const onKeyDown = (e: KeyboardEvent) => {
+      if (e.key !== "Escape") return;
+      setOpen(false);
+      button.current?.focus();
+    };
+    document.addEventListener("keydown", onKeyDown);
+    return () => document.removeEventListener("keydown", onKeyDown);
+  }, [open]);
+  return { id, open, setOpen, button };
 }

@@ -1,4 +1,4 @@
-import { type KeyboardEvent, type ReactNode, useId, useRef } from "react";
+import { type KeyboardEvent, type ReactNode, useEffect, useId, useRef } from "react";
 
 export interface TabDef {
   id: string;
@@ -18,7 +18,19 @@ export function Tabs({
 }) {
   const base = useId();
   const refs = useRef<Record<string, HTMLButtonElement | null>>({});
+  const list = useRef<HTMLDivElement>(null);
   const current = tabs.find((t) => t.id === selected) ?? tabs[0];
+  const currentId = current?.id;
+  // On a narrow screen the row of tabs scrolls sideways: keep the selected one in view (a link to ?tab=audit).
+  useEffect(() => {
+    const row = list.current;
+    const tab = currentId ? refs.current[currentId] : null;
+    if (!row || !tab) return;
+    const r = row.getBoundingClientRect();
+    const t = tab.getBoundingClientRect();
+    if (t.left < r.left) row.scrollLeft -= r.left - t.left;
+    else if (t.right > r.right) row.scrollLeft += t.right - r.right;
+  }, [currentId]);
   if (!current) return null;
 
   const onKeyDown = (e: KeyboardEvent<HTMLDivElement>) => {
@@ -37,7 +49,7 @@ export function Tabs({
 
   return (
     <div className="tabs">
-      <div role="tablist" className="tab-list" onKeyDown={onKeyDown}>
+      <div ref={list} role="tablist" className="tab-list" onKeyDown={onKeyDown}>
         {tabs.map((t) => (
           <button
             key={t.id}

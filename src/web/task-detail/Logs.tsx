@@ -167,10 +167,9 @@ export function Logs({ taskId, live }: { taskId: string; live: boolean }) {
       >
         {lines.map((l) => (
           <div key={l.seq} className="log-line" data-stream={l.stream}>
-            <span className="log-meta">
-              {l.attempt !== null ? `#${l.attempt} ` : ""}
-              {l.stream}
-            </span>
+            {/* Attempt and source in columns of their own, so every line's text starts at the same place. */}
+            <span className="log-meta log-attempt">{l.attempt !== null ? `#${l.attempt}` : ""}</span>
+            <span className="log-meta">{l.stream}</span>
             <span className="log-text">{l.text}</span>
           </div>
         ))}

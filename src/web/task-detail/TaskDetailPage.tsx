@@ -17,6 +17,7 @@ import { RerunButton, RerunFacts } from "./Reruns.js";
 import { TaskAudit } from "./TaskAudit.js";
 import { Timeline } from "./Timeline.js";
 import { useEventLog } from "./useEventLog.js";
+import { isVerdictRationale, VerdictBadge } from "./VerdictBadge.js";
 import { VerdictTab } from "./VerdictTab.js";
 
 /** Most timeline events read at once; older ones on demand. A task's decisions and faults are seldom more. */
@@ -83,7 +84,7 @@ function TaskDetail({ id }: { id: string }) {
     {
       id: "timeline",
       label: `Timeline (${timeline.events.length}${timeline.hasOlder ? "+" : ""})`,
-      render: () => <Timeline log={timeline} />,
+      render: () => <Timeline log={timeline} rationale={t.verdict?.rationale ?? null} />,
     },
     {
       id: "attempts",
@@ -118,7 +119,28 @@ function TaskDetail({ id }: { id: string }) {
           <dt>State</dt>
           <dd>
             <StateBadge state={t.state} />
-            {t.stateReason ? <span className="muted"> — {t.stateReason}</span> : null}
+            {t.stateReason && !isVerdictRationale(t.stateReason, t.verdict?.rationale) ? (
+              <span className="muted state-reason" title={t.stateReason}>
+                {" "}
+                — {t.stateReason}
+              </span>
+            ) : null}
+          </dd>
+        </div>
+        <div>
+          <dt>Verdict</dt>
+          <dd>
+            {t.verdict ? (
+              <>
+                <VerdictBadge verdict={t.verdict.verdict} />{" "}
+                <Link to={{ search: "?tab=verdict" }} replace>
+                  Rationale
+                  <span className="visually-hidden"> of the verdict on attempt {t.verdict.attempt}</span>
+                </Link>
+              </>
+            ) : (
+              <span className="muted">Not judged yet</span>
+            )}
           </dd>
         </div>
         <div>

@@ -1,8 +1,10 @@
+import { Link } from "react-router-dom";
 import type { TaskEventDto } from "../../shared/task-events.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
 import { StateBadge } from "../components/StateBadge.js";
 import { formatDateTime } from "../lib/format.js";
 import type { EventLog } from "./useEventLog.js";
+import { asVerdict, isVerdictRationale } from "./VerdictBadge.js";
 
 const TYPE_LABELS: Record<string, string> = {
   created: "Created",
@@ -34,8 +36,12 @@ function reasonOf(e: TaskEventDto): string | null {
   return typeof r === "string" && r ? r : null;
 }
 
-/** The task's decisions and faults (worker output has its own tab), oldest first; earlier ones on demand. */
-export function Timeline({ log }: { log: EventLog }) {
+/**
+ * The task's decisions and faults (worker output has its own tab), oldest first; earlier ones on demand.
+ * `rationale` is the current verdict's: the council's decision points to the Verdict tab rather than repeating
+ * it (an earlier attempt's verdict keeps its own rationale, folded).
+ */
+export function Timeline({ log, rationale }: { log: EventLog; rationale: string | null }) {
   const { events } = log;
   if (log.first.error) return <ErrorMessage title="Could not load the task's events:" error={log.first.error} />;
   if (log.first.isPending) return <p className="loading">Loading events…</p>;
@@ -43,7 +49,7 @@ export function Timeline({ log }: { log: EventLog }) {
   return (
     <>
       <EarlierButton log={log} what="events" />
-      <TimelineList events={events} />
+      <TimelineList events={events} rationale={rationale} />
     </>
   );
 }
@@ -70,12 +76,14 @@ export function EarlierButton({ log, what }: { log: EventLog; what: string }) {
   );
 }
 
-function TimelineList({ events }: { events: TaskEventDto[] }) {
+function TimelineList({ events, rationale }: { events: TaskEventDto[]; rationale: string | null }) {
   return (
     <ol className="timeline" aria-label="Task events">
       {events.map((e) => {
         const reason = reasonOf(e);
         const detail = detailOf(e);
+        const verdict = e.actor === "council" ? asVerdict(e.data.verdict) : null;
+        const current = verdict !== null && isVerdictRationale(reason, rationale);
         return (
           <li key={e.seq} className="timeline-item" data-event-type={e.type}>
             <time dateTime={e.createdAt.toISOString()} className="timeline-time">
@@ -94,7 +102,20 @@ function TimelineList({ events }: { events: TaskEventDto[] }) {
                 ) : null}
                 <span className="muted">by {e.actor}</span>
               </div>
-              {reason ? <p className="timeline-reason">Reason: {reason}</p> : null}
+              {current ? (
+                <p className="timeline-reason">
+                  <Link to={{ search: "?tab=verdict" }} replace>
+                    The council's rationale is on the Verdict tab
+                  </Link>
+                </p>
+              ) : reason && verdict ? (
+                <details className="timeline-reason">
+                  <summary>The council's rationale for attempt {String(e.data.attempt ?? "?")}</summary>
+                  <p className="description">{reason}</p>
+                </details>
+              ) : reason ? (
+                <p className="timeline-reason">Reason: {reason}</p>
+              ) : null}
               {detail ? <p className="timeline-reason mono">{detail}</p> : null}
             </div>
           </li>

@@ -8,6 +8,7 @@ import { useHasRole } from "../components/useMe.js";
 import { trpc } from "../trpc.js";
 import { BulkActions } from "./BulkActions.js";
 import { countText } from "./count-text.js";
+import { FilterDrawer } from "./FilterDrawer.js";
 import { FilterPanel } from "./FilterPanel.js";
 import {
   isFiltered,
@@ -153,9 +154,9 @@ export default function TaskListPage() {
         ) : null}
       </div>
       <div className="list-layout">
-        <aside>
+        <FilterDrawer filter={urlFilter}>
           <FilterPanel filter={urlFilter} onChange={setFilter} onClear={clear} />
-        </aside>
+        </FilterDrawer>
         <section className="list-main" aria-label="Task list">
           <SavedViews filter={urlFilter} onApply={setFilter} />
           {filterProblems ? (
