@@ -70,6 +70,19 @@ const SIDES: Side[] = (() => {
   return SIDE_NAMES.filter((x) => picked.includes(x));
 })();
 const here = path.dirname(new URL(import.meta.url).pathname);
+// The peers are benchmark-only dependencies of bench/package.json, kept out of the project's own install.
+const peers = [
+  ...(SIDES.includes("pg-boss") ? ["pg-boss"] : []),
+  ...(SIDES.some((x) => x.startsWith("dbos")) ? ["@dbos-inc/dbos-sdk"] : []),
+];
+const missingPeers = peers.filter((name) => !fs.existsSync(path.join(here, "node_modules", name, "package.json")));
+if (missingPeers.length) {
+  console.error(
+    `${missingPeers.join(" and ")} not installed: run \`npm run bench:setup\` (npm --prefix bench ci) first, ` +
+      "or pick sides without them (BENCH_SIDES=agency,agency-2p).",
+  );
+  process.exit(2);
+}
 
 /** A forked TypeScript child spoken to over IPC. */
 class Child {
