@@ -117,3 +117,37 @@ describe("a worker process that exits", () => {
     }
   }, 60_000);
 });
+
+describe("a reference worker whose server dies while it is still loading", () => {
+  it("exits instead of living on without a parent", async () => {
+    // A parent that starts the worker with the IPC lifeline, prints its pid and exits at once: the channel closes
+    // long before the worker (loading through tsx) gets to listen.
+    const parent = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const { spawn } = require("node:child_process");
+         const c = spawn(process.execPath, ["--import", "tsx", "src/worker/main.ts"], {
+           stdio: ["ignore", "ignore", "ignore", "ipc"],
+           env: { ...process.env, WORKER_PORT: "0", WORKER_SANDBOX: "off", WORKER_LIFELINE: "ipc" },
+         });
+         c.unref(); c.channel?.unref();
+         process.stdout.write(String(c.pid));
+         process.exit(0);`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let out = "";
+    parent.stdout.on("data", (b: Buffer) => {
+      out += b.toString();
+    });
+    await new Promise((resolve) => parent.once("exit", resolve));
+    const pid = Number(out);
+    expect(pid).toBeGreaterThan(0);
+    try {
+      await waitFor(() => !isProcessAlive(pid), "the orphaned worker to exit", 30_000);
+    } finally {
+      if (isProcessAlive(pid)) process.kill(pid, "SIGKILL");
+    }
+  });
+});

@@ -7,7 +7,24 @@ import { createScriptSandbox, sandboxUnavailableMessage } from "./sandbox.js";
 import { prepareWorkspacesDir } from "./workspace.js";
 
 // `npm run worker`: the reference worker as its own process, configured by WORKER_* variables.
+/** Set once the worker listens: stops it, aborting its runs and killing their scripts. */
+let stop: ((signal: string) => Promise<void>) | null = null;
+
+/**
+ * Started by the agency server (src/server/execution/reference-worker.ts) with an IPC channel: the channel closes
+ * when the server is gone, however it ended (SIGKILL included), and this worker stops with it, scripts and all.
+ * Watched from the start: a server that dies while this worker is still loading must not leave it running for good.
+ */
+function watchParent() {
+  // Said by the server rather than read off process.channel, which is gone once the channel closed (under tsx).
+  if (process.env.WORKER_LIFELINE !== "ipc") return;
+  // Closed already (the server died while this module was loading): nothing runs yet.
+  if (!process.connected) process.exit(0);
+  process.once("disconnect", () => (stop ? void stop("parent exited") : process.exit(0)));
+}
+
 async function main() {
+  watchParent();
   let config: ReturnType<typeof loadWorkerConfig>;
   try {
     config = loadWorkerConfig();
@@ -118,7 +135,7 @@ async function main() {
   );
 
   let stopping = false;
-  const stop = async (signal: string) => {
+  stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal, inFlight: worker.inFlight() }, "shutting down: aborting running tasks");
@@ -137,11 +154,8 @@ async function main() {
       process.exit(1);
     }
   };
-  process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  // Started by the agency server (src/server/execution/reference-worker.ts) with an IPC channel: the channel closes
-  // when the server is gone, however it ended (SIGKILL included), and this worker stops with it, scripts and all.
-  if (process.channel) process.once("disconnect", () => void stop("parent exited"));
+  process.on("SIGINT", () => void stop?.("SIGINT"));
+  process.on("SIGTERM", () => void stop?.("SIGTERM"));
 }
 
 main().catch((err: unknown) => {

@@ -68,6 +68,8 @@ export function startReferenceWorkerChild(log: Logger, dataDir: string): Promise
       WORKER_HOST: "127.0.0.1",
       WORKER_TOKEN: token,
       WORKER_NAME: "reference",
+      // The worker stops when the IPC channel below closes (this process gone), from its first moment on.
+      WORKER_LIFELINE: "ipc",
       WORKER_CAPABILITIES: "script",
       // Workspaces stay out of DATA_DIR (the worker's default is under the system's temporary directory), so no
       // path to a workspace ever leads through the directory that holds the master key.
