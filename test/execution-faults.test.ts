@@ -249,7 +249,7 @@ describe.each(DATABASES)("execution faults on %s", (kind) => {
       [1, 2, 3].map(() => task("cap-bulk-none", { title: "bulk zebra" }).then((t) => t.id)),
     );
     const filter = { text: "bulk zebra" };
-    expect(await s.http.tasks.count.query({ filter })).toEqual({ count: 3, limit: 1000 });
+    expect(await s.http.tasks.count.query({ filter })).toEqual({ count: 3, capped: false, limit: 1000 });
     const canceled = await s.http.tasks.cancelMany.mutate({ selection: { filter }, reason: "bulk" });
     expect(canceled.done).toBe(3);
     expect(canceled.results.every((r) => r.state === "canceled")).toBe(true);
