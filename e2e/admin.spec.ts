@@ -157,10 +157,12 @@ test("a user changes their own password and signs in with the new one", async ({
     await page.getByLabel("New password", { exact: true }).fill("the-second-password");
     await page.getByLabel("New password again").fill("the-second-password-typo");
     await page.getByRole("button", { name: "Change password" }).click();
-    await expect(page.getByRole("alert")).toHaveText("The two new passwords differ.");
+    // Each problem under its own field, the form's alert pointing at them.
+    await expect(page.locator("#pw-repeat-error")).toHaveText("The two new passwords differ.");
+    await expect(page.getByRole("alert")).toHaveText("Correct the fields marked above.");
     await page.getByLabel("New password again").fill("the-second-password");
     await page.getByRole("button", { name: "Change password" }).click();
-    await expect(page.getByRole("alert")).toContainText("current password is not right");
+    await expect(page.locator("#pw-current-error")).toContainText("current password is not right");
     await page.getByLabel("Current password").fill("the-first-password");
     await page.getByRole("button", { name: "Change password" }).click();
     await expect(page.getByRole("status").filter({ hasText: "Password changed." })).toBeVisible();
