@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -29,8 +29,13 @@ import {
  * on stdin or as an argument, edits the workspace as its prompt says and reports usage the way real agents do.
  */
 
-const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "fixtures");
+// The stand-in is copied out of the checkout, which may itself lie under /tmp (the sandbox's own private mount, so
+// never a read-only path an agent may name), into a directory the sandbox's uid 65534 can read.
+const FIXTURES = mkdtempSync("/var/tmp/agent-test-fixtures-");
+chmodSync(FIXTURES, 0o755);
 const STAND_IN = path.join(FIXTURES, "stand-in-agent.mjs");
+copyFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "stand-in-agent.mjs"), STAND_IN);
+chmodSync(STAND_IN, 0o644);
 const TOKEN = `worker-token-${randomBytes(8).toString("hex")}`;
 const API_KEY = `sk-test-${randomBytes(12).toString("hex")}`;
 const SECRET = `server-secret-${randomBytes(8).toString("hex")}`;
@@ -160,6 +165,7 @@ afterAll(async () => {
   await worker?.stop();
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(reposDir, { recursive: true, force: true });
+  rmSync(FIXTURES, { recursive: true, force: true });
 });
 
 describe("a command-line agent as a worker", () => {
