@@ -37,7 +37,7 @@ import {
   TERMINAL_A2A_STATES,
   taskMessage,
 } from "./a2a-mapping.js";
-import { formatDuration, parseRetryAfter } from "./backoff.js";
+import { abortableDelay, formatDuration, parseRetryAfter } from "./backoff.js";
 import { classifyCallError, WorkerCallError } from "./errors.js";
 import type { ExecuteCall, WorkerTarget } from "./worker-client.js";
 
@@ -213,20 +213,6 @@ interface Hooks {
 
 /** Statuses an agent answers that are not A2A's own errors: decided here, as for a v1 worker. */
 const HTTP_DECIDED = (s: number) => s === 401 || s === 403 || s === 408 || s === 429 || s >= 500;
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 
 /** Where an attempt's A2A task stands, as the events and answers seen so far say. */
 interface Progress {
@@ -594,7 +580,7 @@ export class A2AClient {
             { retryable: true, countsAgainstWorker: true },
           );
         }
-        await sleep(this.settings.pollIntervalMs, ctrl.signal);
+        await abortableDelay(this.settings.pollIntervalMs, ctrl.signal);
         await applyTask(await client.getTask({ tenant: "", id: remote.taskId }, opts));
       }
     } catch (err) {
@@ -637,7 +623,7 @@ export class A2AClient {
         if (state !== undefined && TERMINAL_A2A_STATES.includes(state)) {
           return { confirmed: true, detail: `task ${remote.taskId} had already ended ${a2aStateName(state)}` };
         }
-        await sleep(this.settings.pollIntervalMs, timeout);
+        await abortableDelay(this.settings.pollIntervalMs, timeout);
         task = await client.getTask({ tenant: "", id: remote.taskId }, opts);
       }
     } catch (err) {
