@@ -44,6 +44,17 @@ export const taskEventsInputSchema = z
       .default(200),
     after: eventSeq("after").optional(),
     before: eventSeq("before").optional(),
+    /** Only the events of this attempt (`data.attempt`): one attempt's output. */
+    attempt: z
+      .number({ error: "attempt must be an attempt number" })
+      .int("attempt must be a whole number")
+      .min(1, "attempt must be at least 1")
+      .max(1_000_000, "attempt must be at most 1000000")
+      .optional(),
+    /** Only the events whose line, message or error contains this text (case-insensitive). */
+    search: safeText(
+      z.string().trim().min(1, "Give some text to search for").max(200, "Search at most 200 characters"),
+    ).optional(),
   })
   .refine((q) => q.after === undefined || q.before === undefined, "Give after or before, not both");
 

@@ -20,7 +20,14 @@ export function toEventDto(e: TaskEvent): TaskEventDto {
 export interface TaskEventFilter {
   taskId?: string;
   kinds?: readonly TaskEventType[];
+  /** Only events of this attempt (`data.attempt`). */
+  attempt?: number;
+  /** Only events whose line, message or error contains this text, case-insensitive. */
+  search?: string;
 }
+
+/** A LIKE pattern matching `text` anywhere, its wildcards taken literally. */
+const containsPattern = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 const COLUMNS = `seq::text AS seq, task_id AS "taskId", type, from_state::text AS "fromState",
             to_state::text AS "toState", actor, data, created_at AS "createdAt"`;
@@ -35,6 +42,15 @@ function filterSql(filter: TaskEventFilter | undefined, params: unknown[]): stri
   if (filter?.kinds) {
     params.push(filter.kinds);
     sql += ` AND type = ANY($${params.length}::text[])`;
+  }
+  if (filter?.attempt !== undefined) {
+    params.push(filter.attempt);
+    sql += ` AND data->'attempt' = to_jsonb($${params.length}::int)`;
+  }
+  if (filter?.search !== undefined) {
+    params.push(containsPattern(filter.search));
+    const p = `$${params.length}`;
+    sql += ` AND (data->>'line' ILIKE ${p} OR data->>'message' ILIKE ${p} OR data->>'error' ILIKE ${p})`;
   }
   return sql;
 }
@@ -67,6 +83,8 @@ export async function lastEventSeq(db: Database): Promise<bigint> {
 export interface EventPageQuery {
   taskId: string;
   kinds?: readonly TaskEventType[];
+  attempt?: number;
+  search?: string;
   limit: number;
   /** Read forward: the events after this seq. */
   after?: string;
@@ -91,7 +109,7 @@ export interface EventPage {
 export async function readEventPage(db: Database, q: EventPageQuery): Promise<EventPage> {
   const top = q.before === undefined ? await lastEventSeq(db) : null;
   const params: unknown[] = [q.limit + 1];
-  const where = filterSql({ taskId: q.taskId, kinds: q.kinds }, params);
+  const where = filterSql({ taskId: q.taskId, kinds: q.kinds, attempt: q.attempt, search: q.search }, params);
   let bound: string;
   let forward = false;
   if (q.after !== undefined) {

@@ -1,6 +1,9 @@
 import { z } from "zod";
+import { taskIdSchema } from "../../shared/task-inputs.js";
 import { safeText } from "../../shared/text.js";
 import { publicProcedure, router, viewerProcedure } from "../trpc.js";
+import { taskProofs } from "./proof.js";
+import { readTrustedKeysFile } from "./trusted-keys.js";
 
 export const provenanceRouter = router({
   /** Checks the whole log with the pinned keys: digests, leaf hashes, checkpoints; names the first bad record. */
@@ -22,6 +25,12 @@ export const provenanceRouter = router({
         ...(input.taskId ? { taskId: input.taskId } : {}),
         ...(input.cursor ? { afterSeq: input.cursor } : {}),
       }),
+    ),
+  /** The task's records with inclusion proofs against the latest signed checkpoint (the task page's Provenance tab). */
+  proof: viewerProcedure
+    .input(z.object({ taskId: taskIdSchema }))
+    .query(({ ctx, input }) =>
+      taskProofs(ctx.services.db, input.taskId, () => readTrustedKeysFile(ctx.services.provenance.trustedKeysFile)),
     ),
   publicKey: publicProcedure.query(({ ctx }) => ({
     keyId: ctx.services.provenance.keyId,
