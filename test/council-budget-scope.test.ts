@@ -52,6 +52,29 @@ describe("measuring artifacts", () => {
 });
 
 describe("budget and scope judge", () => {
+  it("holds the reported cost to budget.maxCostUsd: equal passes, a millionth over fails, no report is not held", () => {
+    const budget = spec({ maxCostUsd: 0.05 });
+    const at = budgetScopeJudge(budget, [create("a", 1)], { costUsd: 0.05, model: "m-1" });
+    expect(at).toMatchObject({ passed: true, findings: [] });
+    expect(at.rationale).toBe("1 file and 1 changed line at $0.05, within the budget of $0.05; all paths in scope.");
+
+    const over = budgetScopeJudge(budget, [create("a", 1)], { costUsd: 0.050001, model: "m-1", inputTokens: 9 });
+    expect(over.passed).toBe(false);
+    expect(over.hardFail).toBe(true);
+    expect(over.findings).toEqual([
+      {
+        judge: "budget-scope",
+        severity: "error",
+        message: "The attempt cost $0.050001 (m-1) by the worker's report; the budget allows $0.05.",
+        pattern: "max-cost",
+      },
+    ]);
+    expect(over.rationale).toContain("over the budget of $0.05");
+
+    expect(budgetScopeJudge(budget, [create("a", 1)], { inputTokens: 10 }).passed).toBe(true);
+    expect(budgetScopeJudge(budget, [create("a", 1)]).passed).toBe(true);
+  });
+
   it("passes exactly at the file and line limits", () => {
     const report = budgetScopeJudge(spec({ maxFiles: 2, maxLinesChanged: 10 }), [create("a.ts", 6), create("b.ts", 4)]);
     expect(report).toEqual({

@@ -79,6 +79,13 @@ export const budgetSchema = z.object({
     .min(1, "Max duration must be at least 1 second")
     .max(86_400, "Max duration must be at most 24 hours")
     .optional(),
+  /** The most one attempt may cost, in US dollars, by the worker's own report (`usage.costUsd`). */
+  maxCostUsd: z
+    .number()
+    .positive("Max cost must be more than 0")
+    .max(100_000, "Max cost must be at most 100000 USD")
+    .refine((n) => Math.abs(n * 1e6 - Math.round(n * 1e6)) < 1e-6, "Max cost may have at most 6 decimal places")
+    .optional(),
 });
 
 /** Free input for the worker: a JSON object of bounded size (for the reference worker, `{ script }`). */

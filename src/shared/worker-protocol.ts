@@ -21,6 +21,10 @@ export const idempotencyKey = (taskId: string, attempt: number) => `${taskId}:${
 
 const MAX_TEXT = 100_000;
 const MAX_ARTIFACT_BYTES = 2 * 1024 * 1024;
+/** Bounds of a result's `usage`: per attempt. */
+export const MAX_USAGE_TOKENS = 2_000_000_000;
+export const MAX_USAGE_COST_USD = 1_000_000;
+export const MAX_USAGE_MODEL = 100;
 
 export const findingSchema = z.object({
   judge: z.string().max(64),
@@ -82,9 +86,13 @@ export const executeResultSchema = z.object({
   usage: z
     .object({
       durationMs: z.number().min(0).optional(),
-      inputTokens: z.number().int().min(0).optional(),
-      outputTokens: z.number().int().min(0).optional(),
-      costUsd: z.number().min(0).optional(),
+      // Bounded so one attempt's figures fit the attempts table's columns (tokens: integer; cost: numeric(14,6)).
+      inputTokens: z.number().int().min(0).max(MAX_USAGE_TOKENS).optional(),
+      outputTokens: z.number().int().min(0).max(MAX_USAGE_TOKENS).optional(),
+      /** What the attempt cost at the model provider's prices, in US dollars (stored to the millionth). */
+      costUsd: z.number().min(0).max(MAX_USAGE_COST_USD).optional(),
+      /** The model that did the work, as the worker names it (e.g. "claude-sonnet-4-5"). */
+      model: text().min(1).max(MAX_USAGE_MODEL).optional(),
     })
     .optional(),
   error: z.object({ code: text().max(100).optional(), message: text().max(10_000) }).optional(),

@@ -1,7 +1,8 @@
 import picomatch from "picomatch";
 import type { TaskSpec } from "../../shared/task-spec.js";
+import { formatUsd } from "../../shared/usage.js";
 import type { JudgeReport } from "../../shared/verdict.js";
-import type { Artifact, Finding } from "../../shared/worker-protocol.js";
+import type { Artifact, ExecuteResult, Finding } from "../../shared/worker-protocol.js";
 import { countLines, parseUnifiedDiff } from "./diff.js";
 import { capFindings, clip, normalizePath, plural } from "./findings.js";
 
@@ -54,14 +55,18 @@ function escapesWorkspace(path: string): boolean {
 }
 
 /**
- * Files and changed lines within the spec's budget, every path inside the scope.
+ * Files, changed lines and the reported cost within the spec's budget, every path inside the scope.
  *
  * Both kinds of failure are hard fails that ask for changes rather than reject: the worker can
  * fix them on the next attempt (split the change, revert the file it should not have touched),
  * and the critique names each offending path. A reject would end the request-changes loop for a
  * result that may be right apart from one stray file.
  */
-export function budgetScopeJudge(spec: Pick<TaskSpec, "budget" | "scope">, artifacts: Artifact[]): JudgeReport {
+export function budgetScopeJudge(
+  spec: Pick<TaskSpec, "budget" | "scope">,
+  artifacts: Artifact[],
+  usage?: ExecuteResult["usage"],
+): JudgeReport {
   const findings: Finding[] = [];
   const error = (message: string, path?: string): Finding => ({
     judge: BUDGET_SCOPE_JUDGE,
@@ -73,7 +78,8 @@ export function budgetScopeJudge(spec: Pick<TaskSpec, "budget" | "scope">, artif
   const sizes = artifacts.map(measureArtifact);
   const files = new Set(sizes.map((s) => s.path)).size;
   const lines = sizes.reduce((n, s) => n + s.added + s.removed, 0);
-  const { maxFiles, maxLinesChanged } = spec.budget;
+  const { maxFiles, maxLinesChanged, maxCostUsd } = spec.budget;
+  const cost = usage?.costUsd;
 
   for (const s of sizes.filter((x) => !x.measured)) {
     findings.push({
@@ -100,6 +106,17 @@ export function budgetScopeJudge(spec: Pick<TaskSpec, "budget" | "scope">, artif
       pattern: "max-lines",
     });
   }
+  // The worker's own report: a result that reports no cost cannot be held to the cost budget.
+  const overCost = maxCostUsd !== undefined && cost !== undefined && cost > maxCostUsd;
+  if (overCost) {
+    const model = usage?.model ? ` (${usage.model})` : "";
+    findings.push({
+      ...error(
+        `The attempt cost ${formatUsd(cost)}${model} by the worker's report; the budget allows ${formatUsd(maxCostUsd)}.`,
+      ),
+      pattern: "max-cost",
+    });
+  }
 
   const include = spec.scope.include.length ? scopeMatcher(spec.scope.include) : null;
   const exclude = spec.scope.exclude.length ? scopeMatcher(spec.scope.exclude) : null;
@@ -119,10 +136,12 @@ export function budgetScopeJudge(spec: Pick<TaskSpec, "budget" | "scope">, artif
   const budget = [
     maxFiles === undefined ? null : plural(maxFiles, "file"),
     maxLinesChanged === undefined ? null : plural(maxLinesChanged, "line"),
+    maxCostUsd === undefined ? null : formatUsd(maxCostUsd),
   ].filter(Boolean);
-  const sizeText = `${plural(files, "file")} and ${plural(lines, "changed line")}`;
+  const costText = cost === undefined ? "" : ` at ${formatUsd(cost)}`;
+  const sizeText = `${plural(files, "file")} and ${plural(lines, "changed line")}${costText}`;
   const budgetText = budget.length
-    ? `${overFiles || overLines ? "over" : "within"} the budget of ${budget.join(" and ")}`
+    ? `${overFiles || overLines || overCost ? "over" : "within"} the budget of ${budget.join(" and ")}`
     : "no budget set";
   const scopeText = outOfScope ? `${plural(outOfScope, "path")} out of scope` : "all paths in scope";
   return {

@@ -35,7 +35,7 @@ export function judgeInThread({ spec, result }: AttemptToJudge): Judgement {
     throw new Error("judgeAttempt needs a completed result; a failed attempt is the dispatcher's to record.");
   }
   const placeholders = placeholderJudge(result.artifacts);
-  const budgetScope = budgetScopeJudge(spec, result.artifacts);
+  const budgetScope = budgetScopeJudge(spec, result.artifacts, result.usage);
   const acceptance = acceptanceJudge(spec.acceptanceCriteria, result.artifacts, result.checks);
   const judges: JudgeReport[] = [placeholders, budgetScope, acceptance.report];
 

@@ -32,6 +32,7 @@ const PLACED = [
   "budget.maxFiles",
   "budget.maxLinesChanged",
   "budget.maxDurationSec",
+  "budget.maxCostUsd",
   "input",
   "script",
 ];
@@ -313,6 +314,19 @@ function SpecFormPage({ original }: { original?: TaskDetail }) {
                   step={1}
                   value={form.maxDurationSec}
                   onChange={(e) => set("maxDurationSec", e.target.value)}
+                />
+              )}
+            </Field>
+            <Field id="f-max-cost" label="Max cost per attempt (USD)" errors={errs("budget.maxCostUsd")}>
+              {(aria) => (
+                <input
+                  {...aria}
+                  type="number"
+                  inputMode="decimal"
+                  min={0}
+                  step="any"
+                  value={form.maxCostUsd}
+                  onChange={(e) => set("maxCostUsd", e.target.value)}
                 />
               )}
             </Field>

@@ -30,6 +30,7 @@ export interface SpecForm {
   maxFiles: string;
   maxLinesChanged: string;
   maxDurationSec: string;
+  maxCostUsd: string;
   inputJson: string;
   script: string;
 }
@@ -47,6 +48,7 @@ export const emptyForm = (): SpecForm => ({
   maxFiles: "",
   maxLinesChanged: "",
   maxDurationSec: "",
+  maxCostUsd: "",
   inputJson: "{}",
   script: "",
 });
@@ -93,6 +95,7 @@ export function formFromSpec(spec: TaskSpec): SpecForm {
     maxFiles: spec.budget.maxFiles?.toString() ?? "",
     maxLinesChanged: spec.budget.maxLinesChanged?.toString() ?? "",
     maxDurationSec: spec.budget.maxDurationSec?.toString() ?? "",
+    maxCostUsd: spec.budget.maxCostUsd?.toString() ?? "",
     inputJson: JSON.stringify(otherInput, null, 2),
     script: scriptInBox ? script : "",
   };
@@ -125,6 +128,18 @@ function numberField(errors: FieldErrors, path: string, label: string, raw: stri
   const n = Number(v);
   if (!Number.isInteger(n)) {
     addError(errors, path, `${label} must be a whole number`);
+    return undefined;
+  }
+  return n;
+}
+
+/** A figure that may have decimals (dollars); the schema checks its range and precision. */
+function decimalField(errors: FieldErrors, path: string, label: string, raw: string): number | undefined {
+  const v = raw.trim();
+  if (!v) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) {
+    addError(errors, path, `${label} must be a number`);
     return undefined;
   }
   return n;
@@ -165,6 +180,7 @@ export function toSpec(
   const maxFiles = numberField(errors, "budget.maxFiles", "Max files", form.maxFiles);
   const maxLinesChanged = numberField(errors, "budget.maxLinesChanged", "Max lines changed", form.maxLinesChanged);
   const maxDurationSec = numberField(errors, "budget.maxDurationSec", "Max duration", form.maxDurationSec);
+  const maxCostUsd = decimalField(errors, "budget.maxCostUsd", "Max cost", form.maxCostUsd);
 
   const noScript = input && missingScript({ capability: form.capability.trim(), input });
   if (noScript) addError(errors, "script", `${noScript} (or name another capability)`);
@@ -196,6 +212,7 @@ export function toSpec(
       ...(maxFiles !== undefined ? { maxFiles } : {}),
       ...(maxLinesChanged !== undefined ? { maxLinesChanged } : {}),
       ...(maxDurationSec !== undefined ? { maxDurationSec } : {}),
+      ...(maxCostUsd !== undefined ? { maxCostUsd } : {}),
     },
     input: input ?? {},
   };
