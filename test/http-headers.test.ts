@@ -6,6 +6,7 @@ import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { moveSourceMaps, precompress } from "../scripts/precompress.js";
 import { SECURITY_HEADERS } from "../src/server/serving/headers.js";
+import type { Actor } from "../src/shared/roles.js";
 import { DATABASES } from "./helpers/databases.js";
 import {
   ADMIN_TOKEN,
@@ -303,5 +304,43 @@ describe("Strict-Transport-Security", () => {
     const a = await request(plain.url, "/healthz", { headers: { "x-forwarded-proto": "https" } });
     expect(a.headers["strict-transport-security"]).toBeUndefined();
     expect(a.headers["x-content-type-options"]).toBe("nosniff");
+  });
+
+  it("takes the scheme from X-Forwarded-Proto for the session cookie, the Origin check and the Agent Card only behind a trusted proxy", async () => {
+    const setup: Actor = { kind: "system", id: "test-setup", name: "test setup", role: "admin" };
+    for (const app of [trusting, plain]) {
+      await app.services.auth.createUser(
+        { actor: setup },
+        { username: "proxied", role: "operator", password: "proxied password 1" },
+      );
+    }
+    const host = (app: RunningApp) => new URL(app.url).host;
+    // What a TLS-terminating proxy forwards for a page served as https://<host>.
+    const signIn = (app: RunningApp) =>
+      fetch(`${app.url}/trpc/auth.signIn`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-forwarded-proto": "https",
+          origin: `https://${host(app)}`,
+        },
+        body: JSON.stringify({ json: { username: "proxied", password: "proxied password 1" } }),
+      });
+    const behindTrusted = await signIn(trusting);
+    expect(behindTrusted.status).toBe(200);
+    expect(behindTrusted.headers.get("set-cookie")).toMatch(/; Secure$/);
+    // Untrusted, the request's own origin is http://<host>: an https Origin is another origin (login CSRF refused).
+    const untrusted = await signIn(plain);
+    expect(untrusted.status).toBe(403);
+    expect(untrusted.headers.get("set-cookie")).toBeNull();
+
+    const cardOrigin = async (app: RunningApp) =>
+      (
+        (await (
+          await fetch(`${app.url}/.well-known/agent-card.json`, { headers: { "x-forwarded-proto": "https" } })
+        ).json()) as { provider: { url: string } }
+      ).provider.url;
+    expect(await cardOrigin(trusting)).toBe(`https://${host(trusting)}`);
+    expect(await cardOrigin(plain)).toBe(`http://${host(plain)}`);
   });
 });

@@ -66,6 +66,7 @@ export function createApp({ config, log, services }: AppOptions): App {
       req,
       res instanceof http.ServerResponse ? res : undefined,
       info?.connectionParams ?? null,
+      config.TRUST_PROXY,
     );
     const caller = await services.auth.resolveCaller(request.credentials);
     const actor = caller?.actor ?? null;

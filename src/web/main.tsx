@@ -5,6 +5,13 @@ import { createBrowserRouter, Navigate, RouterProvider } from "react-router-dom"
 import { config as zodConfig } from "zod/v4/core";
 import { Layout } from "./components/Layout.js";
 import { NotFoundPage, RouteError } from "./components/RouteError.js";
+import {
+  importTaskDetail,
+  importTaskList,
+  prefetchSession,
+  taskDetailLoader,
+  taskListLoader,
+} from "./lib/route-prefetch.js";
 import { queryClient, trpc, trpcClient } from "./trpc.js";
 import "./styles.css";
 
@@ -13,8 +20,8 @@ import "./styles.css";
 zodConfig({ jitless: true });
 
 // Each page is its own chunk so the first load carries only the shell and the page it opens.
-const TaskListPage = lazy(() => import("./tasks-list/TaskListPage.js"));
-const TaskDetailPage = lazy(() => import("./task-detail/TaskDetailPage.js"));
+const TaskListPage = lazy(importTaskList);
+const TaskDetailPage = lazy(importTaskDetail);
 const SubmitPage = lazy(() => import("./task-submit/SubmitPage.js"));
 const SignInPage = lazy(() => import("./sign-in/SignInPage.js"));
 const WorkersPage = lazy(() => import("./workers/WorkersPage.js"));
@@ -24,6 +31,13 @@ const TokensPage = lazy(() => import("./account/TokensPage.js"));
 const PasswordPage = lazy(() => import("./account/PasswordPage.js"));
 const MetricsPage = lazy(() => import("./metrics/MetricsPage.js"));
 const ChatPage = lazy(() => import("./chat/ChatPage.js"));
+
+// The sign-in check every page waits for goes out with the first route's prefetch, in the same batch.
+prefetchSession();
+
+/** A page's prefetch runs when it is opened, not again for a change of its own address (filters, "Load more"). */
+const onlyOnArrival = ({ currentUrl, nextUrl }: { currentUrl: URL; nextUrl: URL }) =>
+  currentUrl.pathname !== nextUrl.pathname;
 
 const router = createBrowserRouter([
   {
@@ -39,9 +53,9 @@ const router = createBrowserRouter([
     errorElement: <RouteError />,
     children: [
       { index: true, element: <Navigate to="/tasks" replace /> },
-      { path: "tasks", element: <TaskListPage /> },
+      { path: "tasks", element: <TaskListPage />, loader: taskListLoader, shouldRevalidate: onlyOnArrival },
       { path: "tasks/new", element: <SubmitPage /> },
-      { path: "tasks/:id", element: <TaskDetailPage /> },
+      { path: "tasks/:id", element: <TaskDetailPage />, loader: taskDetailLoader, shouldRevalidate: onlyOnArrival },
       { path: "workers", element: <WorkersPage /> },
       { path: "audit", element: <AuditPage /> },
       // Not "/metrics": the server answers that path with the Prometheus exposition.

@@ -1,6 +1,7 @@
 import type http from "node:http";
 import { A2A_PROTOCOL_VERSION, type AgentCard, type AgentSkill } from "@a2a-js/sdk";
 import { duplicateInterfacesForLegacy } from "@a2a-js/sdk/compat/v0_3";
+import { cameOverHttps } from "../serving/headers.js";
 import { VERSION } from "../system/service.js";
 
 /** Where the JSON-RPC endpoint is served, on the agency's own port. */
@@ -16,16 +17,15 @@ export interface CardWorker {
 
 /**
  * The agency's origin as its callers reach it: PUBLIC_URL when set (behind a proxy that rewrites Host),
- * else the request's Host with the scheme the connection or the proxy reports.
+ * else the request's Host with the scheme the connection reports, or a proxy trusted by TRUST_PROXY.
  */
-export function publicOrigin(req: http.IncomingMessage, publicUrl: string | undefined): string {
+export function publicOrigin(req: http.IncomingMessage, publicUrl: string | undefined, trustProxy: boolean): string {
   if (publicUrl) return new URL(publicUrl).origin;
   const header = (name: string) => {
     const v = req.headers[name];
     return Array.isArray(v) ? v[0] : v;
   };
-  const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-  const scheme = encrypted || header("x-forwarded-proto")?.split(",")[0]?.trim() === "https" ? "https" : "http";
+  const scheme = cameOverHttps(req, trustProxy) ? "https" : "http";
   const host = header("host") ?? `${req.socket.localAddress ?? "localhost"}:${req.socket.localPort ?? ""}`;
   return `${scheme}://${host}`;
 }

@@ -62,7 +62,7 @@ export function createA2aHttp(opts: {
 
   async function serveCard(req: http.IncomingMessage, res: http.ServerResponse) {
     const workers = await services.workers.list();
-    const card = agencyCard(publicOrigin(req, config.PUBLIC_URL), workers);
+    const card = agencyCard(publicOrigin(req, config.PUBLIC_URL, config.TRUST_PROXY), workers);
     res.writeHead(200, {
       "Content-Type": "application/json",
       "Cache-Control": "no-cache",

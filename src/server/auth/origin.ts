@@ -1,4 +1,5 @@
 import type http from "node:http";
+import { cameOverHttps } from "../serving/headers.js";
 import { readCookie, SESSION_COOKIE } from "./cookies.js";
 
 export interface OriginSettings {
@@ -6,6 +7,8 @@ export interface OriginSettings {
   PUBLIC_URL?: string | undefined;
   /** Further origins whose pages may use the session cookie (another console, a dev server on another port). */
   ALLOWED_ORIGINS: string[];
+  /** Believe a proxy's X-Forwarded-Proto when working out the request's own origin. */
+  TRUST_PROXY?: boolean;
 }
 
 /** Why a request was refused, for the 403 body: says what to do, not what we compared. */
@@ -40,8 +43,10 @@ export function normalizeOrigin(value: string): string | null {
  */
 export class OriginPolicy {
   private readonly allowed: Set<string>;
+  private readonly trustProxy: boolean;
 
   constructor(settings: OriginSettings) {
+    this.trustProxy = settings.TRUST_PROXY ?? false;
     this.allowed = new Set(
       [...(settings.PUBLIC_URL ? [settings.PUBLIC_URL] : []), ...settings.ALLOWED_ORIGINS]
         .map(normalizeOrigin)
@@ -56,9 +61,7 @@ export class OriginPolicy {
     if (this.allowed.has(normalized)) return true;
     const host = header(req, "host");
     if (!host) return false;
-    const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-    const forwardedProto = header(req, "x-forwarded-proto")?.split(",")[0]?.trim();
-    const scheme = encrypted || forwardedProto === "https" ? "https" : "http";
+    const scheme = cameOverHttps(req, this.trustProxy) ? "https" : "http";
     return normalizeOrigin(`${scheme}://${host}`) === normalized;
   }
 

@@ -1,5 +1,6 @@
 import type http from "node:http";
 import type { ClientInfo } from "../audit/service.js";
+import { cameOverHttps } from "../serving/headers.js";
 import type { TraceCarrier } from "../telemetry/tracing.js";
 import type { Credentials } from "./service.js";
 
@@ -22,14 +23,14 @@ export function requestContext(
   req: http.IncomingMessage,
   res: http.ServerResponse | undefined,
   connectionParams?: Record<string, unknown> | null,
+  /** Believe a proxy's X-Forwarded-Proto (TRUST_PROXY): the session cookie is then marked Secure behind it. */
+  trustProxy = false,
 ): RequestContext {
   const header = (name: string) => {
     const v = req.headers[name];
     return Array.isArray(v) ? v[0] : v;
   };
-  const secure =
-    (req.socket as { encrypted?: boolean }).encrypted === true ||
-    header("x-forwarded-proto")?.split(",")[0]?.trim() === "https";
+  const secure = cameOverHttps(req, trustProxy);
   return {
     credentials: {
       cookieHeader: header("cookie"),

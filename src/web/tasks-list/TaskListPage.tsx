@@ -12,6 +12,7 @@ import { FilterDrawer } from "./FilterDrawer.js";
 import { FilterPanel } from "./FilterPanel.js";
 import {
   isFiltered,
+  listInput,
   MAX_PAGES,
   parsePages,
   parseUrlFilter,
@@ -23,7 +24,6 @@ import {
 import { SavedViews } from "./SavedViews.js";
 import { type Selection, TaskTable } from "./TaskTable.js";
 
-const PAGE_SIZE = 50;
 /** Bursts of events (a bulk change) become one refetch. */
 const LIVE_REFRESH_MS = 250;
 
@@ -89,15 +89,12 @@ export default function TaskListPage() {
   const clear = useCallback(() => setParams(new URLSearchParams()), [setParams]);
   const setSort = useCallback((sort: TaskSort) => setFilter({ ...urlFilter, sort }), [setFilter, urlFilter]);
 
-  const list = trpc.tasks.list.useInfiniteQuery(
-    { filter: toTaskFilter(urlFilter), limit: PAGE_SIZE },
-    {
-      getNextPageParam: (last) => last.nextCursor,
-      placeholderData: keepPreviousData,
-      // A filter the server refuses stays refused: no retry.
-      retry: (failures, err) => err.data?.code !== "BAD_REQUEST" && failures < 1,
-    },
-  );
+  const list = trpc.tasks.list.useInfiniteQuery(listInput(urlFilter), {
+    getNextPageParam: (last) => last.nextCursor,
+    placeholderData: keepPreviousData,
+    // A filter the server refuses stays refused: no retry.
+    retry: (failures, err) => err.data?.code !== "BAD_REQUEST" && failures < 1,
+  });
   // The server checks the filter against its schema (src/shared/task-list.ts): this page does not load
   // zod for it, and the rules live in one place. Its refusal names each problem.
   const refused = list.error?.data?.code === "BAD_REQUEST" ? list.error : null;

@@ -70,6 +70,14 @@ const startOfDay = (day: string) => new Date(`${day}T00:00:00`);
 const endOfDay = (day: string) => new Date(`${day}T23:59:59.999`);
 
 /** The API's filter (also what a saved view stores). */
+/** Rows per page of the task list. */
+export const PAGE_SIZE = 50;
+
+/** What the task list asks `tasks.list` for (the page and the route's prefetch must ask the same). */
+export function listInput(f: UrlFilter) {
+  return { filter: toTaskFilter(f), limit: PAGE_SIZE };
+}
+
 export function toTaskFilter(f: UrlFilter): TaskFilter {
   return {
     ...(f.states.length ? { states: f.states } : {}),
