@@ -52,6 +52,7 @@ const agents = {
         inputTokens: "usage.input_tokens",
         outputTokens: "usage.output_tokens",
         costUsd: "total_cost_usd",
+        model: "model",
         match: { type: "result" },
       },
     },
@@ -68,6 +69,7 @@ const agents = {
       },
       combine: "sum",
       stream: "stdout",
+      model: "stand-in-aider",
     },
   },
   "stand-in-quick": { command: ["node", STAND_IN], readOnlyPaths: [FIXTURES], timeoutMs: 3_000 },
@@ -246,7 +248,12 @@ describe("a command-line agent as a worker", () => {
     expect(shown(result)).not.toContain(API_KEY);
 
     // The JSON result line's figures (the "progress" line before it does not match `type: result`).
-    expect(result.usage).toMatchObject({ inputTokens: prompt.length, outputTokens: 42, costUsd: 0.0125 });
+    expect(result.usage).toMatchObject({
+      inputTokens: prompt.length,
+      outputTokens: 42,
+      costUsd: 0.0125,
+      model: "stand-in-model-1",
+    });
     expect(result.usage?.durationMs).toBeGreaterThan(0);
     expect(result.checks?.map((c) => c.passed)).toEqual([true, true]);
   });
@@ -266,6 +273,8 @@ describe("a command-line agent as a worker", () => {
       inputTokens: Math.round(firstLine + 1000),
       outputTokens: 215,
       costUsd: 0.0125,
+      // No model in aider's lines: the one the configuration names.
+      model: "stand-in-aider",
     });
   });
 

@@ -12,7 +12,7 @@ import { SANDBOX_BASE_ENV, SANDBOX_WORKSPACE } from "./sandbox.js";
  *   { "claude": { "command": ["claude", "-p", "--output-format", "json"], "prompt": "stdin", "network": true,
  *                 "env": ["ANTHROPIC_API_KEY"], "timeoutMs": 1800000,
  *                 "usage": { "json": { "inputTokens": "usage.input_tokens", "outputTokens": "usage.output_tokens",
- *                                      "costUsd": "total_cost_usd" } } } }
+ *                                      "costUsd": "total_cost_usd", "model": "model" } } } }
  *
  * The reference worker runs the command in the task's sandboxed workspace with the task's prompt (`buildAgentPrompt`)
  * on stdin or as its last argument, and reports what changed there like a script's changes. Everything here is
@@ -54,6 +54,7 @@ const re2Pattern = z
 
 const USAGE_FIELDS = ["inputTokens", "outputTokens", "costUsd"] as const;
 type UsageField = (typeof USAGE_FIELDS)[number];
+const modelName = z.string().min(1, "model must not be empty").max(100, "model may have at most 100 characters");
 
 const usageSchema = z
   .strictObject({
@@ -63,6 +64,8 @@ const usageSchema = z
         inputTokens: jsonPath.optional(),
         outputTokens: jsonPath.optional(),
         costUsd: jsonPath.optional(),
+        /** Where the model's name is (a string): the last one seen is reported. */
+        model: jsonPath.optional(),
         /** Only lines whose values at these paths equal these (e.g. `{ "type": "result" }`). */
         match: z.record(jsonPath, z.union([z.string(), z.number(), z.boolean()])).optional(),
       })
@@ -73,14 +76,18 @@ const usageSchema = z
         inputTokens: re2Pattern.optional(),
         outputTokens: re2Pattern.optional(),
         costUsd: re2Pattern.optional(),
+        /** The first capture group is the model's name. */
+        model: re2Pattern.optional(),
       })
       .optional(),
+    /** The model this command runs, reported when its output does not name one. */
+    model: modelName.optional(),
     /** "last": the last figure seen wins (a final summary line); "sum": figures of all lines are added (per turn). */
     combine: z.enum(["last", "sum"]).default("last"),
     /** Which output the lines come from; default both. */
     stream: z.enum(["stdout", "stderr", "both"]).default("both"),
   })
-  .refine((u) => u.json || u.regex, "usage needs json or regex (or leave usage out)");
+  .refine((u) => u.json || u.regex || u.model, "usage needs json, regex or model (or leave usage out)");
 
 export const agentConfigSchema = z.strictObject({
   /** The program and its arguments; the program is looked up in the sandbox's PATH unless it is an absolute path. */
@@ -370,6 +377,12 @@ export function createUsageReader(config: AgentConfig["usage"]): UsageReader {
   const record = (field: UsageField, n: number) => {
     totals[field] = config?.combine === "sum" ? (totals[field] ?? 0) + n : n;
   };
+  const modelRegex = config?.regex?.model ? RE2JS.compile(config.regex.model) : null;
+  let model: string | undefined;
+  const recordModel = (raw: unknown) => {
+    const name = typeof raw === "string" ? raw.trim() : "";
+    if (modelName.safeParse(name).success) model = name;
+  };
   return {
     onLine(stream, line) {
       if (!config || (config.stream !== "both" && config.stream !== stream)) return;
@@ -398,7 +411,12 @@ export function createUsageReader(config: AgentConfig["usage"]): UsageReader {
                 figures.reduce((a, b) => a + b, 0),
               );
           }
+          if (json.model) for (const v of valuesAt(value, json.model)) recordModel(v);
         }
+      }
+      if (modelRegex) {
+        const m = modelRegex.matcher(line);
+        if (m.find()) recordModel(m.group(1));
       }
       for (const { field, re } of regexes) {
         const m = re.matcher(line);
@@ -412,6 +430,8 @@ export function createUsageReader(config: AgentConfig["usage"]): UsageReader {
       if (totals.inputTokens !== undefined) out.inputTokens = Math.round(totals.inputTokens);
       if (totals.outputTokens !== undefined) out.outputTokens = Math.round(totals.outputTokens);
       if (totals.costUsd !== undefined) out.costUsd = totals.costUsd;
+      const named = model ?? config?.model;
+      if (named !== undefined) out.model = named;
       return out;
     },
   };
