@@ -71,17 +71,20 @@ export function createA2aHttp(opts: {
     res.end(req.method === "HEAD" ? undefined : JSON.stringify(AgentCard.toJSON(card)));
   }
 
+  const tooLarge = (res: http.ServerResponse) =>
+    rpcError(
+      res,
+      413,
+      null,
+      A2A_ERROR_CODE.INVALID_REQUEST,
+      `The request body is over ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES).`,
+      { Connection: "close" },
+    );
+
   async function serveRpc(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal) {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > config.MAX_BODY_BYTES) {
-      return rpcError(
-        res,
-        413,
-        null,
-        A2A_ERROR_CODE.INVALID_REQUEST,
-        `The request body is over ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES).`,
-        { Connection: "close" },
-      );
+      return tooLarge(res);
     }
     const request = requestContext(req, undefined);
     const caller = await services.auth.resolveCaller(request.credentials);
@@ -110,14 +113,7 @@ export function createA2aHttp(opts: {
     }
     const raw = await readBody(req, config.MAX_BODY_BYTES);
     if (raw === null) {
-      return rpcError(
-        res,
-        413,
-        null,
-        A2A_ERROR_CODE.INVALID_REQUEST,
-        `The request body is over ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES).`,
-        { Connection: "close" },
-      );
+      return tooLarge(res);
     }
     let body: unknown;
     try {
