@@ -68,7 +68,7 @@ test("a viewer sees no submit, cancel, bulk or admin controls, and the server re
     expect(cancel.status()).toBe(403);
     expect(await cancel.text()).toContain("needs the operator role");
     const trip = await page.request.post("/trpc/workers.trip", {
-      data: { json: { id: (await server.api.workers.list.query())[0]?.id } },
+      data: { json: { id: (await server.api.workers.list.query())[0]?.id, reason: "trying anyway" } },
       headers: fromConsole,
     });
     expect(trip.status()).toBe(403);

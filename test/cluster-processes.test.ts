@@ -206,7 +206,7 @@ describe.skipIf(!POSTGRES_URL)("several server processes on one Postgres databas
   it("a breaker tripped on A and reset on B is closed again on A and C, and work reaches the worker again", async () => {
     const [counter] = await a.api.workers.list.query();
     if (!counter) throw new Error("the cluster has no worker");
-    await a.api.workers.trip.mutate({ id: counter.id });
+    await a.api.workers.trip.mutate({ id: counter.id, reason: "cluster test" });
     expect((await c.api.workers.get.query({ id: counter.id })).breaker.state).toBe("tripped");
     await b.api.workers.reset.mutate({ id: counter.id });
     expect((await a.api.workers.get.query({ id: counter.id })).breaker.state).toBe("closed");

@@ -213,7 +213,7 @@ describe.each(DATABASES)("execution faults on %s", (kind) => {
 
   it("lets an admin trip a breaker (kept across a restart) and reset it; a task waits meanwhile", async () => {
     const { worker: w } = await worker("cap-trip");
-    const tripped = await s.http.workers.trip.mutate({ id: w.id });
+    const tripped = await s.http.workers.trip.mutate({ id: w.id, reason: "fault test" });
     expect(tripped.breaker.state).toBe("tripped");
     const created = await task("cap-trip");
     const waiting = await waitFor(

@@ -235,7 +235,7 @@ describe.each(DATABASES)("audit trail and provenance of execution on %s", (kind)
       token: "spare-secret-token-123",
     });
     await api.workers.update.mutate({ id: w.id, patch: { maxConcurrency: 2 } });
-    await api.workers.trip.mutate({ id: w.id });
+    await api.workers.trip.mutate({ id: w.id, reason: "audit test" });
     await api.workers.reset.mutate({ id: w.id });
     await api.workers.remove.mutate({ id: w.id });
     const trail = await auditOf(w.id);
@@ -250,7 +250,7 @@ describe.each(DATABASES)("audit trail and provenance of execution on %s", (kind)
       true,
     );
     expect(trail[1]).toMatchObject({ before: { maxConcurrency: 1 }, after: { maxConcurrency: 2 } });
-    expect(trail[2]?.after).toEqual({ tripped: true });
+    expect(trail[2]?.after).toEqual({ tripped: true, reason: "audit test" });
     expect(JSON.stringify(trail)).not.toContain("spare-secret-token-123");
   });
 
@@ -290,9 +290,9 @@ describe.each(DATABASES)("audit trail and provenance of execution on %s", (kind)
     await expect(api.views.delete.mutate({ id: "00000000-0000-4000-8000-000000000000" })).rejects.toThrow(
       /does not exist/,
     );
-    await expect(api.workers.trip.mutate({ id: "00000000-0000-4000-8000-000000000000" })).rejects.toThrow(
-      /does not exist/,
-    );
+    await expect(
+      api.workers.trip.mutate({ id: "00000000-0000-4000-8000-000000000000", reason: "gone" }),
+    ).rejects.toThrow(/does not exist/);
     expect(await counts()).toEqual(before);
     expect((await withEvents(api, { id: queued.id })).state).toBe("queued");
   });

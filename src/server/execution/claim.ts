@@ -62,7 +62,7 @@ export interface Claim {
  * longest queued, only capabilities the worker has, never more than its free slots, skipping rows
  * another process is claiming (SKIP LOCKED). Each claimed task moves to `running` with a new
  * attempt that holds this process's lease, audited, on the provenance log and in the event log.
- * Null when the worker is disabled, tripped or gone, or another process is claiming for it.
+ * Null when the worker is disabled, tripped, paused or draining, or gone, or another process is claiming for it.
  */
 export function claimForWorker(
   units: UnitOfWorkRunner,
@@ -118,7 +118,8 @@ export async function claimRows(
 ): Promise<Claim | null> {
   const claimedAt = Date.now();
   const [worker] = await unit.tx.$queryRawUnsafe<(ClaimWorker & { capabilities: string[] | null })[]>(
-    `SELECT id, name, url, token, capabilities, protocol FROM workers WHERE id = $1::uuid AND enabled AND NOT tripped
+    `SELECT id, name, url, token, capabilities, protocol FROM workers
+      WHERE id = $1::uuid AND enabled AND NOT tripped AND dispatch_state = 'active'
      ${opts.lockWorker ? "FOR UPDATE SKIP LOCKED" : ""}`,
     opts.workerId,
   );

@@ -1,7 +1,8 @@
 /**
  * Which workers a dispatch pass claims tasks for, in which order and how many each: pure, so it is
  * tested on its own. Rules:
- * - never a worker whose health is `down`, whose breaker is not closed, or that an admin tripped;
+ * - never a worker whose health is `down`, whose breaker is not closed, that an admin tripped, or that an
+ *   admin paused or drained (its dispatch state is not `active`);
  * - a worker with no recent failures may fill all its free slots;
  * - a worker with recent failures (its error rate over the breaker window) may have only its
  *   healthy share of slots in flight, `maxConcurrency × (1 − errorRate)`, at least one: a worker
@@ -13,6 +14,8 @@
 
 export type DispatchHealth = "unknown" | "ok" | "degraded" | "down";
 export type DispatchBreaker = "closed" | "open" | "half_open" | "tripped";
+/** An admin's pause or drain (src/shared/worker-detail.ts). */
+export type DispatchState = "active" | "paused" | "draining" | "drained";
 
 export interface DispatchCandidate {
   id: string;
@@ -26,6 +29,8 @@ export interface DispatchCandidate {
   breaker: DispatchBreaker;
   /** Failed share of its recent calls (0 to 1), over the breaker window. */
   errorRate: number;
+  /** Absent: active. */
+  dispatchState?: DispatchState;
 }
 
 export interface DispatchSlot<C extends DispatchCandidate = DispatchCandidate> {
@@ -37,6 +42,9 @@ export interface DispatchSlot<C extends DispatchCandidate = DispatchCandidate> {
 /** Why a worker gets no work at all, or null when it may get some. */
 export function unusableReason(c: DispatchCandidate): string | null {
   if (c.tripped || c.breaker === "tripped") return "circuit breaker tripped by an admin";
+  if (c.dispatchState === "paused") return "paused by an admin";
+  if (c.dispatchState === "draining") return "draining (an admin asked it to take no more)";
+  if (c.dispatchState === "drained") return "drained by an admin";
   if (c.breaker !== "closed") return `circuit breaker ${c.breaker.replace("_", "-")}`;
   if (c.health === "down") return "health check down";
   return null;

@@ -9,6 +9,7 @@ import { type Claim, claimForWorker, claimRows } from "./claim.js";
 import {
   type DispatchCandidate,
   type DispatchHealth,
+  type DispatchState,
   dispatchOrder,
   mayRefill,
   waitingReason,
@@ -95,6 +96,7 @@ export class Dispatcher {
       health: r.health as DispatchHealth,
       breaker: this.breakers.sync(r.id, r.name, r.tripped),
       errorRate: this.breakers.recent(r.id).errorRate,
+      dispatchState: r.dispatch_state as DispatchState,
     }));
     // Never to a worker that is down or whose breaker is open; by load and recent error rate (dispatch-order.ts).
     for (const { worker: w, claim: free } of dispatchOrder(workers)) {
@@ -102,6 +104,9 @@ export class Dispatcher {
       const got = await claimForWorker(this.units, w.id, free, this.owner, this.leaseMs);
       if (got?.claimed.length) this.launchAll([got]);
     }
+    // A draining worker whose last attempt ended is drained (it is sent nothing, so its count only falls).
+    const drainedOut = workers.filter((w) => w.dispatchState === "draining" && w.busy === 0).map((w) => w.id);
+    if (drainedOut.length) await this.workers.settleDrains(drainedOut);
     // Waiting reasons change slowly; refreshing them on every wake would cost two queries per finished batch.
     if (Date.now() - this.reasonsAt >= WAITING_REASON_EVERY_MS) {
       this.reasonsAt = Date.now();

@@ -17,13 +17,15 @@ export interface EnabledWorkerRow {
   max_concurrency: number;
   tripped: boolean;
   health: string;
+  /** An admin's pause or drain: active, paused, draining, drained. */
+  dispatch_state: string;
   busy: number;
 }
 
 /** The enabled workers with their running attempts (one plain query per dispatch pass). */
 export const enabledWorkers = (db: Database) =>
   db.query<EnabledWorkerRow>(
-    `SELECT w.id, w.name, w.capabilities, w.max_concurrency, w.tripped, w.health,
+    `SELECT w.id, w.name, w.capabilities, w.max_concurrency, w.tripped, w.health, w.dispatch_state,
             (SELECT count(*) FROM attempts a WHERE a.worker_id = w.id AND a.state = 'running')::int AS busy
        FROM workers w WHERE w.enabled`,
   );

@@ -29,6 +29,8 @@ export interface BreakerChange {
   /** The task whose call opened the breaker; later changes of the same episode are reported on it too. */
   taskId: string | null;
   at: Date;
+  /** An admin's trip or reset (the action records its own actor and reason). */
+  byAdmin: boolean;
 }
 
 /**
@@ -189,6 +191,7 @@ export class BreakerRegistry {
         reason,
         taskId: e.episodeTaskId,
         at: e.since,
+        byAdmin: to === "tripped" || from === "tripped",
       });
       if (to === "closed") e.episodeTaskId = null;
     });
@@ -293,6 +296,7 @@ export class BreakerRegistry {
         reason: "reset by an admin",
         taskId: old.episodeTaskId,
         at: fresh.since,
+        byAdmin: true,
       });
     }
   }

@@ -1,4 +1,10 @@
 import { z } from "zod";
+import {
+  workerActionInputSchema,
+  workerActivityInputSchema,
+  workerPageInputSchema,
+  workerTripInputSchema,
+} from "../../shared/worker-detail.js";
 import { workerInputSchema, workerRegisterSchema } from "../../shared/workers.js";
 import { callerOf as caller } from "../audit/trail.js";
 import { adminProcedure, router, viewerProcedure } from "../trpc.js";
@@ -38,13 +44,43 @@ export const workersRouter = router({
     .input(z.object({ id: workerId }))
     .mutation(({ ctx, input }) => ctx.services.workers.remove(caller(ctx), input.id)),
 
-  /** Holds the worker's circuit breaker open (persisted) until `reset`. */
+  /** Holds the worker's circuit breaker open (persisted) until `reset`; the reason is required and audited. */
   trip: adminProcedure
-    .input(z.object({ id: workerId }))
-    .mutation(({ ctx, input }) => ctx.services.workers.trip(caller(ctx), input.id)),
+    .input(workerTripInputSchema)
+    .mutation(({ ctx, input }) => ctx.services.workers.trip(caller(ctx), input.id, input.reason)),
 
   /** Closes the worker's circuit breaker, whatever opened it. */
   reset: adminProcedure
-    .input(z.object({ id: workerId }))
-    .mutation(({ ctx, input }) => ctx.services.workers.reset(caller(ctx), input.id)),
+    .input(workerActionInputSchema)
+    .mutation(({ ctx, input }) => ctx.services.workers.reset(caller(ctx), input.id, input.reason)),
+
+  /** Takes no new attempt until resumed; running ones finish. */
+  pause: adminProcedure
+    .input(workerActionInputSchema)
+    .mutation(({ ctx, input }) => ctx.services.workers.setDispatch(caller(ctx), input.id, "pause", input.reason)),
+
+  /** Takes no new attempt and becomes `drained` once its running attempts have ended. */
+  drain: adminProcedure
+    .input(workerActionInputSchema)
+    .mutation(({ ctx, input }) => ctx.services.workers.setDispatch(caller(ctx), input.id, "drain", input.reason)),
+
+  /** Takes work again after a pause or drain. */
+  resume: adminProcedure
+    .input(workerActionInputSchema)
+    .mutation(({ ctx, input }) => ctx.services.workers.setDispatch(caller(ctx), input.id, "resume", input.reason)),
+
+  /** The attempts the worker ran (with their tasks), newest first. */
+  attempts: viewerProcedure
+    .input(workerPageInputSchema)
+    .query(({ ctx, input }) => ctx.services.workers.attempts(input.id, input.limit, input.cursor)),
+
+  /** Breaker and health changes and admins' actions, newest first. */
+  history: viewerProcedure
+    .input(workerPageInputSchema)
+    .query(({ ctx, input }) => ctx.services.workers.historyOf(input.id, input.limit, input.cursor)),
+
+  /** Attempts, failed share and p50/p95 run time per time bucket. */
+  activity: viewerProcedure
+    .input(workerActivityInputSchema)
+    .query(({ ctx, input }) => ctx.services.workers.activity(input.id, input.range)),
 });

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { type ActivityRange, DISPATCH_STATES, type DispatchState } from "../../shared/worker-detail.js";
 import { SANDBOX_STATES, type SandboxState } from "../../shared/worker-protocol.js";
 import { NO_CAPABILITY_MESSAGE, type WorkerInput, type WorkerProtocol } from "../../shared/workers.js";
 import type { AuditService } from "../audit/service.js";
@@ -11,8 +12,10 @@ import { WorkerCallError } from "../execution/errors.js";
 import type { WorkerClient, WorkerTarget } from "../execution/worker-client.js";
 import { isSealed, type SecretBox } from "../keystore/secrets.js";
 import type { Logger } from "../logger.js";
+import { workerActivity, workerAttempts } from "./activity.js";
 import { assertAllowedWorkerUrl } from "./allowlist.js";
 import type { BreakerRegistry } from "./breakers.js";
+import { WorkerHistory } from "./history.js";
 import { openWorkerToken, sealWorkerToken } from "./token.js";
 
 export type WorkerHealthState = "unknown" | "ok" | "degraded" | "down";
@@ -45,8 +48,20 @@ function auditView(w: Worker) {
     source: w.source,
     protocol: w.protocol,
     hasToken: w.token !== null,
+    dispatchState: w.dispatchState,
   };
 }
+
+const dispatchStateOf = (w: Pick<Worker, "dispatchState">): DispatchState =>
+  (DISPATCH_STATES as readonly string[]).includes(w.dispatchState) ? (w.dispatchState as DispatchState) : "active";
+
+/** Which dispatch states each admin action moves a worker from, and to. */
+const DISPATCH_ACTIONS = {
+  pause: { from: ["active", "draining", "drained"], to: "paused" },
+  drain: { from: ["active", "paused"], to: "draining" },
+  resume: { from: ["paused", "draining", "drained"], to: "active" },
+} as const satisfies Record<string, { from: readonly DispatchState[]; to: DispatchState }>;
+export type DispatchAction = keyof typeof DISPATCH_ACTIONS;
 
 /** How long registering an A2A worker waits for its Agent Card. */
 const REGISTRATION_CARD_TIMEOUT_MS = 15_000;
@@ -64,6 +79,10 @@ const storedCard = (w: Pick<Worker, "card">): CardSummary | null =>
 export class WorkerService {
   /** Each worker's health as this process last checked it (pollHealth): what a refill reads without a query. */
   private readonly lastHealth = new Map<string, WorkerHealthState>();
+  /** Told when a health check finds a worker down that was not (webhooks' worker.down). */
+  onDown?: (w: Pick<Worker, "id" | "name" | "healthCheckedAt">, error: string) => void;
+  /** The workers' history (worker_events): breaker and health changes, admins' actions. */
+  readonly history: WorkerHistory;
 
   constructor(
     private readonly db: Database,
@@ -73,7 +92,9 @@ export class WorkerService {
     private readonly log: Logger,
     private readonly box: SecretBox,
     private readonly audit: AuditService,
-  ) {}
+  ) {
+    this.history = new WorkerHistory(db, log);
+  }
 
   private openToken(stored: string | null): string | null {
     return openWorkerToken(this.box, stored);
@@ -107,6 +128,13 @@ export class WorkerService {
       sandbox: (SANDBOX_STATES as readonly string[]).includes(w.sandbox ?? "") ? (w.sandbox as SandboxState) : null,
       lastError: w.lastError,
       lastErrorAt: w.lastErrorAt,
+      /** Whether dispatch sends it new attempts: an admin's pause or drain (persisted). */
+      dispatch: {
+        state: dispatchStateOf(w),
+        reason: w.dispatchReason,
+        changedBy: w.dispatchChangedBy,
+        changedAt: w.dispatchChangedAt,
+      },
       createdAt: w.createdAt,
       updatedAt: w.updatedAt,
     };
@@ -119,6 +147,8 @@ export class WorkerService {
               w.source, w.tripped, w.health, w.health_checked_at AS "healthCheckedAt", w.sandbox, w.last_error AS "lastError",
               w.last_error_at AS "lastErrorAt", w.created_at AS "createdAt", w.updated_at AS "updatedAt",
               w.protocol, w.card, w.card_fetched_at AS "cardFetchedAt", w.capabilities_from_card AS "capsFromCard",
+              w.dispatch_state AS "dispatchState", w.dispatch_reason AS "dispatchReason",
+              w.dispatch_changed_by AS "dispatchChangedBy", w.dispatch_changed_at AS "dispatchChangedAt",
               (SELECT count(*) FROM attempts a WHERE a.worker_id = w.id AND a.state = 'running')::int AS "inFlight"
          FROM workers w ORDER BY w.name`,
     );
@@ -246,34 +276,136 @@ export class WorkerService {
     return { id, removed: true as const };
   }
 
-  /** Holds the breaker open until reset, also across restarts. */
-  async trip(caller: Caller, id: string) {
-    const w = await this.setTripped(caller, id, true);
+  /** Holds the breaker open until reset, also across restarts. The reason is required (the router checks it). */
+  async trip(caller: Caller, id: string, reason: string) {
+    const w = await this.setTripped(caller, id, true, reason);
     this.breakers.trip(w.id, w.name);
     return this.get(id);
   }
 
-  async reset(caller: Caller, id: string) {
-    const w = await this.setTripped(caller, id, false);
+  async reset(caller: Caller, id: string, reason?: string) {
+    const w = await this.setTripped(caller, id, false, reason);
     this.breakers.reset(w.id, w.name);
     return this.get(id);
   }
 
-  private setTripped(caller: Caller, id: string, tripped: boolean): Promise<Worker> {
+  private setTripped(caller: Caller, id: string, tripped: boolean, reason: string | undefined): Promise<Worker> {
     return this.db.prisma.$transaction(async (tx) => {
       const current = await tx.worker.findUnique({ where: { id } });
       if (!current) throw notFound("Worker", id);
       const w = await tx.worker.update({ where: { id }, data: { tripped, updatedAt: new Date() } });
+      const breaker = this.breakers.state(id);
       await this.audit.record(tx, {
         actor: caller.actor,
         action: tripped ? "worker.trip" : "worker.reset",
         resource: { type: "worker", id },
-        before: { tripped: current.tripped, breaker: this.breakers.state(id) },
-        after: { tripped },
+        before: { tripped: current.tripped, breaker },
+        after: { tripped, ...(reason ? { reason } : {}) },
         ...(caller.client ? { client: caller.client } : {}),
+      });
+      await this.history.recordIn(tx, {
+        workerId: id,
+        kind: tripped ? "trip" : "reset",
+        from: current.tripped ? "tripped" : breaker,
+        to: tripped ? "tripped" : "closed",
+        reason: reason || null,
+        actor: caller.actor.id,
       });
       return w;
     });
+  }
+
+  /**
+   * An admin's pause, drain or resume: the worker's dispatch state, persisted and audited with the reason.
+   * Running attempts are left to finish; a drain with none running ends at once (drained).
+   */
+  async setDispatch(caller: Caller, id: string, action: DispatchAction, reason?: string) {
+    const rule = DISPATCH_ACTIONS[action];
+    await this.db.prisma.$transaction(async (tx) => {
+      const [current] = await tx.$queryRawUnsafe<{ name: string; dispatch_state: string }[]>(
+        `SELECT name, dispatch_state FROM workers WHERE id = $1::uuid FOR UPDATE`,
+        id,
+      );
+      if (!current) throw notFound("Worker", id);
+      const from = dispatchStateOf({ dispatchState: current.dispatch_state });
+      if (!(rule.from as readonly DispatchState[]).includes(from)) {
+        throw new DomainError(
+          "CONFLICT",
+          `Worker ${current.name} is ${from}; ${action} applies to a worker that is ${rule.from.join(" or ")}.`,
+        );
+      }
+      await tx.worker.update({
+        where: { id },
+        data: {
+          dispatchState: rule.to,
+          dispatchReason: reason || null,
+          dispatchChangedBy: caller.actor.id,
+          dispatchChangedAt: new Date(),
+          updatedAt: new Date(),
+        },
+      });
+      await this.audit.record(tx, {
+        actor: caller.actor,
+        action: `worker.${action}`,
+        resource: { type: "worker", id },
+        before: { dispatchState: from },
+        after: { dispatchState: rule.to, ...(reason ? { reason } : {}) },
+        ...(caller.client ? { client: caller.client } : {}),
+      });
+      await this.history.recordIn(tx, {
+        workerId: id,
+        kind: action,
+        from,
+        to: rule.to,
+        reason: reason || null,
+        actor: caller.actor.id,
+      });
+    });
+    if (rule.to === "draining") await this.settleDrains([id]);
+    return this.get(id);
+  }
+
+  /**
+   * Draining workers among `ids` with no running attempt left become `drained` (one history row each).
+   * Fenced in the statement: a worker that still runs an attempt, or is no longer draining, is left as is.
+   */
+  async settleDrains(ids: string[]): Promise<string[]> {
+    if (!ids.length) return [];
+    const drained = await this.db.query<{ id: string }>(
+      `UPDATE workers w SET dispatch_state = 'drained', dispatch_changed_at = now(), updated_at = now()
+        WHERE w.id = ANY($1::uuid[]) AND w.dispatch_state = 'draining'
+          AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.worker_id = w.id AND a.state = 'running')
+        RETURNING w.id`,
+      [ids],
+    );
+    for (const { id } of drained) {
+      await this.history.record({
+        workerId: id,
+        kind: "drained",
+        from: "draining",
+        to: "drained",
+        reason: "no attempt running any more",
+      });
+      this.log.info({ workerId: id }, "worker drained");
+    }
+    return drained.map((d) => d.id);
+  }
+
+  /** The attempts the worker ran, newest first. */
+  attempts(id: string, limit: number, cursor: string | null | undefined) {
+    return workerAttempts(this.db, id, limit, cursor);
+  }
+
+  /** Its ended attempts over time: count, failed share, p50/p95 run time per bucket. */
+  activity(id: string, range: ActivityRange) {
+    return workerActivity(this.db, id, range);
+  }
+
+  /** Its history, newest first. */
+  async historyOf(id: string, limit: number, cursor: string | null | undefined) {
+    const exists = await this.db.prisma.worker.findUnique({ where: { id }, select: { id: true } });
+    if (!exists) throw notFound("Worker", id);
+    return this.history.list(id, limit, cursor);
   }
 
   /**
@@ -385,6 +517,8 @@ export class WorkerService {
       error = err instanceof WorkerCallError || err instanceof Error ? err.message : String(err);
     }
     this.lastHealth.set(w.id, health);
+    if (health === "down" && w.health !== "down") this.onDown?.(w, error ?? "health check failed");
+    await this.recordHealthChange(w.id, health, error);
     await this.db.prisma.worker
       .updateMany({
         where: { id: w.id },
@@ -396,6 +530,29 @@ export class WorkerService {
         },
       })
       .catch((err: unknown) => this.log.warn({ err }, "recording worker health failed"));
+  }
+
+  /**
+   * Writes the new health and, when it changed, a history row. The row is locked while its old value is read, so
+   * overlapping checks (a registration's and a poll's, another process's) record one change once. A first check
+   * that finds the worker well is no change worth a row.
+   */
+  private async recordHealthChange(workerId: string, health: string, error: string | null): Promise<void> {
+    const changed = await this.db
+      .query<{ old: string }>(
+        `UPDATE workers w SET health = $2
+           FROM (SELECT id, health AS old FROM workers WHERE id = $1::uuid FOR UPDATE) o
+          WHERE w.id = o.id AND o.old IS DISTINCT FROM $2
+          RETURNING o.old`,
+        [workerId, health],
+      )
+      .catch((err: unknown) => {
+        this.log.warn({ err }, "recording worker health failed");
+        return [];
+      });
+    const from = changed[0]?.old;
+    if (from === undefined || (from === "unknown" && health === "ok")) return;
+    await this.history.record({ workerId, kind: "health", from, to: health, reason: error });
   }
 
   /**

@@ -1,9 +1,12 @@
 import { useState } from "react";
+import { Link } from "react-router-dom";
 import { Dialog } from "../components/Dialog.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
 import { Time } from "../components/Time.js";
 import { useHasRole } from "../components/useMe.js";
 import { type RouterOutputs, trpc } from "../trpc.js";
+import { DISPATCH_LABELS } from "./dispatch-labels.js";
+import { type WorkerAction, WorkerActionDialog } from "./WorkerActionDialog.js";
 import { WorkerForm, type WorkerFormValues } from "./WorkerForm.js";
 
 type WorkerView = RouterOutputs["workers"]["list"][number];
@@ -88,18 +91,24 @@ export default function WorkersPage() {
 function WorkerCard({ worker: w, isAdmin, onEdit }: { worker: WorkerView; isAdmin: boolean; onEdit: () => void }) {
   const utils = trpc.useUtils();
   const refresh = () => utils.workers.list.invalidate();
-  const trip = trpc.workers.trip.useMutation({ onSuccess: refresh });
-  const reset = trpc.workers.reset.useMutation({ onSuccess: refresh });
   const update = trpc.workers.update.useMutation({ onSuccess: refresh });
   const [confirmRemove, setConfirmRemove] = useState(false);
-  const error = trip.error ?? reset.error ?? update.error;
+  const [action, setAction] = useState<WorkerAction | null>(null);
+  const error = update.error;
   const full = w.inFlight >= w.maxConcurrency;
 
   return (
     <li className="worker-card" data-worker={w.name} aria-label={`Worker ${w.name}`}>
       <div className="worker-head">
-        <h2 className="worker-name">{w.name}</h2>
+        <h2 className="worker-name">
+          <Link to={`/workers/${w.id}`}>{w.name}</Link>
+        </h2>
         {!w.enabled ? <span className="tag tag-bad">Disabled</span> : null}
+        {w.dispatch.state !== "active" ? (
+          <span className="tag tag-bad" data-dispatch={w.dispatch.state}>
+            {DISPATCH_LABELS[w.dispatch.state]}
+          </span>
+        ) : null}
         <span className="tag">{w.source === "config" ? "from configuration" : "registered"}</span>
         {w.protocol === "a2a" ? (
           <span className="tag" data-protocol="a2a" title="An Agent2Agent agent, called through its Agent Card">
@@ -197,22 +206,12 @@ function WorkerCard({ worker: w, isAdmin, onEdit }: { worker: WorkerView; isAdmi
       {isAdmin ? (
         <div className="task-actions worker-actions">
           {w.breaker.state === "tripped" || w.breaker.state === "open" || w.breaker.state === "half_open" ? (
-            <button
-              type="button"
-              className="btn btn-small"
-              disabled={reset.isPending}
-              onClick={() => reset.mutate({ id: w.id })}
-            >
+            <button type="button" className="btn btn-small" onClick={() => setAction("reset")}>
               Reset breaker<span className="visually-hidden"> of {w.name}</span>
             </button>
           ) : null}
           {w.breaker.state !== "tripped" ? (
-            <button
-              type="button"
-              className="btn btn-small btn-danger"
-              disabled={trip.isPending}
-              onClick={() => trip.mutate({ id: w.id })}
-            >
+            <button type="button" className="btn btn-small btn-danger" onClick={() => setAction("trip")}>
               Trip breaker<span className="visually-hidden"> of {w.name}</span>
             </button>
           ) : null}
@@ -239,6 +238,9 @@ function WorkerCard({ worker: w, isAdmin, onEdit }: { worker: WorkerView; isAdmi
         </p>
       ) : null}
       {confirmRemove ? <RemoveDialog worker={w} onClose={() => setConfirmRemove(false)} /> : null}
+      {action ? (
+        <WorkerActionDialog worker={w} action={action} onClose={() => setAction(null)} onDone={refresh} />
+      ) : null}
     </li>
   );
 }
