@@ -1,7 +1,9 @@
 import path from "node:path";
 import { z } from "zod";
+import type { ApprovalTierPolicy } from "../shared/approvals.js";
 import { ROLES } from "../shared/roles.js";
 import { trustEnvShape } from "./keystore/config.js";
+import { webhookEnvShape } from "./webhooks/config.js";
 
 const flag = z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true");
 const ms = (min: number) =>
@@ -176,8 +178,15 @@ const envSchema = z.object({
   RETRY_MAX_DELAY_MS: ms(0).default(30_000),
   /** JSON object overriding parts of the retry policy table by risk tier, e.g. {"3":{"tries":1}}. */
   RETRY_POLICY: z.string().default(""),
+  /**
+   * JSON object by risk tier: whether an accepting verdict waits for a person's approval, who may give it
+   * ("operator": an operator or admin; "admin": an admin only) and four eyes (the task's creator may not).
+   */
+  APPROVAL_POLICY: z.string().default(""),
   /** Keystore, sign-in and provenance: see src/server/keystore/config.ts. */
   ...trustEnvShape,
+  /** Webhook delivery: see src/server/webhooks/config.ts. */
+  ...webhookEnvShape,
   /** Live metrics: a snapshot every METRICS_INTERVAL_MS; ratios and percentiles over METRICS_WINDOW_MS (whole 5 s slots). */
   METRICS_INTERVAL_MS: ms(50).default(1_000),
   METRICS_WINDOW_MS: ms(60_000)
@@ -244,11 +253,59 @@ function parseRetryPolicy(raw: string): Record<1 | 2 | 3, TierPolicy> {
   };
 }
 
+/** Whether an accepted attempt of a tier waits for a person's approval, and whose. */
+export type ApprovalPolicy = ApprovalTierPolicy;
+
+/** Tier 1 waits for an operator other than the task's creator; tiers 2 and 3 are accepted by the council alone. */
+export const DEFAULT_APPROVAL_POLICY: Record<1 | 2 | 3, ApprovalPolicy> = {
+  1: { required: true, approver: "operator", fourEyes: true },
+  2: { required: false, approver: "operator", fourEyes: false },
+  3: { required: false, approver: "operator", fourEyes: false },
+};
+
+const approvalTierSchema = z
+  .object({
+    required: z.boolean({ error: "must be true or false" }),
+    approver: z.enum(["operator", "admin"], { error: 'must be "operator" or "admin"' }),
+    fourEyes: z.boolean({ error: "must be true or false" }),
+  })
+  .partial()
+  .strict();
+const approvalPolicySchema = z
+  .object({ 1: approvalTierSchema, 2: approvalTierSchema, 3: approvalTierSchema })
+  .partial()
+  .strict();
+
+/** A tier given in APPROVAL_POLICY replaces the parts it names; a tier left out keeps its default. */
+function parseApprovalPolicy(raw: string): Record<1 | 2 | 3, ApprovalPolicy> {
+  if (!raw.trim()) return DEFAULT_APPROVAL_POLICY;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new Error(
+      'Invalid configuration:\n  APPROVAL_POLICY: must be a JSON object such as {"1":{"required":true,"approver":"admin","fourEyes":true}}',
+    );
+  }
+  const parsed = approvalPolicySchema.safeParse(json);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  APPROVAL_POLICY.${i.path.join(".")}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join("\n")}`);
+  }
+  const o = parsed.data;
+  return {
+    1: { ...DEFAULT_APPROVAL_POLICY[1], ...o[1] },
+    2: { ...DEFAULT_APPROVAL_POLICY[2], ...o[2] },
+    3: { ...DEFAULT_APPROVAL_POLICY[3], ...o[3] },
+  };
+}
+
 export type Config = z.output<typeof envSchema> & {
   dataDir: string;
   /** START_REFERENCE_WORKER, or its default: on with the embedded database, off with DATABASE_URL. */
   startReferenceWorker: boolean;
   retryPolicy: Record<1 | 2 | 3, TierPolicy>;
+  approvalPolicy: Record<1 | 2 | 3, ApprovalPolicy>;
 };
 
 /** Parses the environment once; a bad value stops the start with a message naming the variable. */
@@ -263,5 +320,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(parsed.data.DATA_DIR),
     startReferenceWorker: parsed.data.START_REFERENCE_WORKER ?? !parsed.data.DATABASE_URL,
     retryPolicy: parseRetryPolicy(parsed.data.RETRY_POLICY),
+    approvalPolicy: parseApprovalPolicy(parsed.data.APPROVAL_POLICY),
   };
 }

@@ -7,6 +7,7 @@ import { systemRouter } from "./system/router.js";
 import { tasksRouter } from "./tasks/router.js";
 import { router } from "./trpc.js";
 import { viewsRouter } from "./views/router.js";
+import { webhooksRouter } from "./webhooks/router.js";
 import { workersRouter } from "./workers/router.js";
 
 export const appRouter = router({
@@ -21,6 +22,7 @@ export const appRouter = router({
   provenance: provenanceRouter,
   metrics: metricsRouter,
   chat: chatRouter,
+  webhooks: webhooksRouter,
 });
 
 export type AppRouter = typeof appRouter;

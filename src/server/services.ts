@@ -20,8 +20,10 @@ import type { Logger } from "./logger.js";
 import { MetricsService } from "./metrics/service.js";
 import type { ProvenanceService } from "./provenance/service.js";
 import { SystemService } from "./system/service.js";
+import { ApprovalService } from "./tasks/approvals.js";
 import { TaskService } from "./tasks/service.js";
 import { ViewService } from "./views/service.js";
+import { WebhookService } from "./webhooks/service.js";
 import { type BreakerChange, BreakerRegistry } from "./workers/breakers.js";
 import { parseConfigWorkers } from "./workers/config-workers.js";
 import { WorkerService } from "./workers/service.js";
@@ -32,6 +34,8 @@ export interface Services {
   /** LISTEN/NOTIFY between the processes sharing the database. */
   bus: LiveBus;
   tasks: TaskService;
+  /** Human approval by risk tier: tasks.approve / tasks.reject and the approval queue. */
+  approvals: ApprovalService;
   views: ViewService;
   system: SystemService;
   workers: WorkerService;
@@ -49,6 +53,8 @@ export interface Services {
   a2a: A2AAttempts;
   /** Chat sessions, messages and the assistant. */
   chat: ChatService;
+  /** Webhook endpoints, their delivery outbox and the delivery loop. */
+  webhooks: WebhookService;
   /** Registers the configured workers (and `extra` ones) and starts dispatch, lease recovery and health polling. */
   start(extra?: WorkerInput[]): Promise<void>;
   /** Stops them, handing running attempts back to the queue. Does not close the database. */
@@ -72,9 +78,12 @@ export async function createServices(db: Database, log: Logger, config: Config =
   const events = new EventWriter(db, hub, log);
 
   let workers: WorkerService | undefined;
+  let webhooks: WebhookService | undefined;
   const onBreakerChange = (c: BreakerChange) => {
+    webhooks?.breakerChanged(c);
     log.warn({ worker: c.workerName, from: c.from, to: c.to, reason: c.reason }, "worker circuit breaker changed");
     if (c.to === "open") void workers?.recordError(c.workerId, `circuit breaker opened: ${c.reason}`);
+    void workers?.history.recordBreakerChange(c);
     if (c.taskId) {
       events.append({
         taskId: c.taskId,
@@ -130,6 +139,7 @@ export async function createServices(db: Database, log: Logger, config: Config =
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
       recoveryLimit: config.RECOVERY_LIMIT,
       retryPolicy: config.retryPolicy,
+      approvalPolicy: config.approvalPolicy,
     },
     units,
   );
@@ -144,7 +154,28 @@ export async function createServices(db: Database, log: Logger, config: Config =
     windowMs: config.METRICS_WINDOW_MS,
     retentionDays: config.METRICS_RETENTION_DAYS,
   });
-  const tasks = new TaskService(db, execution, units);
+  const webhookService = new WebhookService(
+    db,
+    trust.secretBox,
+    trust.audit,
+    log,
+    {
+      timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+      retryBaseDelayMs: config.WEBHOOK_RETRY_BASE_DELAY_MS,
+      retryMaxDelayMs: config.WEBHOOK_RETRY_MAX_DELAY_MS,
+      pollIntervalMs: config.WEBHOOK_POLL_INTERVAL_MS,
+      allowedHosts: config.WORKER_ALLOWED_HOSTS,
+      publicUrl: config.PUBLIC_URL,
+    },
+    units,
+    (outcome) => metrics.prom.webhookDelivery(outcome),
+  );
+  webhooks = webhookService;
+  workerService.onDown = (w, error) => webhookService.workerDown(w, error);
+  trust.provenance.onVerifyFailed = (report) => webhookService.provenanceVerificationFailed(report);
+  const tasks = new TaskService(db, execution, units, config.MAX_AUTO_REDISPATCH);
+  const approvals = new ApprovalService(db, units, config.approvalPolicy);
   const chat = new ChatService(
     db,
     log,
@@ -154,6 +185,10 @@ export async function createServices(db: Database, log: Logger, config: Config =
       metrics,
       client,
       answer: (caller, taskId, text) => a2a.answer(caller, taskId, text),
+      approvals: {
+        approve: (actor, id, note) => approvals.approve(actor, id, note),
+        reject: (actor, id, note) => approvals.reject(actor, id, note),
+      },
       breakerOf: async (id) => breakers.state(id),
       workerTimeoutMs: config.CHAT_WORKER_TIMEOUT_MS,
     }),
@@ -169,8 +204,9 @@ export async function createServices(db: Database, log: Logger, config: Config =
     hub,
     bus,
     tasks,
+    approvals,
     views: new ViewService(db, trust.audit),
-    system: new SystemService(db, workerService, config.retryPolicy),
+    system: new SystemService(db, workerService, config.retryPolicy, config.approvalPolicy),
     workers: workerService,
     execution,
     audit: trust.audit,
@@ -180,14 +216,17 @@ export async function createServices(db: Database, log: Logger, config: Config =
     metrics,
     chat,
     a2a,
+    webhooks: webhookService,
     async start(extra = []) {
       await workerService.sealPlainTokens();
       await workerService.upsertConfigWorkers([...parseConfigWorkers(config.WORKERS), ...extra]);
       if (config.EXECUTION_ENABLED) await execution.start();
       await metrics.start();
+      webhookService.start();
     },
     async stop() {
       await execution.stop();
+      await webhookService.stop();
       await metrics.stop();
       await chat.stop();
       hub.stop();

@@ -9,6 +9,7 @@ import { isSealed, SecretBox, SecretStore } from "./secrets.js";
 export const SEALED_COLUMNS: { table: string; key: string; column: string; context: (key: string) => string }[] = [
   { table: "secrets", key: "name", column: "value", context: SecretStore.context },
   { table: "workers", key: "id", column: "token", context: () => "workers.token" },
+  { table: "webhook_endpoints", key: "id", column: "secret", context: () => "webhooks.secret" },
 ];
 
 export interface RotationResult {

@@ -1,10 +1,13 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { MetricsSnapshot, WorkerBreakerState } from "../../shared/metrics.js";
+import type { UsageCounterRow } from "./usage.js";
 import type { Observation } from "./window.js";
 
 const BREAKER_STATES: WorkerBreakerState[] = ["closed", "open", "half_open", "tripped"];
 /** Queue wait and execution, in seconds: a task waits milliseconds to hours and runs seconds to an hour. */
 const TASK_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200];
+/** A person's approval, in seconds: minutes to days. */
+const APPROVAL_SECONDS_BUCKETS = [1, 10, 30, 60, 300, 900, 1800, 3600, 7200, 14_400, 28_800, 86_400, 172_800, 604_800];
 /** One tRPC call, in seconds. */
 const REQUEST_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -20,6 +23,7 @@ export class PromExporter {
   private readonly g;
   private readonly c;
   private readonly h;
+  private readonly u;
 
   constructor() {
     const registers = [this.registry];
@@ -32,6 +36,14 @@ export class PromExporter {
       ),
       queueDepth: gauge("agency_queue_depth", "Tasks waiting in the queue."),
       running: gauge("agency_tasks_running", "Tasks running on a worker."),
+      awaitingApproval: gauge(
+        "agency_tasks_awaiting_approval",
+        "Tasks waiting for a person's approval (APPROVAL_POLICY).",
+      ),
+      oldestApprovalWait: gauge(
+        "agency_approval_oldest_wait_seconds",
+        "How long the oldest task awaiting approval has waited; absent when none waits.",
+      ),
       success: gauge("agency_task_success_ratio", "Accepted tasks over completed tasks in the window."),
       errors: gauge("agency_attempt_error_ratio", "Failed or lost attempts over attempts ended in the window."),
       retries: gauge("agency_retries_per_minute", "Worker calls retried in the last minute."),
@@ -69,12 +81,34 @@ export class PromExporter {
         help: "Worker calls retried since this process started.",
         registers,
       }),
+      webhooks: new Counter({
+        name: "agency_webhook_deliveries_total",
+        help: "Webhook delivery tries since this process started, by outcome (delivered, retrying, failed, disabled).",
+        labelNames: ["outcome"],
+        registers,
+      }),
+    };
+    // Totals over every attempt in the database (not since this process started): set from its sums at each
+    // scrape, so they survive a restart and agree between processes.
+    const usageCounter = (name: string, help: string) =>
+      new Counter({ name, help, labelNames: ["worker", "model"], registers });
+    this.u = {
+      input: usageCounter("agency_usage_input_tokens_total", "Input tokens workers reported, by worker and model."),
+      output: usageCounter("agency_usage_output_tokens_total", "Output tokens workers reported, by worker and model."),
+      cost: usageCounter("agency_usage_cost_usd_total", "Cost in US dollars workers reported, by worker and model."),
     };
     this.h = {
       queueWait: new Histogram({
         name: "agency_queue_wait_seconds",
         help: "Time from entering the queue to dispatch, per dispatched attempt, since this process started.",
         buckets: TASK_SECONDS_BUCKETS,
+        registers,
+      }),
+      approvalWait: new Histogram({
+        name: "agency_approval_wait_seconds",
+        help: "Time from the council's accepting verdict to a person's approval or rejection, by decision, since this process started.",
+        labelNames: ["decision"],
+        buckets: APPROVAL_SECONDS_BUCKETS,
         registers,
       }),
       execution: new Histogram({
@@ -103,7 +137,13 @@ export class PromExporter {
     else if (o.kind === "attempt_ended") this.c.attempts.inc({ result: o.ok ? "completed" : "failed" });
     else if (o.kind === "retry") this.c.retries.inc();
     if (o.kind === "dispatched") this.h.queueWait.observe(o.queueWaitMs / 1000);
+    else if (o.kind === "approval_decided") this.h.approvalWait.observe({ decision: o.decision }, o.waitMs / 1000);
     else if (o.kind === "attempt_ended" && o.executionMs !== null) this.h.execution.observe(o.executionMs / 1000);
+  }
+
+  /** One webhook delivery try's outcome. */
+  webhookDelivery(outcome: "delivered" | "retrying" | "failed" | "disabled"): void {
+    this.c.webhooks.inc({ outcome });
   }
 
   /** One answered tRPC call; `code` is "OK" or the tRPC error code. */
@@ -111,11 +151,25 @@ export class PromExporter {
     this.h.requests.observe({ procedure, type, code }, seconds);
   }
 
+  /** The usage totals as the database sums them now (usage.ts: usageCounters). */
+  setUsage(rows: UsageCounterRow[]): void {
+    const { u } = this;
+    for (const c of [u.input, u.output, u.cost]) c.reset();
+    for (const r of rows) {
+      const labels = { worker: r.worker, model: r.model };
+      u.input.inc(labels, r.inputTokens);
+      u.output.inc(labels, r.outputTokens);
+      u.cost.inc(labels, r.costUsd);
+    }
+  }
+
   set(s: MetricsSnapshot): void {
     const { g } = this;
     g.completed.set(s.completedPerMin);
     g.queueDepth.set(s.queueDepth);
     g.running.set(s.running);
+    g.awaitingApproval.set(s.awaitingApproval);
+    setOrRemove(g.oldestApprovalWait, {}, s.oldestApprovalWaitMs === null ? null : s.oldestApprovalWaitMs / 1000);
     setOrRemove(g.success, {}, s.successRate);
     setOrRemove(g.errors, {}, s.errorRate);
     g.retries.set(s.retriesPerMin);

@@ -23,6 +23,8 @@ export const PROVENANCE_KINDS = [
   "task.cancel_requested",
   "task.cancel",
   "task.retry",
+  "task.approve",
+  "task.reject",
 ] as const;
 
 export interface NewProvenanceRecord {
@@ -145,6 +147,8 @@ export class ProvenanceService {
   /** The signing key as a note verifier key (`name+hash+base64`), what the admin pins. */
   readonly verifierKey: string;
   readonly trustedKeysFile: string;
+  /** Told when `verify` finds the log not intact (webhooks' provenance.verification_failed). */
+  onVerifyFailed?: (report: LogReport) => void;
   /** The head this process last committed; null when unknown (read under the log lock instead). */
   private head: Frontier | null = null;
   /**
@@ -420,6 +424,7 @@ export class ProvenanceService {
       trustedKeysError = (err as Error).message;
     }
     const report = await verifyLog(this.records(), { pinned });
+    if (!report.ok) this.onVerifyFailed?.(report);
     return { ...report, pinnedKeys: pinned.length, trustedKeysError };
   }
 

@@ -10,24 +10,37 @@ function hostOf(url: URL): string {
  * does every outbound request, so a row changed behind the API's back still cannot make the
  * server call elsewhere: the server is never an open proxy.
  */
-export function assertAllowedWorkerUrl(raw: string, allowedHosts: readonly string[]): URL {
+export function assertAllowedWorkerUrl(
+  raw: string,
+  allowedHosts: readonly string[],
+  /** Whose URL it is, in the messages: webhooks go through the same policy. */
+  subject: "Worker" | "Webhook" = "Worker",
+): URL {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new DomainError("BAD_REQUEST", `Worker URL "${raw}" is not a valid URL.`);
+    throw new DomainError("BAD_REQUEST", `${subject} URL "${raw}" is not a valid URL.`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new DomainError("BAD_REQUEST", `Worker URL must use http or https, not ${url.protocol.replace(":", "")}.`);
+    throw new DomainError(
+      "BAD_REQUEST",
+      `${subject} URL must use http or https, not ${url.protocol.replace(":", "")}.`,
+    );
   }
   if (url.username || url.password) {
-    throw new DomainError("BAD_REQUEST", "Worker URL must not contain credentials; give the token separately.");
+    throw new DomainError(
+      "BAD_REQUEST",
+      subject === "Worker"
+        ? "Worker URL must not contain credentials; give the token separately."
+        : `${subject} URL must not contain credentials.`,
+    );
   }
   const host = hostOf(url);
   if (!allowedHosts.includes(host)) {
     throw new DomainError(
       "BAD_REQUEST",
-      `Worker host "${host}" is not in WORKER_ALLOWED_HOSTS (${allowedHosts.join(", ") || "empty"}). ` +
+      `${subject} host "${host}" is not in WORKER_ALLOWED_HOSTS (${allowedHosts.join(", ") || "empty"}). ` +
         "Add it there (comma list) and restart to allow it.",
     );
   }
