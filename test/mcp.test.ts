@@ -100,12 +100,14 @@ describe.each(DATABASES)("MCP at /mcp on %s", { timeout: 180_000 }, (kind) => {
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(
       [
+        "approve_task",
         "cancel_task",
         "create_task",
         "get_task",
         "get_task_logs",
         "list_tasks",
         "list_workers",
+        "reject_task",
         "rerun_task",
         "retry_task",
         "verify_provenance",

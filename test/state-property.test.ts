@@ -80,7 +80,9 @@ function answer(req: ExecuteRequest): ExecuteResult {
   }
 }
 
-type Op = { kind: "cancel" | "retry"; pick: number } | { kind: "override"; pick: number; verdict: Verdict };
+type Op =
+  | { kind: "cancel" | "retry" | "approve" | "reject"; pick: number }
+  | { kind: "override"; pick: number; verdict: Verdict };
 type Verdict = "accept" | "changes_requested" | "reject";
 type Action =
   /** `cancelAt[i]`: cancel task i right after creating it (racing the dispatcher that creation woke). */
@@ -110,6 +112,9 @@ function schedule(seed: number): Action[] {
       cancel: 2,
       retry: 3,
       override: 2,
+      // Tier 1 and 3 tasks the council accepts wait for approval (ENV's APPROVAL_POLICY).
+      approve: 2,
+      reject: 1,
       race: 2,
       hang: 1.5,
       observe: 3,
@@ -125,6 +130,8 @@ function schedule(seed: number): Action[] {
       }
       case "cancel":
       case "retry":
+      case "approve":
+      case "reject":
         actions.push({ kind, pick });
         break;
       case "override":
@@ -134,7 +141,10 @@ function schedule(seed: number): Action[] {
         actions.push({
           kind,
           pick,
-          ops: [r.pick(["cancel", "retry", "override"] as const), r.pick(["cancel", "retry", "override"] as const)],
+          ops: [
+            r.pick(["cancel", "retry", "override", "approve"] as const),
+            r.pick(["cancel", "retry", "override", "reject"] as const),
+          ],
           verdict: verdict(),
         });
         break;
@@ -168,6 +178,11 @@ const ENV: Record<string, string> = {
     1: { attempts: 3, tries: 1, tryTimeoutMs: 700, deadlineMs: 60_000 },
     2: { attempts: 2, tries: 2, tryTimeoutMs: 700, deadlineMs: 60_000 },
     3: { attempts: 1, tries: 2, tryTimeoutMs: 700, deadlineMs: 60_000 },
+  }),
+  // One API user creates and decides here, so no four eyes; tier 3 is decided by an admin (that user).
+  APPROVAL_POLICY: JSON.stringify({
+    1: { required: true, fourEyes: false },
+    3: { required: true, approver: "admin", fourEyes: false },
   }),
 };
 
@@ -332,9 +347,13 @@ async function runSeed(sys: System, seed: number): Promise<SeedOutcome> {
       ? call(`cancel ${id}`, () => sys.api.tasks.cancel.mutate({ id, reason: `property test seed ${seed}` }))
       : o === "retry"
         ? call(`retry ${id}`, () => sys.api.tasks.retry.mutate({ id }))
-        : call(`override ${id} → ${verdict}`, () =>
-            sys.api.tasks.override.mutate({ id, verdict, justification: `property test seed ${seed}: override` }),
-          );
+        : o === "approve"
+          ? call(`approve ${id}`, () => sys.api.tasks.approve.mutate({ id, note: `property test seed ${seed}` }))
+          : o === "reject"
+            ? call(`reject ${id}`, () => sys.api.tasks.reject.mutate({ id, note: `property test seed ${seed}` }))
+            : call(`override ${id} → ${verdict}`, () =>
+                sys.api.tasks.override.mutate({ id, verdict, justification: `property test seed ${seed}: override` }),
+              );
 
   try {
     for (const [i, a] of actions.entries()) {
@@ -353,6 +372,8 @@ async function runSeed(sys: System, seed: number): Promise<SeedOutcome> {
           break;
         case "cancel":
         case "retry":
+        case "approve":
+        case "reject":
         case "override":
           await op(a.kind, ids[a.pick % ids.length] as string, a.kind === "override" ? a.verdict : "accept");
           break;

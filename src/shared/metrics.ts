@@ -38,6 +38,9 @@ export interface MetricsSnapshot {
   /** Tasks queued and running now (read from the tasks table). */
   queueDepth: number;
   running: number;
+  /** Tasks awaiting a person's approval now, and how long the oldest of them has waited (null: none waits). */
+  awaitingApproval: number;
+  oldestApprovalWaitMs: number | null;
   /** accepted / (accepted + changes requested + rejected + failed) over the window; null when none finished. */
   successRate: number | null;
   /** Failed or lost attempts / attempts ended, over the window; null when none ended. */

@@ -9,6 +9,7 @@
 export const TASK_STATES = [
   "queued",
   "running",
+  "awaiting_approval",
   "accepted",
   "changes_requested",
   "rejected",
@@ -29,7 +30,9 @@ export type TransitionName =
   | "cancel"
   | "cancel_done"
   | "retry"
-  | "override";
+  | "override"
+  | "approve"
+  | "reject";
 
 export interface Transition {
   from: TaskState;
@@ -48,7 +51,13 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: "running", to: "failed", name: "fail", by: ["system"] },
   // The council's verdict on a completed attempt (judged before it is stored).
   ...VERDICT_STATES.map((to) => ({ from: "running" as const, to, name: "verdict" as const, by: ["system"] as const })),
-  ...(["queued", "running"] as const).map((from) => ({
+  // An accepting verdict on a task whose risk tier's policy (APPROVAL_POLICY) wants a person's approval first.
+  { from: "running", to: "awaiting_approval", name: "verdict", by: ["system"] },
+  // That person's decision (who may decide is the tier's policy: an operator, or only an admin; four eyes).
+  { from: "awaiting_approval", to: "accepted", name: "approve", by: ["operator", "admin"] },
+  { from: "awaiting_approval", to: "rejected", name: "reject", by: ["operator", "admin"] },
+  // A task waiting for approval may be canceled like a queued one: nothing runs, so it is canceled at once.
+  ...(["queued", "running", "awaiting_approval"] as const).map((from) => ({
     from,
     to: "canceling" as const,
     name: "cancel" as const,
@@ -75,6 +84,13 @@ export const TRANSITIONS: readonly Transition[] = [
 
 export const TERMINAL_STATES: readonly TaskState[] = ["accepted", "rejected", "failed", "canceled"];
 export const ACTIVE_STATES: readonly TaskState[] = ["queued", "running", "canceling"];
+/**
+ * Not finished, yet holding no worker slot and not dispatched: the attempt is done and judged, and the
+ * task waits for a person's approval. Neither terminal nor active; it cannot be rerun or retried until decided.
+ */
+export const AWAITING_STATES: readonly TaskState[] = ["awaiting_approval"];
+/** Every state that is not final: the active ones and those waiting for a person. */
+export const UNFINISHED_STATES: readonly TaskState[] = [...ACTIVE_STATES, ...AWAITING_STATES];
 
 export function findTransition(from: TaskState, to: TaskState): Transition | undefined {
   return TRANSITIONS.find((t) => t.from === from && t.to === to);
@@ -112,6 +128,7 @@ export function assertTransition(from: TaskState, to: TaskState, actor: Transiti
 export const STATE_LABELS: Record<TaskState, string> = {
   queued: "Queued",
   running: "Running",
+  awaiting_approval: "Awaiting approval",
   accepted: "Accepted",
   changes_requested: "Changes requested",
   rejected: "Rejected",

@@ -12,11 +12,14 @@ export type AgencyTask = Awaited<ReturnType<TaskService["get"]>>;
  * `accepted` is done; `rejected` and `failed` ended without a result the agency stands by; `changes_requested`
  * (at rest only once the automatic re-dispatches are used up) waits for someone to decide, which A2A
  * calls input-required: a message to the task asks for another attempt (tasks.retry, with the council's
- * critique). `canceling` is still working until the worker has stopped.
+ * critique). `canceling` is still working until the worker has stopped. `awaiting_approval` is still the
+ * agency's work, not the client's turn: an operator approves or rejects the council's accepted result
+ * (APPROVAL_POLICY), so it reads as working and a stream goes on until the decision.
  */
 export const A2A_STATE_OF: Record<TaskState, A2AState> = {
   queued: A2AState.TASK_STATE_SUBMITTED,
   running: A2AState.TASK_STATE_WORKING,
+  awaiting_approval: A2AState.TASK_STATE_WORKING,
   canceling: A2AState.TASK_STATE_WORKING,
   accepted: A2AState.TASK_STATE_COMPLETED,
   changes_requested: A2AState.TASK_STATE_INPUT_REQUIRED,
@@ -72,6 +75,8 @@ export function statusText(t: AgencyTask): string {
       return `Running attempt ${t.attempt}.`;
     case "canceling":
       return `Cancel requested by ${t.cancelRequestedBy ?? "an operator"}${t.cancelReason ? `: ${t.cancelReason}` : ""}; waiting for the worker to stop.`;
+    case "awaiting_approval":
+      return `The council accepted attempt ${t.attempt}; waiting for an operator's approval before the result is final.`;
     case "accepted": {
       const summary = t.attempts.at(-1)?.summary;
       return `Accepted by the council${summary ? `: ${summary}` : "."}`;

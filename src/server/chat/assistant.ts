@@ -28,12 +28,25 @@ export interface AssistantDeps {
   client: WorkerClient;
   /** Answers an A2A agent's question on a task (tasks.answer). */
   answer(caller: { actor: Actor }, taskId: string, text: string): Promise<{ id: string; attempt: number }>;
+  /** Approves or rejects a task awaiting approval (tasks.approve / tasks.reject). */
+  approvals: {
+    approve(actor: Actor, id: string, note: string | undefined): Promise<{ state: string; waitedMs: number }>;
+    reject(actor: Actor, id: string, note: string): Promise<{ state: string; waitedMs: number }>;
+  };
   /** Breaker state by worker id (the registry's view, "tripped" included). */
   breakerOf(workerId: string): Promise<string>;
   workerTimeoutMs: number;
 }
 
 const pct = (r: number | null) => (r === null ? "n/a" : `${Math.round(r * 100)}%`);
+/** 45 s, 12 min, 3 h 5 min: how long a task waited for approval. */
+function waitDuration(v: number): string {
+  const s = Math.round(v / 1000);
+  if (s < 60) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 60) return `${min} min`;
+  return `${Math.floor(min / 60)} h ${min % 60} min`;
+}
 const ms = (v: number | null) => (v === null ? "n/a" : v >= 1000 ? `${(v / 1000).toFixed(1)} s` : `${v} ms`);
 
 /** Runs the assistant's commands with the sender's identity, through the same services as the API. */
@@ -90,6 +103,19 @@ export class Assistant {
           links: [{ taskId: id, title: `Task ${id.slice(0, 8)}` }],
         };
       }
+      case "approve":
+      case "reject": {
+        const id = await this.resolve(c.ref);
+        const { state, waitedMs } =
+          c.name === "approve"
+            ? await this.deps.approvals.approve(actor, id, c.note ?? undefined)
+            : await this.deps.approvals.reject(actor, id, c.note);
+        const done = c.name === "approve" ? "Approved" : "Rejected";
+        return {
+          content: `${done} task ${id.slice(0, 8)} after ${waitDuration(waitedMs)} awaiting approval: it is ${state}.`,
+          links: [{ taskId: id, title: `Task ${id.slice(0, 8)}` }],
+        };
+      }
       case "retry": {
         const id = await this.resolve(c.ref);
         const task = await this.deps.tasks.retry(actor, id);
@@ -104,7 +130,7 @@ export class Assistant {
   private async status(): Promise<Reply> {
     const m = await this.deps.metrics.read();
     const lines = [
-      `Queue: ${m.queueDepth} waiting, ${m.running} running.`,
+      `Queue: ${m.queueDepth} waiting, ${m.running} running, ${m.awaitingApproval} awaiting approval${m.oldestApprovalWaitMs === null ? "" : ` (oldest ${waitDuration(m.oldestApprovalWaitMs)})`}.`,
       `Last minute: ${m.completedPerMin} completed, ${countOf(m.retriesPerMin, "retry", "retries")}.`,
       `Window (${Math.round(m.windowMs / 60_000)} min): success ${pct(m.successRate)}, attempt errors ${pct(m.errorRate)}, execution p95 ${ms(m.executionMs.p95)}, queue wait p95 ${ms(m.queueWaitMs.p95)}.`,
     ];

@@ -1,3 +1,4 @@
+import { MAX_APPROVAL_NOTE_LENGTH } from "../../shared/approvals.js";
 import { taskAnswerInputSchema } from "../../shared/task-answer.js";
 import { LIMITS, missingScript, SCRIPT_CAPABILITY } from "../../shared/task-spec.js";
 import { TASK_STATES, type TaskState } from "../../shared/task-state.js";
@@ -9,7 +10,9 @@ export type Command =
   | { name: "task"; title: string; script: string }
   | { name: "cancel"; ref: string; reason: string | null }
   | { name: "retry"; ref: string }
-  | { name: "answer"; ref: string; text: string };
+  | { name: "answer"; ref: string; text: string }
+  | { name: "approve"; ref: string; note: string | null }
+  | { name: "reject"; ref: string; note: string };
 
 export type Parsed = { kind: "command"; command: Command } | { kind: "invalid"; error: string } | { kind: "text" };
 
@@ -23,6 +26,8 @@ export const COMMAND_HELP: readonly [string, string][] = [
   ["/cancel <task id> [reason]", "cancel a task (the id, or its first 8 or more characters)"],
   ["/retry <task id>", "queue a finished task again as a new attempt"],
   ["/answer <task id> <text>", "answer the question an A2A agent asked on a task (it waits for input)"],
+  ["/approve <task id> [note]", "approve a task awaiting approval: the council's accepted result becomes final"],
+  ["/reject <task id> <note>", "reject a task awaiting approval, saying why"],
   ["/help", "this list"],
 ];
 
@@ -91,6 +96,20 @@ export function parseMessage(content: string): Parsed {
       const answer = taskAnswerInputSchema.shape.text.safeParse(argText.slice(ref.length));
       if (!answer.success) return invalid(`${answer.error.issues[0]?.message ?? "Invalid answer"}. ${usage}`);
       return { kind: "command", command: { name: "answer", ref: ref.toLowerCase(), text: answer.data } };
+    }
+    case "approve":
+    case "reject": {
+      const ref = args[0];
+      const usage = name === "approve" ? "Usage: /approve <task id> [note]" : "Usage: /reject <task id> <note>";
+      if (!ref) return invalid(usage);
+      if (!TASK_REF.test(ref)) return invalid(`"${ref}" is not a task id (a UUID or its first 8+ characters).`);
+      const note = argText.slice(ref.length).trim();
+      if (note.length > MAX_APPROVAL_NOTE_LENGTH) {
+        return invalid(`A note may be at most ${MAX_APPROVAL_NOTE_LENGTH} characters.`);
+      }
+      if (name === "approve") return { kind: "command", command: { name, ref: ref.toLowerCase(), note: note || null } };
+      if (!note) return invalid(`Give a note: say why the attempt is rejected. ${usage}`);
+      return { kind: "command", command: { name, ref: ref.toLowerCase(), note } };
     }
     default:
       return invalid(`Unknown command /${name}.`);

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import type { TierPolicy } from "../config.js";
+import type { ApprovalPolicy, TierPolicy } from "../config.js";
 import type { Database } from "../db/database.js";
 import type { UnitOfWorkRunner } from "../db/unit-of-work.js";
 import type { Logger } from "../logger.js";
@@ -23,6 +23,8 @@ export interface EngineSettings {
   healthIntervalMs: number;
   maxAutoRedispatch: number;
   retryPolicy: Record<1 | 2 | 3, TierPolicy>;
+  /** Which tiers' accepted attempts wait for a person's approval (APPROVAL_POLICY). */
+  approvalPolicy: Record<1 | 2 | 3, ApprovalPolicy>;
   /** How long `stop()` lets running attempts finish before handing the rest back (SHUTDOWN_GRACE_MS). */
   shutdownGraceMs: number;
   /** Re-attachments of one attempt after its process stopped, before it is marked lost (RECOVERY_LIMIT). */
@@ -68,6 +70,7 @@ export class ExecutionEngine {
         owner: this.owner,
         maxAutoRedispatch: settings.maxAutoRedispatch,
         attemptsFor: (t) => policyFor(t).attempts,
+        approvalRequired: (t) => settings.approvalPolicy[tierOf(t)].required,
         isConnectivity: (err) => db.availability.isConnectivity(err),
       },
       units,

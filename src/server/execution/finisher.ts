@@ -49,6 +49,8 @@ export interface FinishSettings {
   isConnectivity(err: unknown): boolean;
   maxAutoRedispatch: number;
   attemptsFor(riskTier: number): number;
+  /** Whether the tier's policy (APPROVAL_POLICY) holds an accepted attempt for a person's approval. */
+  approvalRequired(riskTier: number): boolean;
 }
 
 /**
@@ -76,6 +78,11 @@ interface AttemptWrite {
   result: unknown;
   verdict: string | null;
   judgement: unknown;
+  /** The result's usage, in the columns the roll-ups sum (cost as a decimal string: numeric, never a float). */
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cost_usd: string | null;
+  model: string | null;
 }
 
 interface Planned {
@@ -110,6 +117,20 @@ function storedResult(r: ExecuteResult) {
       "\\uFFFD",
     ),
   ) as unknown;
+}
+
+/** The usage columns of an attempt row, from the result the worker sent (none when it sent no result). */
+export function usageColumns(
+  r: ExecuteResult | undefined,
+): Pick<AttemptWrite, "input_tokens" | "output_tokens" | "cost_usd" | "model"> {
+  const u = r?.usage;
+  return {
+    input_tokens: u?.inputTokens ?? null,
+    output_tokens: u?.outputTokens ?? null,
+    // Six decimals, as the column keeps; toFixed on a bounded non-negative figure is exact enough for that.
+    cost_usd: u?.costUsd === undefined ? null : u.costUsd.toFixed(6),
+    model: clean(u?.model, 100),
+  };
 }
 
 /**
@@ -253,6 +274,7 @@ export class Finisher {
         result: end.kind === "failed" ? (end.result ? storedResult(end.result) : null) : storedResult(end.result),
         verdict: null,
         judgement: null,
+        ...usageColumns(end.result),
       };
       out.attempts.push(write);
       const requeue = next.state === "queued";
@@ -282,7 +304,9 @@ export class Finisher {
     }
 
     const { result, judgement } = end;
-    const verdictState = VERDICT_STATE[judgement.verdict];
+    // An accepting verdict on a tier that needs a person's approval waits for it (tasks.approve / tasks.reject).
+    const awaitsApproval = judgement.verdict === "accept" && this.settings.approvalRequired(row.risk_tier);
+    const verdictState: TaskState = awaitsApproval ? "awaiting_approval" : VERDICT_STATE[judgement.verdict];
     const write: AttemptWrite = {
       id: end.attemptId,
       state: "completed",
@@ -292,6 +316,7 @@ export class Finisher {
       result: storedResult(result),
       verdict: judgement.verdict,
       judgement,
+      ...usageColumns(result),
     };
     out.attempts.push(write);
     const artifacts: ArtifactWrite[] = [];
@@ -326,6 +351,7 @@ export class Finisher {
             verdict: judgement.verdict,
             summary: clean(result.summary, 500),
             artifacts: result.artifacts.length,
+            ...(awaitsApproval ? { awaitingApproval: true } : {}),
           },
           before: { attempt: end.number },
           after: { ...base, verdict: judgement.verdict, artifacts: result.artifacts.length },
@@ -397,9 +423,11 @@ async function writeEnds(unit: UnitOfWork, planned: Planned): Promise<void> {
     `WITH a AS (
        UPDATE attempts a SET state = x.state::"AttemptState", finished_at = now(), tries = x.tries,
               error = x.error, summary = x.summary, result = x.result, verdict = x.verdict,
-              judgement = x.judgement, lease_owner = NULL, lease_expires_at = NULL
+              judgement = x.judgement, lease_owner = NULL, lease_expires_at = NULL,
+              input_tokens = x.input_tokens, output_tokens = x.output_tokens, cost_usd = x.cost_usd, model = x.model
          FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, state text, tries int, error text, summary text,
-              result jsonb, verdict text, judgement jsonb)
+              result jsonb, verdict text, judgement jsonb, input_tokens int, output_tokens int,
+              cost_usd numeric, model text)
         WHERE a.id = x.id
      ), ar AS (
        INSERT INTO artifacts (id, attempt_id, path, operation, content, diff, lines_added, lines_removed)

@@ -20,8 +20,9 @@ const LISTED_TASKS = 50;
 const INSTRUCTIONS =
   "Agent Agency dispatches tasks to worker agents and has a council of judges review every result. Submit work " +
   "with create_task (the prompt draft_task_spec turns a request into a spec), follow it with get_task until its " +
-  "state is accepted, changes_requested, rejected, failed or canceled, read its output with get_task_logs, and " +
-  "act on it with cancel_task, retry_task or rerun_task. Every tool runs with your API token's role.";
+  "state is accepted, changes_requested, rejected, failed or canceled (awaiting_approval waits for a person: " +
+  "approve_task or reject_task), read its output with get_task_logs, and act on it with cancel_task, retry_task or " +
+  "rerun_task. Every tool runs with your API token's role.";
 
 /** A procedure's refusal as a JSON-RPC error (resources and prompts have no isError result). */
 function protocolError(err: unknown, log: Logger, where: string): McpError {

@@ -1,6 +1,7 @@
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { taskApproveInputSchema, taskRejectInputSchema } from "../../shared/approvals.js";
 import { LOG_EVENT_TYPES } from "../../shared/task-events.js";
 import {
   taskCancelInputSchema,
@@ -116,6 +117,27 @@ export const TOOLS: readonly AgencyTool[] = [
     input: taskIdInputSchema,
     annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
     run: async (caller, args) => withUris(await caller.tasks.retry(args as z.input<typeof taskIdInputSchema>)),
+  },
+  {
+    name: "approve_task",
+    title: "Approve a task",
+    description:
+      "Approves a task awaiting approval (its risk tier's policy holds the council's accepted result for a person): " +
+      "it becomes accepted (tasks.approve), with an optional note. Needs the operator role, or admin where the " +
+      "tier says so; the task's creator may not approve it under four eyes.",
+    input: taskApproveInputSchema,
+    annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    run: (caller, args) => caller.tasks.approve(args as z.input<typeof taskApproveInputSchema>),
+  },
+  {
+    name: "reject_task",
+    title: "Reject a task awaiting approval",
+    description:
+      "Rejects a task awaiting approval with a note saying why (tasks.reject): it becomes rejected. The same " +
+      "rules as approve_task.",
+    input: taskRejectInputSchema,
+    annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
+    run: (caller, args) => caller.tasks.reject(args as z.input<typeof taskRejectInputSchema>),
   },
   {
     name: "rerun_task",

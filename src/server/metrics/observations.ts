@@ -22,8 +22,12 @@ const attemptOf = (e: TaskEventDto): number | null => {
 };
 const isDispatch = (e: TaskEventDto) =>
   e.type === "state_changed" && e.fromState === "queued" && e.toState === "running";
-/** A verdict on a completed attempt: its worker completed. */
-const isVerdict = (e: TaskEventDto) => e.toState !== null && VERDICT_STATES.includes(e.toState);
+/** A verdict on a completed attempt: its worker completed (an accepting one may wait for approval). */
+const isVerdict = (e: TaskEventDto) =>
+  e.toState !== null && (VERDICT_STATES.includes(e.toState) || e.toState === "awaiting_approval");
+/** A person's approval or rejection of a task that waited for it. */
+const isApprovalDecision = (e: TaskEventDto) =>
+  e.type === "state_changed" && e.fromState === "awaiting_approval" && typeof e.data.waitedMs === "number";
 /** An attempt ends with a verdict (its worker completed), back in the queue or failed. */
 const isAttemptEnd = (e: TaskEventDto) =>
   e.type === "state_changed" &&
@@ -53,6 +57,11 @@ export function toObservations(events: TaskEventDto[], attempts: AttemptTimes[])
     }
     if (e.type !== "state_changed") continue;
     if (isOutcome(e.toState)) out.push({ kind: "finished", at, outcome: e.toState });
+    if (isApprovalDecision(e)) {
+      const decision = e.toState === "accepted" ? "approve" : "reject";
+      out.push({ kind: "approval_decided", at, decision, waitMs: e.data.waitedMs as number });
+      continue;
+    }
     const number = attemptOf(e);
     const row = number === null ? undefined : byKey.get(`${e.taskId}:${number}`);
     if (isDispatch(e) && row) {

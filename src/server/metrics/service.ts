@@ -7,6 +7,7 @@ import type {
 } from "../../shared/metrics.js";
 import { metricsHistoryInputSchema } from "../../shared/metrics.js";
 import type { TaskEventDto } from "../../shared/task-events.js";
+import type { UsageRollup, UsageRollupInput } from "../../shared/usage.js";
 import type { Database } from "../db/database.js";
 import type { TaskEventHub } from "../events/task-event-hub.js";
 import { toEventDto } from "../events/task-event-hub.js";
@@ -14,6 +15,7 @@ import { shareWithSubscribers } from "../lib/shared-serialization.js";
 import type { Logger } from "../logger.js";
 import { attemptKeys, attemptLookup, toObservations } from "./observations.js";
 import { PromExporter } from "./prometheus.js";
+import { usageCounters, usageRollup } from "./usage.js";
 import {
   type Aggregate,
   completedOf,
@@ -282,6 +284,8 @@ export class MetricsService {
       completedPerMin: completedOf(minute.counts),
       queueDepth: gauges.queueDepth,
       running: gauges.running,
+      awaitingApproval: gauges.awaitingApproval,
+      oldestApprovalWaitMs: gauges.oldestApprovalWaitMs,
       successRate: ratio(c.accepted, completedOf(c)),
       errorRate: ratio(c.attemptsFailed, c.attemptsEnded),
       retriesPerMin: minute.counts.retries,
@@ -294,12 +298,28 @@ export class MetricsService {
     return snap;
   }
 
-  private async readGauges(): Promise<{ queueDepth: number; running: number }> {
-    const rows = await this.db.query<{ state: string; n: number }>(
-      `SELECT state::text AS state, count(*)::int AS n FROM tasks WHERE state IN ('queued', 'running') GROUP BY state`,
+  private async readGauges(): Promise<{
+    queueDepth: number;
+    running: number;
+    awaitingApproval: number;
+    oldestApprovalWaitMs: number | null;
+  }> {
+    // A task awaiting approval has waited since its accepting verdict, the last change to its row.
+    const rows = await this.db.query<{ state: string; n: number; oldest_ms: number | null }>(
+      `SELECT state::text AS state, count(*)::int AS n,
+              CASE WHEN state = 'awaiting_approval'
+                   THEN GREATEST(0, floor(extract(epoch FROM (now() - min(updated_at))) * 1000))::float8 END AS oldest_ms
+         FROM tasks WHERE state IN ('queued', 'running', 'awaiting_approval') GROUP BY state`,
     );
-    const n = (s: string) => Number(rows.find((r) => r.state === s)?.n ?? 0);
-    return { queueDepth: n("queued"), running: n("running") };
+    const row = (s: string) => rows.find((r) => r.state === s);
+    const n = (s: string) => Number(row(s)?.n ?? 0);
+    const oldest = row("awaiting_approval")?.oldest_ms;
+    return {
+      queueDepth: n("queued"),
+      running: n("running"),
+      awaitingApproval: n("awaiting_approval"),
+      oldestApprovalWaitMs: oldest === null || oldest === undefined ? null : Number(oldest),
+    };
   }
 
   /** Figures now, for a one-off read (starts following the log on first use). */
@@ -470,10 +490,16 @@ export class MetricsService {
     return points;
   }
 
-  /** Prometheus text exposition of a fresh snapshot and the counters since this process started. */
+  /** Reported usage of the attempts that ended in [from, to), by worker, UTC day or model. */
+  usage(input: UsageRollupInput): Promise<UsageRollup> {
+    return usageRollup(this.db, input);
+  }
+
+  /** Prometheus text exposition of a fresh snapshot, the counters since this process started and the usage totals. */
   async prometheus(): Promise<{ contentType: string; body: string }> {
     await this.start();
-    await this.snapshot();
+    const [usage] = await Promise.all([usageCounters(this.db), this.snapshot()]);
+    this.prom.setUsage(usage);
     return { contentType: this.prom.contentType, body: await this.prom.render() };
   }
 }

@@ -45,7 +45,9 @@ export type Observation =
   | { kind: "finished"; at: number; outcome: FinishOutcome }
   | { kind: "dispatched"; at: number; queueWaitMs: number }
   | { kind: "attempt_ended"; at: number; workerId: string | null; ok: boolean; executionMs: number | null }
-  | { kind: "retry"; at: number };
+  | { kind: "retry"; at: number }
+  /** A person approved or rejected a task awaiting approval after it waited `waitMs` (Prometheus only). */
+  | { kind: "approval_decided"; at: number; decision: "approve" | "reject"; waitMs: number };
 
 export interface Counts {
   accepted: number;

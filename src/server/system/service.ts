@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { TierPolicy } from "../config.js";
+import { type ApprovalPolicy, DEFAULT_APPROVAL_POLICY, type TierPolicy } from "../config.js";
 import type { Database } from "../db/database.js";
 import { migrationStatus } from "../db/migrate.js";
 import type { WorkerService } from "../workers/service.js";
@@ -29,13 +29,17 @@ export class SystemService {
     private readonly db: Database,
     private readonly workers?: WorkerService,
     private readonly retryPolicy?: Record<1 | 2 | 3, TierPolicy>,
+    private readonly approvalPolicy: Record<1 | 2 | 3, ApprovalPolicy> = DEFAULT_APPROVAL_POLICY,
   ) {}
 
-  /** The retry policy table (RETRY_POLICY over the defaults), by risk tier: what the submit form shows. */
-  tierPolicies(): Array<TierPolicy & { tier: 1 | 2 | 3 }> {
+  /**
+   * The retry policy table (RETRY_POLICY over the defaults) and the approval policy (APPROVAL_POLICY), by
+   * risk tier: what the submit form shows.
+   */
+  tierPolicies(): Array<TierPolicy & { tier: 1 | 2 | 3; approval: ApprovalPolicy }> {
     const table = this.retryPolicy;
     if (!table) return [];
-    return ([1, 2, 3] as const).map((tier) => ({ tier, ...table[tier] }));
+    return ([1, 2, 3] as const).map((tier) => ({ tier, ...table[tier], approval: this.approvalPolicy[tier] }));
   }
 
   /** Database round trip, and every migration applied. */

@@ -1,5 +1,6 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
+import { taskApproveInputSchema, taskRejectInputSchema } from "../../shared/approvals.js";
 import { taskAnswerInputSchema } from "../../shared/task-answer.js";
 import {
   cancelReasonSchema,
@@ -115,6 +116,31 @@ export const tasksRouter = router({
         clientInfo(ctx.clientAddress, ctx.request),
       ),
     ),
+
+  /**
+   * Approves a task awaiting approval (→ accepted), with an optional note; the tier's approver rule and four
+   * eyes apply (APPROVAL_POLICY). Audited (`task.approve`) and on the provenance log.
+   */
+  approve: operatorProcedure
+    .input(taskApproveInputSchema)
+    .mutation(({ ctx, input }) =>
+      ctx.services.approvals.approve(ctx.actor, input.id, input.note, clientInfo(ctx.clientAddress, ctx.request)),
+    ),
+
+  /** Rejects a task awaiting approval (→ rejected) with a required note; as approve otherwise (`task.reject`). */
+  reject: operatorProcedure
+    .input(taskRejectInputSchema)
+    .mutation(({ ctx, input }) =>
+      ctx.services.approvals.reject(ctx.actor, input.id, input.note, clientInfo(ctx.clientAddress, ctx.request)),
+    ),
+
+  /** The tasks awaiting approval, oldest first, each with why the caller may not decide on it (null: may). */
+  approvalQueue: viewerProcedure.query(({ ctx }) => ctx.services.approvals.queue(ctx.actor)),
+
+  /** The tier's approval policy for one task, and why the caller may not decide on it (null: may). */
+  approvalPermission: viewerProcedure
+    .input(taskIdInputSchema)
+    .query(({ ctx, input }) => ctx.services.approvals.permission(ctx.actor, input.id)),
 
   cancelMany: operatorProcedure
     .input(z.object({ selection, reason }))
