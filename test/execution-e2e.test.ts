@@ -84,14 +84,17 @@ describe.each(DATABASES)("execution end to end with the reference worker on %s",
     expect(t.redispatches).toBe(1);
     expect(t.events.some((e) => e.toState === "queued" && e.data.automatic === true)).toBe(true);
 
-    // An operator's retry carries the latest critique, and gives the automatic loop its turns again.
+    // An operator's retry carries the latest critique and is one attempt: the automatic budget stays spent
+    // (a re-dispatch would have queued the task in the verdict's own commit, so this state is final).
     await s.http.tasks.retry.mutate({ id: created.id });
     const again = await waitFor(
-      "the retried attempts",
+      "the retried attempt",
       () => withEvents(s.http, { id: created.id }),
-      (x) => x.state === "changes_requested" && x.attempts.length === 4,
+      (x) => x.state === "changes_requested" && x.attempts.length === 3,
     );
-    expect(again.attempts.map((a) => a.critique?.fromAttempt ?? null)).toEqual([null, 1, 2, 3]);
+    expect(again.attempts.map((a) => a.critique?.fromAttempt ?? null)).toEqual([null, 1, 2]);
+    expect(again.redispatches).toBe(1);
+    expect(again.attempts[2]?.origin).toMatchObject({ kind: "retry", by: "admin", autoLeft: 0, autoMax: 1 });
   });
 
   it("cancels a running task: the script is stopped and the cancel confirmed", async () => {

@@ -16,20 +16,40 @@ function split(n: number): number {
   return k;
 }
 
-/** MTH(D[n]) of leaf hashes. */
-function subtreeRoot(leaves: readonly Buffer[]): Buffer {
-  if (leaves.length === 1) return leaves[0] as Buffer;
-  const k = split(leaves.length);
-  return nodeHash(subtreeRoot(leaves.slice(0, k)), subtreeRoot(leaves.slice(k)));
+/**
+ * RFC 6962's MTH over ranges of one list of leaf hashes, each range's hash kept: the proofs of a task's
+ * records share most of their subtrees, so the whole set costs about one pass over the leaves.
+ */
+class SubtreeHashes {
+  private readonly memo = new Map<string, Buffer>();
+  constructor(private readonly leaves: readonly Buffer[]) {}
+
+  /** MTH(D[start:end]), end > start. */
+  root(start: number, end: number): Buffer {
+    if (end - start === 1) return this.leaves[start] as Buffer;
+    const key = `${start}:${end}`;
+    const hit = this.memo.get(key);
+    if (hit) return hit;
+    const k = split(end - start);
+    const h = nodeHash(this.root(start, start + k), this.root(start + k, end));
+    this.memo.set(key, h);
+    return h;
+  }
+
+  /** PATH(m, D[start:end]) for the leaf at `start + m`, the leaf's sibling first. */
+  path(m: number, start: number, end: number): Buffer[] {
+    const n = end - start;
+    if (n <= 1) return [];
+    const k = split(n);
+    return m < k
+      ? [...this.path(m, start, start + k), this.root(start + k, end)]
+      : [...this.path(m - k, start + k, end), this.root(start, start + k)];
+  }
 }
 
 /** PATH(m, D[n]): the audit path of leaf `m` (0-based) in the tree of `leaves`, leaf's sibling first. */
 export function inclusionPath(m: number, leaves: readonly Buffer[]): Buffer[] {
-  if (leaves.length <= 1) return [];
-  const k = split(leaves.length);
-  return m < k
-    ? [...inclusionPath(m, leaves.slice(0, k)), subtreeRoot(leaves.slice(k))]
-    : [...inclusionPath(m - k, leaves.slice(k)), subtreeRoot(leaves.slice(0, k))];
+  return new SubtreeHashes(leaves).path(m, 0, leaves.length);
 }
 
 /**
@@ -113,7 +133,7 @@ export async function taskProofs(
   if (!task) throw notFound("Task", taskId);
   const [cp] = await db.query<{ seq: string; checkpoint: string }>(
     `SELECT seq::text AS seq, checkpoint FROM provenance_records WHERE checkpoint IS NOT NULL
-      ORDER BY seq DESC LIMIT 1`,
+      ORDER BY provenance_records.seq DESC LIMIT 1`,
   );
   const records = await db.query<{
     seq: string;
@@ -126,7 +146,7 @@ export async function taskProofs(
   }>(
     `SELECT seq::text AS seq, kind, task_id AS "taskId", payload, payload_digest AS "payloadDigest",
             leaf_hash AS "leafHash", created_at AS "createdAt"
-       FROM provenance_records WHERE task_id = $1 ORDER BY seq LIMIT ${TASK_PROOF_LIMIT}`,
+       FROM provenance_records WHERE task_id = $1 ORDER BY provenance_records.seq LIMIT ${TASK_PROOF_LIMIT}`,
     [taskId],
   );
   if (!cp) return { checkpoint: null, records: [], serverCheck: { allVerified: false, failed: [] } };
@@ -139,7 +159,7 @@ export async function taskProofs(
   }
   const size = parsed.size;
   const leafRows = await db.query<{ seq: string; leafHash: string | null }>(
-    `SELECT seq::text AS seq, leaf_hash AS "leafHash" FROM provenance_records WHERE seq <= $1::bigint ORDER BY seq`,
+    `SELECT seq::text AS seq, leaf_hash AS "leafHash" FROM provenance_records WHERE seq <= $1::bigint ORDER BY provenance_records.seq`,
     [size.toString()],
   );
   if (BigInt(leafRows.length) !== size) {
@@ -153,13 +173,14 @@ export async function taskProofs(
     }
     return Buffer.from(r.leafHash, "hex");
   });
+  const tree = new SubtreeHashes(leaves);
   const root = Buffer.from(parsed.root);
   const failed: string[] = [];
   const out: TaskRecordProof[] = [];
   for (const r of records) {
     const index = BigInt(r.seq) - 1n;
     if (index >= size) continue;
-    const proof = inclusionPath(Number(index), leaves);
+    const proof = tree.path(Number(index), 0, leaves.length);
     const leaf = Buffer.from(r.leafHash ?? "", "hex");
     const reached = rootFromInclusionProof(index, size, leaf, proof);
     // The stored leaf must also be the hash of the record as stored: content, digest and leaf agree.

@@ -3,7 +3,7 @@ import type { Actor } from "../../shared/roles.js";
 import type { TaskSpecEdits } from "../../shared/task-inputs.js";
 import type { ParsedTaskFilter, TaskSort } from "../../shared/task-list.js";
 import { priorityRank, type TaskSpec, taskSpecSchema } from "../../shared/task-spec.js";
-import { ACTIVE_STATES, type TaskState, type TransitionActor } from "../../shared/task-state.js";
+import { type TaskState, type TransitionActor, UNFINISHED_STATES } from "../../shared/task-state.js";
 import { type Judgement, VERDICT_STATE, VERDICT_STATES, type Verdict } from "../../shared/verdict.js";
 import type { CheckResult, Critique } from "../../shared/worker-protocol.js";
 import type { ClientInfo, NewAuditEntry } from "../audit/service.js";
@@ -15,6 +15,7 @@ import { DomainError, notFound } from "../errors.js";
 import { type EventPage, type EventPageQuery, readEventPage } from "../events/read.js";
 import type { InputRequest } from "../execution/a2a-attempts.js";
 import { validationMessage } from "../lib/validation-message.js";
+import { attemptUsage, taskUsage } from "../metrics/usage.js";
 import { judgementRowDigest } from "../provenance/rows.js";
 import type { NewProvenanceRecord } from "../provenance/service.js";
 import { type CreateSpans, type TraceCarrier, traceNewTasks } from "../telemetry/tracing.js";
@@ -27,6 +28,7 @@ import {
   taskRetry,
   type VerdictOverride,
 } from "./decisions.js";
+import { attemptOrigins } from "./attempt-origins.js";
 import { idPrefixWhere, SearchSample, textWhere } from "./search.js";
 import { applyStateChanges, IllegalTransitionError, type StateChange, type TaskColumns } from "./state-changes.js";
 
@@ -135,6 +137,8 @@ function toAttempt(a: AttemptRow) {
     summary: a.summary,
     result: a.result as { logs?: string[]; checks?: CheckResult[]; usage?: Record<string, number> } | null,
     critique: a.critique as Critique | null,
+    /** What the worker reported it used (tokens, cost, model); null when it reported nothing. */
+    usage: attemptUsage(a),
     verdict: a.verdict as Judgement["verdict"] | null,
     /** `override` is there when an admin replaced this verdict (the latest override; the audit trail has them all). */
     judgement: a.judgement as (Judgement & { override?: VerdictOverride }) | null,
@@ -181,14 +185,29 @@ const ORDER: Record<TaskSort, Prisma.TaskOrderByWithRelationInput[]> = {
   created_asc: [{ seq: "asc" }],
   priority_desc: [{ priorityRank: "desc" }, { seq: "desc" }],
   priority_asc: [{ priorityRank: "asc" }, { seq: "asc" }],
+  updated_desc: [{ updatedAt: "desc" }, { seq: "desc" }],
+  updated_asc: [{ updatedAt: "asc" }, { seq: "asc" }],
 };
+
+/** The cursor's first part for a sort: the priority rank, the update time in milliseconds, or none. */
+function cursorRank(sort: TaskSort, row: { priorityRank: number; updatedAt: Date }): number | undefined {
+  if (sort.startsWith("priority")) return row.priorityRank;
+  if (sort.startsWith("updated")) return row.updatedAt.getTime();
+  return undefined;
+}
 
 /** Rows strictly after the cursor in the sort's order. */
 function afterCursor(sort: TaskSort, cursor: string): Prisma.TaskWhereInput {
   const byRank = sort.startsWith("priority");
-  const key = decodeCursor(cursor, byRank);
+  const byUpdated = sort.startsWith("updated");
+  const key = decodeCursor(cursor, byRank || byUpdated);
   const desc = sort.endsWith("desc");
   const seq = desc ? { lt: key.seq } : { gt: key.seq };
+  if (byUpdated) {
+    // The cursor's first part is the row's updated_at in milliseconds, the column's precision.
+    const at = new Date(key.rank as number);
+    return { OR: [{ updatedAt: desc ? { lt: at } : { gt: at } }, { updatedAt: at, seq }] };
+  }
   if (!byRank) return { seq };
   const rank = key.rank as number;
   return { OR: [{ priorityRank: desc ? { lt: rank } : { gt: rank } }, { priorityRank: rank, seq }] };
@@ -242,6 +261,8 @@ export class TaskService {
     private readonly db: Database,
     private readonly execution?: ExecutionHooks,
     private readonly unitsRunner?: UnitOfWorkRunner,
+    /** MAX_AUTO_REDISPATCH: the task's automatic budget, shown with a retry (which does not refill it). */
+    private readonly autoRedispatchMax: number = 2,
   ) {
     this.searchSample = new SearchSample(db);
   }
@@ -300,7 +321,7 @@ export class TaskService {
         id,
       );
       if (!original) throw notFound("Task", id);
-      if (ACTIVE_STATES.includes(original.state)) {
+      if (UNFINISHED_STATES.includes(original.state)) {
         throw new DomainError(
           "BAD_REQUEST",
           `Only a finished task can be rerun; task ${id} is ${original.state}. Wait for it to finish, or cancel it first.`,
@@ -358,7 +379,7 @@ export class TaskService {
     const last = page.at(-1);
     const nextCursor =
       rows.length > limit && last
-        ? encodeCursor({ seq: last.seq, rank: filter.sort.startsWith("priority") ? last.priorityRank : undefined })
+        ? encodeCursor({ seq: last.seq, rank: cursorRank(filter.sort, last) })
         : null;
     return { items: page.map(toListItem), nextCursor };
   }
@@ -377,7 +398,8 @@ export class TaskService {
       },
     });
     if (!task) throw notFound("Task", id);
-    const attempts = task.attempts.map(toAttempt);
+    const origins = await attemptOrigins(this.db, id, task.attempts);
+    const attempts = task.attempts.map((a) => ({ ...toAttempt(a), origin: origins.get(a.number) ?? null }));
     const judged = attempts.filter((a) => a.judgement).at(-1) ?? null;
     return {
       ...toDetail(task),
@@ -386,6 +408,10 @@ export class TaskService {
         ? { attempt: judged.number, ...(judged.judgement as Judgement & { override?: VerdictOverride }) }
         : null,
       artifacts: judged?.artifacts ?? [],
+      /** The sum of the attempts' reported usage. */
+      usage: taskUsage(attempts),
+      /** Automatic re-dispatches after "changes requested" used so far, of the task's budget (never refilled). */
+      autoRedispatch: { used: task.redispatches, max: this.autoRedispatchMax },
       /** The task this one reruns (tasks.rerun), and the tasks that rerun this one, oldest first. */
       rerunOf: task.original ? toLink(task.original) : null,
       reruns: task.reruns.map(toLink),
@@ -512,10 +538,27 @@ export class TaskService {
   }
 
   /**
-   * Puts a finished task back in the queue for a new attempt, carrying the critique of the last
-   * verdict that asked for changes (or rejected) when there is one.
+   * Puts a finished task back in the queue for one new attempt, carrying the critique of the last
+   * verdict that asked for changes (or rejected) when there is one. The retry is recorded as the
+   * operator's (who, when, which attempt) and does not refill the automatic re-dispatch budget: what
+   * is left of it still applies, so a task that spent it gets exactly the attempt the operator asked for.
    */
   async retry(actor: Actor, id: string, client?: ClientInfo) {
+    // The attempt count cannot move while the task is in a state a retry starts from (nothing runs it);
+    // the transition below checks that state under the row's lock.
+    const counts = await this.db.prisma.task.findUnique({
+      where: { id },
+      select: { attempt: true, redispatches: true },
+    });
+    if (!counts) throw notFound("Task", id);
+    const retryData = {
+      retry: { attempt: counts.attempt + 1, by: actor.id },
+      autoRedispatch: {
+        used: counts.redispatches,
+        max: this.autoRedispatchMax,
+        left: Math.max(0, this.autoRedispatchMax - counts.redispatches),
+      },
+    };
     const last = await this.db.prisma.attempt.findFirst({
       where: { taskId: id, judgement: { not: Prisma.AnyNull } },
       orderBy: { number: "desc" },
@@ -530,14 +573,13 @@ export class TaskService {
           to: "queued",
           by: actorTransitionRole(actor),
           actorId: actor.id,
-          data: critique ? { critiqueFrom: critique.fromAttempt } : {},
+          data: { ...retryData, ...(critique ? { critiqueFrom: critique.fromAttempt } : {}) },
           action: "task.retry",
         },
       ],
       {
         requeued: true,
         failures: 0,
-        redispatches: 0,
         waiting_reason: null,
         next_critique: critique,
         cancel_requested_by: null,
