@@ -15,6 +15,11 @@ test("the workers page shows the reference worker; an admin trips its breaker an
   await expect(card).toContainText("checked");
 
   await card.getByRole("button", { name: "Trip breaker of reference" }).click();
+  // Confirmed in a dialog, with a reason (recorded in the audit trail and the worker's history).
+  const confirm = page.getByRole("dialog", { name: "Trip the breaker of reference?" });
+  await confirm.getByLabel("Reason").fill("checking the health badge");
+  await confirm.getByRole("button", { name: "Trip breaker", exact: true }).click();
+  await expect(confirm).toHaveCount(0);
   await expect(card.locator(".breaker-badge")).toHaveText("Tripped by hand");
   const [tripped] = await server.api.workers.list.query();
   expect(tripped?.breaker.state).toBe("tripped");
@@ -26,6 +31,10 @@ test("the workers page shows the reference worker; an admin trips its breaker an
   await expect(badge).toContainText("Workers: 0 of 1 usable (reference: breaker tripped)");
 
   await card.getByRole("button", { name: "Reset breaker of reference" }).click();
+  await page
+    .getByRole("dialog", { name: "Reset the breaker of reference?" })
+    .getByRole("button", { name: "Reset breaker", exact: true })
+    .click();
   await expect(card.locator(".breaker-badge")).toHaveText("Closed");
   const [reset] = await server.api.workers.list.query();
   expect(reset?.breaker.state).toBe("closed");
