@@ -1,6 +1,7 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { metricsHistoryInputSchema } from "../../shared/metrics.js";
+import { usageRollupInputSchema } from "../../shared/usage.js";
 import { router, viewerProcedure } from "../trpc.js";
 
 export const metricsRouter = router({
@@ -18,4 +19,7 @@ export const metricsRouter = router({
   history: viewerProcedure
     .input(metricsHistoryInputSchema)
     .query(({ ctx, input }) => ctx.services.metrics.history(input)),
+
+  /** Reported usage (tokens, cost) of the attempts that ended in [from, to), by worker, UTC day or model. */
+  usage: viewerProcedure.input(usageRollupInputSchema).query(({ ctx, input }) => ctx.services.metrics.usage(input)),
 });
