@@ -25,12 +25,16 @@ const TaskDetailPage = lazy(importTaskDetail);
 const SubmitPage = lazy(() => import("./task-submit/SubmitPage.js"));
 const SignInPage = lazy(() => import("./sign-in/SignInPage.js"));
 const WorkersPage = lazy(() => import("./workers/WorkersPage.js"));
+const WorkerDetailPage = lazy(() => import("./workers/WorkerDetailPage.js"));
 const AuditPage = lazy(() => import("./audit/AuditPage.js"));
 const UsersPage = lazy(() => import("./admin/UsersPage.js"));
+const WebhooksPage = lazy(() => import("./webhooks/WebhooksPage.js"));
+const WebhookDetailPage = lazy(() => import("./webhooks/WebhookDetailPage.js"));
 const TokensPage = lazy(() => import("./account/TokensPage.js"));
 const PasswordPage = lazy(() => import("./account/PasswordPage.js"));
 const MetricsPage = lazy(() => import("./metrics/MetricsPage.js"));
 const ChatPage = lazy(() => import("./chat/ChatPage.js"));
+const ApprovalsPage = lazy(() => import("./approvals/ApprovalsPage.js"));
 
 // The sign-in check every page waits for goes out with the first route's prefetch, in the same batch.
 prefetchSession();
@@ -56,7 +60,9 @@ const router = createBrowserRouter([
       { path: "tasks", element: <TaskListPage />, loader: taskListLoader, shouldRevalidate: onlyOnArrival },
       { path: "tasks/new", element: <SubmitPage /> },
       { path: "tasks/:id", element: <TaskDetailPage />, loader: taskDetailLoader, shouldRevalidate: onlyOnArrival },
+      { path: "approvals", element: <ApprovalsPage /> },
       { path: "workers", element: <WorkersPage /> },
+      { path: "workers/:id", element: <WorkerDetailPage /> },
       { path: "audit", element: <AuditPage /> },
       // Not "/metrics": the server answers that path with the Prometheus exposition.
       { path: "live-metrics", element: <MetricsPage /> },
@@ -64,6 +70,8 @@ const router = createBrowserRouter([
       { path: "chat/:sessionId", element: <ChatPage /> },
       { path: "admin", element: <Navigate to="/admin/users" replace /> },
       { path: "admin/users", element: <UsersPage /> },
+      { path: "admin/webhooks", element: <WebhooksPage /> },
+      { path: "admin/webhooks/:id", element: <WebhookDetailPage /> },
       { path: "account/tokens", element: <TokensPage /> },
       { path: "account/password", element: <PasswordPage /> },
       { path: "*", element: <NotFoundPage /> },

@@ -34,6 +34,9 @@ export default function UsersPage() {
         <Link to="/account/tokens" className="btn">
           API tokens
         </Link>
+        <Link to="/admin/webhooks" className="btn">
+          Webhooks
+        </Link>
       </div>
       <CreateUser />
       {users.error ? <ErrorMessage title="Could not load the users:" error={users.error} /> : null}
