@@ -19,6 +19,7 @@ import { attemptUsage, taskUsage } from "../metrics/usage.js";
 import { judgementRowDigest } from "../provenance/rows.js";
 import type { NewProvenanceRecord } from "../provenance/service.js";
 import { type CreateSpans, type TraceCarrier, traceNewTasks } from "../telemetry/tracing.js";
+import { attemptOrigins } from "./attempt-origins.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 import {
   taskCancel,
@@ -28,7 +29,6 @@ import {
   taskRetry,
   type VerdictOverride,
 } from "./decisions.js";
-import { attemptOrigins } from "./attempt-origins.js";
 import { idPrefixWhere, SearchSample, textWhere } from "./search.js";
 import { applyStateChanges, IllegalTransitionError, type StateChange, type TaskColumns } from "./state-changes.js";
 
@@ -378,9 +378,7 @@ export class TaskService {
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     const nextCursor =
-      rows.length > limit && last
-        ? encodeCursor({ seq: last.seq, rank: cursorRank(filter.sort, last) })
-        : null;
+      rows.length > limit && last ? encodeCursor({ seq: last.seq, rank: cursorRank(filter.sort, last) }) : null;
     return { items: page.map(toListItem), nextCursor };
   }
 
