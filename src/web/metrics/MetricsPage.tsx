@@ -8,6 +8,7 @@ import { formatMs, formatPercent, formatRate } from "./format.js";
 import { KpiTiles } from "./KpiTiles.js";
 import { type ChartSeries, LineChart } from "./LineChart.js";
 import { columns, type Sample } from "./series.js";
+import { UsageSection } from "./UsageSection.js";
 import { useLiveMetrics } from "./useLiveMetrics.js";
 import { WorkerTable } from "./WorkerTable.js";
 
@@ -172,6 +173,7 @@ export default function MetricsPage() {
           <p className="muted">Waiting for the first snapshot…</p>
         )}
       </section>
+      <UsageSection />
       <p className="muted small">
         Charts: {range.label} of persisted {range.step === 1 ? "one-minute" : `${range.step}-minute`} figures, then each
         live snapshot while this page is open. Percentiles and rates over a rolling window; gaps are time nobody

@@ -1,4 +1,6 @@
+import { formatUsd } from "../../shared/usage.js";
 import type { RouterOutputs } from "../trpc.js";
+import { TaskUsageFact } from "../usage/UsageFacts.js";
 
 type TaskDetail = RouterOutputs["tasks"]["get"];
 
@@ -7,6 +9,7 @@ function Budget({ budget }: { budget: TaskDetail["spec"]["budget"] }) {
     budget.maxFiles != null ? `${budget.maxFiles} files` : null,
     budget.maxLinesChanged != null ? `${budget.maxLinesChanged} changed lines` : null,
     budget.maxDurationSec != null ? `${budget.maxDurationSec} s` : null,
+    budget.maxCostUsd != null ? `${formatUsd(budget.maxCostUsd)} per attempt` : null,
   ].filter((p): p is string => p !== null);
   return <>{parts.length ? `At most ${parts.join(", ")}` : "No limits"}</>;
 }
@@ -65,6 +68,7 @@ export function Overview({ task }: { task: TaskDetail }) {
             <Budget budget={spec.budget} />
           </dd>
         </div>
+        <TaskUsageFact usage={task.usage} />
       </dl>
       <section>
         <h2 className="section-title">Acceptance criteria</h2>
