@@ -48,6 +48,13 @@ test("every page of the console passes axe (WCAG 2.1 AA) and renders under the C
     input: { script: "echo hello > hello.txt" },
   });
   await createTask(server, { title: "Waits in the queue" });
+  // Tier 1: the council's acceptance waits for a person (the default APPROVAL_POLICY).
+  const awaiting = await createTask(server, {
+    title: "Waits for approval",
+    capability: "script",
+    riskTier: 1,
+    input: { script: "echo approve me > approval.txt" },
+  });
   const session = await server.api.chat.sessions.create.mutate({ title: "Incident review" });
   await server.api.chat.send.mutate({
     sessionId: session.id,
@@ -57,21 +64,49 @@ test("every page of the console passes axe (WCAG 2.1 AA) and renders under the C
   await expect
     .poll(async () => (await server.api.tasks.get.query({ id: accepted.id })).state, { timeout: 120_000 })
     .toBe("accepted");
+  await expect
+    .poll(async () => (await server.api.tasks.get.query({ id: awaiting.id })).state, { timeout: 120_000 })
+    .toBe("awaiting_approval");
 
+  const [reference] = await server.api.workers.list.query();
+  // A webhook to a closed port: its test delivery stays in the log with the connection error.
+  const webhook = await server.api.webhooks.create.mutate({
+    name: "a11y hook",
+    url: "http://127.0.0.1:9/hook",
+    events: ["task.failed"],
+  });
+  await server.api.webhooks.sendTest.mutate({ id: webhook.endpoint.id });
   const csp = await watchCsp(page);
   const pages: [string, string, () => Promise<void>][] = [
     ["tasks list", "/tasks", () => expect(page.getByRole("link", { name: "Writes hello", exact: true })).toBeVisible()],
     ["task detail", `/tasks/${accepted.id}`, () => expect(page.locator(".task-facts")).toContainText("Accepted")],
     ["submit", "/tasks/new", () => expect(page.getByRole("heading", { level: 1 })).toBeVisible()],
     ["workers", "/workers", () => expect(page.getByRole("listitem", { name: "Worker reference" })).toBeVisible()],
+    [
+      "worker detail",
+      `/workers/${reference?.id}`,
+      () => expect(page.locator("table.worker-attempts").getByRole("link", { name: "Writes hello" })).toBeVisible(),
+    ],
     ["audit", "/audit", () => expect(page.getByRole("heading", { name: "Audit trail" })).toBeVisible()],
     ["live metrics", "/live-metrics", () => expect(page.getByRole("heading", { name: "Metrics" })).toBeVisible()],
+    ["approvals", "/approvals", () => expect(page.getByTestId("approval-review")).toContainText("approval.txt")],
+    [
+      "task awaiting approval",
+      `/tasks/${awaiting.id}`,
+      () => expect(page.getByTestId("approval-refusal")).toContainText("Four eyes"),
+    ],
     [
       "chat",
       `/chat/${session.id}`,
       () => expect(page.getByText("The queue is draining since the restart.")).toBeVisible(),
     ],
     ["admin users", "/admin/users", () => expect(page.getByRole("heading", { name: "Users" })).toBeVisible()],
+    ["webhooks", "/admin/webhooks", () => expect(page.locator('tr[data-webhook="a11y hook"]')).toBeVisible()],
+    [
+      "webhook deliveries",
+      `/admin/webhooks/${webhook.endpoint.id}`,
+      () => expect(page.locator("tr[data-delivery]").first()).toBeVisible(),
+    ],
     [
       "account tokens",
       "/account/tokens",

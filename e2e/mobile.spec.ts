@@ -68,6 +68,12 @@ test("every page fits a 390 x 844 screen: no sideways page scroll, heading on sc
     input: { script: "echo hello; echo 'hello again' >&2; echo hi > hello.txt" },
   });
   for (const n of [1, 2, 3]) await createTask(server, { title: `Waits in the queue ${n}` });
+  const awaiting = await createTask(server, {
+    title: "Waits for approval",
+    capability: "script",
+    riskTier: 1,
+    input: { script: "printf 'a fairly long line of output to review on a narrow screen\n' > approval.txt" },
+  });
   const session = await server.api.chat.sessions.create.mutate({ title: "Incident review" });
   await server.api.chat.send.mutate({
     sessionId: session.id,
@@ -89,7 +95,7 @@ test("every page fits a 390 x 844 screen: no sideways page scroll, heading on sc
     const top = (await firstRow.boundingBox())?.y ?? Number.POSITIVE_INFINITY;
     expect(top, "the first task row starts below the first screen").toBeLessThan(HEIGHT);
     // The filter column is folded away: its fields are not on the page until the drawer opens.
-    await expect(page.getByLabel("Search title and description")).toBeHidden();
+    await expect(page.getByLabel("Search title, description or task id")).toBeHidden();
 
     const filters = page.getByRole("button", { name: "Filters", exact: true });
     await expect(filters).toHaveAttribute("aria-expanded", "false");
@@ -180,8 +186,21 @@ test("every page fits a 390 x 844 screen: no sideways page scroll, heading on sc
     await expectNoPageOverflow(page, "task detail, Logs tab");
   });
 
+  const [reference] = await server.api.workers.list.query();
+  const webhook = await server.api.webhooks.create.mutate({
+    name: "phone hook",
+    url: "http://127.0.0.1:9/hook",
+    events: ["task.failed", "worker.down"],
+  });
+  await server.api.webhooks.sendTest.mutate({ id: webhook.endpoint.id });
   const pages: [what: string, path: string, heading: string | RegExp, loaded: () => Promise<void>][] = [
     ["New task", "/tasks/new", "New task", () => expect(page.getByLabel("Title")).toBeVisible()],
+    [
+      "worker detail",
+      `/workers/${reference?.id}`,
+      "reference",
+      () => expect(page.locator("table.worker-attempts").getByRole("link", { name: "Writes hello" })).toBeVisible(),
+    ],
     [
       "workers",
       "/workers",
@@ -190,7 +209,31 @@ test("every page fits a 390 x 844 screen: no sideways page scroll, heading on sc
     ],
     ["audit", "/audit", "Audit trail", () => expect(page.locator("tbody tr").first()).toBeVisible()],
     ["live metrics", "/live-metrics", "Metrics", () => expect(page.locator(".kpi").first()).toBeVisible()],
+    [
+      "approvals",
+      "/approvals",
+      "Approvals",
+      async () => {
+        await expect
+          .poll(async () => (await server.api.tasks.get.query({ id: awaiting.id })).state, { timeout: 120_000 })
+          .toBe("awaiting_approval");
+        await page.reload();
+        await expect(page.getByTestId("approval-review")).toContainText("approval.txt");
+      },
+    ],
     ["admin users", "/admin/users", "Users", () => expect(page.locator('tr[data-username="admin"]')).toBeVisible()],
+    [
+      "webhooks",
+      "/admin/webhooks",
+      "Webhooks",
+      () => expect(page.locator('tr[data-webhook="phone hook"]')).toBeVisible(),
+    ],
+    [
+      "webhook deliveries",
+      `/admin/webhooks/${webhook.endpoint.id}`,
+      "Webhook phone hook",
+      () => expect(page.locator("tr[data-delivery]").first()).toBeVisible(),
+    ],
     [
       "account tokens",
       "/account/tokens",

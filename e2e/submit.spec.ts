@@ -113,7 +113,7 @@ test("an invalid form shows each error next to its field and creates nothing", a
   expect((await server.api.tasks.list.query({})).items.map((t) => t.title)).toEqual(["Now valid"]);
 });
 
-test("the form shows the chosen tier's tries, idle timeout and deadline, and the deadline Max duration sets", async ({
+test("the form shows the chosen tier's tries, idle timeout, deadline and approval, and the deadline Max duration sets", async ({
   page,
 }) => {
   await page.goto("/tasks/new");
@@ -126,16 +126,21 @@ test("the form shows the chosen tier's tries, idle timeout and deadline, and the
   await expect(idle).toHaveText("1 min without a word from the worker");
   await expect(deadline).toHaveText("30 min (tier 2)");
   await expect(page.getByTestId("tier-timeouts")).toContainText("Idle timeout per try");
+  // The default APPROVAL_POLICY: tier 1 waits for an operator other than its creator; tiers 2 and 3 do not.
+  const approval = page.getByTestId("tier-approval");
+  await expect(approval).toHaveText("Not needed: the council's acceptance is final");
 
   await page.getByLabel("Risk tier", { exact: true }).selectOption("1");
   await expect(tries).toHaveText("5 per attempt, 3 attempts");
   await expect(idle).toHaveText("2 min without a word from the worker");
   await expect(deadline).toHaveText("1 h (tier 1)");
+  await expect(approval).toHaveText("Needed: an operator other than the task's creator approves the accepted result");
 
   await page.getByLabel("Risk tier", { exact: true }).selectOption("3");
   await expect(tries).toHaveText("2 per attempt, 1 attempt");
   await expect(idle).toHaveText("30 s without a word from the worker");
   await expect(deadline).toHaveText("15 min (tier 3)");
+  await expect(approval).toHaveText("Not needed: the council's acceptance is final");
 
   // A Max duration is the deadline instead of the tier's; clearing it brings the tier's back.
   await page.getByLabel("Max duration (seconds)").fill("90");

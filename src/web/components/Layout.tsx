@@ -1,6 +1,7 @@
 import { Suspense, useEffect, useId, useRef, useState } from "react";
 import { Navigate, NavLink, Outlet, useLocation } from "react-router-dom";
 import { hasRole, type Role } from "../../shared/roles.js";
+import { ApprovalCount } from "../approvals/ApprovalActions.js";
 import { trpc } from "../trpc.js";
 import { ConnectionBadge } from "./ConnectionBadge.js";
 import { ErrorMessage } from "./ErrorMessage.js";
@@ -11,6 +12,7 @@ import { useFocusHeading } from "./useFocusHeading.js";
 /** Top-level pages in the navigation. A page appears here once it exists. */
 const NAV_ITEMS: readonly { to: string; label: string; role?: Role }[] = [
   { to: "/tasks", label: "Tasks" },
+  { to: "/approvals", label: "Approvals", role: "operator" },
   { to: "/workers", label: "Workers" },
   { to: "/live-metrics", label: "Metrics" },
   { to: "/chat", label: "Chat" },
@@ -68,6 +70,7 @@ export function Layout() {
                 <li key={item.to}>
                   <NavLink to={item.to} className="nav-link">
                     {item.label}
+                    {item.to === "/approvals" ? <ApprovalCount /> : null}
                   </NavLink>
                 </li>
               ),

@@ -37,6 +37,20 @@ const KPIS: readonly Kpi[] = [
     better: "down",
     over: (s) => `of attempts ended ${windowText(s)}`,
   },
+  {
+    key: "awaitingApproval",
+    label: "Awaiting approval",
+    format: formatRate,
+    better: "down",
+    over: () => "waiting for a person now",
+  },
+  {
+    key: "oldestApprovalWaitMs",
+    label: "Oldest approval wait",
+    format: formatMs,
+    better: "down",
+    over: (s) => (s.awaitingApproval ? "the longest-waiting task" : "none waiting"),
+  },
 ];
 
 function trendOf(now: number | null, before: number | null, better: Better, format: (v: number | null) => string) {

@@ -15,6 +15,9 @@ export interface Sample {
   waitP95: number | null;
   queueDepth: number | null;
   running: number | null;
+  /** Tasks awaiting approval now, and the oldest one's wait (ms): live only, not kept in the rollups. */
+  awaitingApproval: number | null;
+  oldestApprovalWaitMs: number | null;
 }
 
 /**
@@ -34,6 +37,8 @@ export function fromPoint(p: MetricsPoint, stepMin: number): Sample {
     waitP95: p.queueWaitMs.p95,
     queueDepth: p.queueDepth,
     running: p.running,
+    awaitingApproval: null,
+    oldestApprovalWaitMs: null,
   };
 }
 
@@ -50,6 +55,8 @@ export function fromSnapshot(s: MetricsSnapshot): Sample {
     waitP95: s.queueWaitMs.p95,
     queueDepth: s.queueDepth,
     running: s.running,
+    awaitingApproval: s.awaitingApproval,
+    oldestApprovalWaitMs: s.oldestApprovalWaitMs,
   };
 }
 
@@ -98,6 +105,8 @@ function emptySample(t: number): Sample {
     waitP95: null,
     queueDepth: null,
     running: null,
+    awaitingApproval: null,
+    oldestApprovalWaitMs: null,
   };
 }
 

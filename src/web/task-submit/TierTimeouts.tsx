@@ -1,3 +1,4 @@
+import type { ApprovalTierPolicy } from "../../shared/approvals.js";
 import type { RiskTier } from "../../shared/task-spec.js";
 import { trpc } from "../trpc.js";
 
@@ -13,6 +14,13 @@ export function formatMs(ms: number): string {
   return restMin ? `${h} h ${restMin} min` : `${h} h`;
 }
 
+/** What the tier's approval policy asks once the council accepts an attempt. */
+function approvalText(a: ApprovalTierPolicy): string {
+  if (!a.required) return "Not needed: the council's acceptance is final";
+  const who = a.approver === "admin" ? "an admin" : "an operator";
+  return `Needed: ${who}${a.fourEyes ? " other than the task's creator" : ""} approves the accepted result`;
+}
+
 interface Props {
   tier: RiskTier;
   /** The form's Max duration field as typed: a positive whole number of seconds overrides the tier's deadline. */
@@ -21,7 +29,8 @@ interface Props {
 
 /**
  * What bounds a task of the chosen tier: the server's retry policy for it (tries per attempt, the idle timeout of
- * each try, attempts) and the deadline each attempt gets, the task's Max duration or else the tier's.
+ * each try, attempts), the deadline each attempt gets (the task's Max duration or else the tier's), and whether
+ * an accepted result waits for a person's approval (APPROVAL_POLICY).
  */
 export function TierTimeouts({ tier, maxDurationSec }: Props) {
   const policies = trpc.system.tierPolicies.useQuery(undefined, { staleTime: 5 * 60_000 });
@@ -56,6 +65,10 @@ export function TierTimeouts({ tier, maxDurationSec }: Props) {
       <div>
         <dt>Deadline per attempt</dt>
         <dd data-testid="tier-deadline">{deadline}</dd>
+      </div>
+      <div>
+        <dt>Approval</dt>
+        <dd data-testid="tier-approval">{approvalText(policy.approval)}</dd>
       </div>
     </dl>
   );
