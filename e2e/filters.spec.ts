@@ -17,7 +17,7 @@ test("filters live in the URL, survive a reload, and can be saved as a view and 
     await box.click();
     await expect(box).toBeChecked();
   }
-  await page.getByLabel("Search title and description").fill("report");
+  await page.getByLabel("Search title, description or task id").fill("report");
   await expect(page).toHaveURL(/[?&]q=report/);
   const url = new URL(page.url());
   expect(url.searchParams.get("state")).toBe("queued");
@@ -34,7 +34,7 @@ test("filters live in the URL, survive a reload, and can be saved as a view and 
   await expectFiltered();
   await expect(page.getByRole("checkbox", { name: "Queued", exact: true })).toBeChecked();
   await expect(page.getByRole("checkbox", { name: "High", exact: true })).toBeChecked();
-  await expect(page.getByLabel("Search title and description")).toHaveValue("report");
+  await expect(page.getByLabel("Search title, description or task id")).toHaveValue("report");
 
   // Opening the same address in a fresh page gives the same list.
   const shared = await page.context().newPage();
@@ -56,7 +56,7 @@ test("filters live in the URL, survive a reload, and can be saved as a view and 
   await view.click();
   await expectFiltered();
   expect(new URL(page.url()).searchParams.get("q")).toBe("report");
-  await expect(page.getByLabel("Search title and description")).toHaveValue("report");
+  await expect(page.getByLabel("Search title, description or task id")).toHaveValue("report");
 
   await page.getByRole("button", { name: "Delete view Queued high reports" }).click();
   await expect(view).toHaveCount(0);

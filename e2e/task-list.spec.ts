@@ -47,11 +47,11 @@ test("the list shows its new columns and total, sorts by a clicked header (kept 
   await expect(createdHeader).toHaveAttribute("aria-sort", "ascending");
   await expect(titles).toHaveText(["Sort low", "Sort critical", "Sort medium"]);
 
-  await page.getByLabel("Search title and description").fill(critical.id.slice(0, 8));
+  await page.getByLabel("Search title, description or task id").fill(critical.id.slice(0, 8));
   await expect(page).toHaveURL(new RegExp(`[?&]q=${critical.id.slice(0, 8)}`));
   await expect(titles).toHaveText(["Sort critical"]);
   await expect(page.getByTestId("task-count")).toHaveText("1 task");
-  await page.getByLabel("Search title and description").fill(critical.id);
+  await page.getByLabel("Search title, description or task id").fill(critical.id);
   await expect(page).toHaveURL(new RegExp(`[?&]q=${critical.id}`));
   await expect(titles).toHaveText(["Sort critical"]);
 });

@@ -60,6 +60,34 @@ describe.each(DATABASES)("the task list (sorts, id search, capped count, last ru
     }
   });
 
+  it("orders by last update either way, ties by creation, the same whole list page by page", async () => {
+    const created = made.map((t) => t.title);
+    expect(await titles("updated_desc")).toEqual([...created].reverse());
+    // A real update (a cancel) brings its task to the top.
+    const bravo = made[1] as (typeof made)[number];
+    await s.http.tasks.cancel.mutate({ id: bravo.id, reason: "updated for the sort" });
+    expect((await titles("updated_desc"))[0]).toBe("Bravo two");
+    expect((await titles("updated_asc")).at(-1)).toBe("Bravo two");
+    // Equal update times (to the millisecond) are ordered by creation, also across a page's end.
+    await s.db.exec(
+      `UPDATE tasks SET updated_at = CASE title WHEN 'Echo five' THEN '2026-03-01T10:00:00.002Z'::timestamptz
+         WHEN 'Bravo two' THEN '2026-03-01T10:00:00.001Z'::timestamptz ELSE '2026-03-01T10:00:00.001Z'::timestamptz END
+       WHERE capability = '${IDLE}'`,
+    );
+    const byUpdatedDesc = ["Echo five", "Delta four", "Charlie three", "Bravo two", "Alpha one"];
+    expect(await titles("updated_desc")).toEqual(byUpdatedDesc);
+    expect(await titles("updated_asc")).toEqual([...byUpdatedDesc].reverse());
+    for (const sort of ["updated_desc", "updated_asc"] as const) {
+      expect(await titles(sort, 1)).toEqual(await titles(sort));
+      expect(await titles(sort, 2)).toEqual(await titles(sort));
+    }
+    // A cursor of another sort's shape is refused.
+    const first = await s.http.tasks.list.query({ filter: { sort: "created_desc" }, limit: 1 });
+    await expect(
+      s.http.tasks.list.query({ filter: { sort: "updated_desc" }, limit: 1, cursor: first.nextCursor }),
+    ).rejects.toThrow(/cursor is invalid/);
+  });
+
   it("finds a task by its whole id or an 8+ hex prefix of it, in any case, with or without its dashes", async () => {
     const target = made[2] as (typeof made)[number];
     const found = async (text: string) =>
@@ -138,5 +166,29 @@ describe.each(DATABASES)("the task list (sorts, id search, capped count, last ru
     });
     // A bad filter is refused, with the problem named.
     await expect(s.http.tasks.count.query({ filter: { sort: "nonsense" as TaskSort } })).rejects.toThrow(/sort/i);
+  }, 180_000);
+
+  it("reads a page in last-update order from its index, on the first page and after a cursor", async () => {
+    // Over 10,000 rows (the test above), each sort's first and next pages are an index scan, as the
+    // list asks for them (ORDER BY updated_at, seq with the keyset condition), never a sort of the table.
+    await s.db.exec("ANALYZE tasks");
+    // The cursor of a page in the middle of the table: the list's keyset condition on its (updated_at, seq).
+    const [mid] = await s.db.prisma.$queryRawUnsafe<{ at: string; seq: string }[]>(
+      "SELECT to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, seq::text AS seq FROM tasks ORDER BY seq LIMIT 1 OFFSET 5000",
+    );
+    const at = `'${mid?.at}'::timestamptz`;
+    for (const [dir, cmp] of [
+      ["DESC", "<"],
+      ["ASC", ">"],
+    ] as const) {
+      for (const where of ["", `WHERE updated_at ${cmp} ${at} OR (updated_at = ${at} AND seq ${cmp} ${mid?.seq})`]) {
+        const plan = await s.db.prisma.$queryRawUnsafe<{ "QUERY PLAN": string }[]>(
+          `EXPLAIN SELECT id FROM tasks ${where} ORDER BY updated_at ${dir}, seq ${dir} LIMIT 51`,
+        );
+        const text = plan.map((r) => r["QUERY PLAN"]).join("\n");
+        expect(text, text).toMatch(/Index Scan( Backward)? using tasks_updated_at_seq_idx/);
+        expect(text, text).not.toMatch(/\bSort\b/);
+      }
+    }
   }, 180_000);
 });

@@ -10,7 +10,14 @@ export type RiskTier = (typeof RISK_TIERS)[number];
 export type Mode = (typeof MODES)[number];
 
 /** The task list's orders (its filter schema is in task-list.ts, which the console's first page does without). */
-export const TASK_SORTS = ["created_desc", "created_asc", "priority_desc", "priority_asc"] as const;
+export const TASK_SORTS = [
+  "created_desc",
+  "created_asc",
+  "priority_desc",
+  "priority_asc",
+  "updated_desc",
+  "updated_asc",
+] as const;
 export type TaskSort = (typeof TASK_SORTS)[number];
 
 /** low = 0 … critical = 3: stored beside the task so "sort by priority" is an index scan. */

@@ -1,6 +1,6 @@
 import { DomainError } from "../errors.js";
 
-/** The keyset of the last row of a page: `[seq]` or `[priorityRank, seq]`. Opaque to clients. */
+/** The keyset of the last row of a page: `[seq]`, `[priorityRank, seq]` or `[updatedAt ms, seq]`. Opaque to clients. */
 export type CursorKey = { seq: bigint; rank?: number };
 
 export function encodeCursor(key: CursorKey): string {

@@ -8,6 +8,8 @@ const SORT_LABELS: Record<TaskSort, string> = {
   created_asc: "Oldest first",
   priority_desc: "Highest priority first",
   priority_asc: "Lowest priority first",
+  updated_desc: "Recently updated first",
+  updated_asc: "Least recently updated first",
 };
 
 const TEXT_DEBOUNCE_MS = 300;
@@ -73,11 +75,12 @@ export function FilterPanel({ filter, onChange, onClear }: Props) {
   return (
     <form className="filter-panel" aria-label="Filters" onSubmit={(e) => e.preventDefault()}>
       <div className="field">
-        <label htmlFor={`${id}-q`}>Search title and description</label>
+        <label htmlFor={`${id}-q`}>Search title, description or task id</label>
         <input
           id={`${id}-q`}
           type="search"
           value={text}
+          placeholder="Words, or an id (8+ characters)"
           maxLength={200}
           onChange={(e) => setText(e.target.value)}
           onKeyDown={(e) => {

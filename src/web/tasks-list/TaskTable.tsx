@@ -17,6 +17,7 @@ export interface Selection {
 const SORTABLE = {
   priority: ["priority_desc", "priority_asc"],
   created: ["created_desc", "created_asc"],
+  updated: ["updated_desc", "updated_asc"],
 } as const satisfies Record<string, readonly [TaskSort, TaskSort]>;
 type SortColumn = keyof typeof SORTABLE;
 
@@ -56,7 +57,7 @@ function RunTime({ run }: { run: TaskSummary["lastRun"] }) {
 
 /**
  * The tasks; with `selection`, a checkbox per row and one for every row shown, for bulk actions.
- * The Priority and Created headers are buttons that order the list by that column (`onSort`).
+ * The Priority, Created and Last updated headers are buttons that order the list by that column (`onSort`).
  */
 export function TaskTable({
   tasks,
@@ -102,7 +103,7 @@ export function TaskTable({
             <th scope="col">Duration</th>
             <th scope="col">Created by</th>
             <SortHeader column="created" label="Created" sort={sort} onSort={onSort} />
-            <th scope="col">Last updated</th>
+            <SortHeader column="updated" label="Last updated" sort={sort} onSort={onSort} />
             <th scope="col">
               <span className="visually-hidden">Actions</span>
             </th>
