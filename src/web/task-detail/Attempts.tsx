@@ -3,6 +3,8 @@ import type { TaskEventDto } from "../../shared/task-events.js";
 import { Time } from "../components/Time.js";
 import { formatDuration } from "../lib/format.js";
 import type { RouterOutputs } from "../trpc.js";
+import { AttemptUsageFacts } from "../usage/UsageFacts.js";
+import { AttemptMore, AttemptOrigin } from "./AttemptHistory.js";
 import { FindingList } from "./Findings.js";
 import { VerdictBadge } from "./VerdictBadge.js";
 
@@ -42,6 +44,7 @@ export function Attempts({ task, events }: { task: TaskDetail; events: readonly 
             <span className="tag">{a.state}</span>
             {a.verdict ? <VerdictBadge verdict={a.verdict} /> : null}
           </div>
+          <AttemptOrigin attempt={a} />
           <dl className="spec-grid attempt-facts">
             <div>
               <dt>Worker</dt>
@@ -73,6 +76,7 @@ export function Attempts({ task, events }: { task: TaskDetail; events: readonly 
               <dt>Tries</dt>
               <dd>{triesText(a, events)}</dd>
             </div>
+            <AttemptUsageFacts usage={a.usage} />
           </dl>
           {a.summary ? (
             <p>
@@ -94,6 +98,7 @@ export function Attempts({ task, events }: { task: TaskDetail; events: readonly 
               <FindingList findings={a.critique.findings} />
             </details>
           ) : null}
+          <AttemptMore taskId={task.id} attempt={a} />
         </li>
       ))}
     </ol>

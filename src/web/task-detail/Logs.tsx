@@ -1,9 +1,12 @@
-import { useLayoutEffect, useRef, useState } from "react";
+import { useEffect, useLayoutEffect, useRef, useState } from "react";
+import { Link, useSearchParams } from "react-router-dom";
 import { LOG_EVENT_TYPES, type TaskEventDto } from "../../shared/task-events.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
-import { formatDuration } from "../lib/format.js";
+import { formatDateTime, formatDuration } from "../lib/format.js";
+import { trpc } from "../trpc.js";
 import { EarlierButton } from "./Timeline.js";
 import { useEventLog } from "./useEventLog.js";
+import "./task-history.css";
 
 /** Lines read at once: the newest ones first, earlier ones on demand. */
 const LOG_PAGE = 500;
@@ -13,14 +16,19 @@ const STICK_PX = 24;
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
 const num = (v: unknown): number | null => (typeof v === "number" ? v : null);
 
-interface LogLine {
+export interface LogLine {
   seq: string;
+  at: Date;
   attempt: number | null;
   stream: "stdout" | "stderr" | "info" | "progress" | "system";
   text: string;
 }
 
-function toLine(e: TaskEventDto): LogLine {
+export function toLine(e: TaskEventDto): LogLine {
+  return { ...lineBody(e), at: e.createdAt };
+}
+
+function lineBody(e: TaskEventDto): Omit<LogLine, "at"> {
   const d = e.data;
   const attempt = num(d.attempt);
   if (e.type === "log") {
@@ -68,18 +76,99 @@ function toLine(e: TaskEventDto): LogLine {
   };
 }
 
+const pad = (n: number, w = 2) => String(n).padStart(w, "0");
+/** Local wall-clock time to the millisecond: lines of one task seldom span days, and the title has the date. */
+export const clockTime = (d: Date) =>
+  `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+
+/** Lines as the log box shows them: time (a link to the line), attempt, source, text. */
+export function LogLines({
+  lines,
+  highlight,
+  lineHref,
+}: {
+  lines: readonly LogLine[];
+  highlight?: string | null;
+  /** The address of a line, for its time's link; none: the time is plain text. */
+  lineHref?: (seq: string) => string;
+}) {
+  return (
+    <>
+      {lines.map((l) => (
+        <div
+          key={l.seq}
+          id={`L${l.seq}`}
+          className="log-line log-line-timed"
+          data-stream={l.stream}
+          data-seq={l.seq}
+          data-highlighted={highlight === l.seq ? "true" : undefined}
+        >
+          {/* Time, attempt and source in columns of their own, so every line's text starts at the same place. */}
+          <span className="log-meta log-time">
+            {lineHref ? (
+              <Link to={lineHref(l.seq)} replace title={`${formatDateTime(l.at)}: link to this line`}>
+                <time dateTime={l.at.toISOString()}>{clockTime(l.at)}</time>
+              </Link>
+            ) : (
+              <time dateTime={l.at.toISOString()} title={formatDateTime(l.at)}>
+                {clockTime(l.at)}
+              </time>
+            )}
+          </span>
+          <span className="log-meta log-attempt">{l.attempt !== null ? `#${l.attempt}` : ""}</span>
+          <span className="log-meta">{l.stream}</span>
+          <span className="log-text">{l.text}</span>
+        </div>
+      ))}
+    </>
+  );
+}
+
+/** Most matches the server search shows at once. */
+const SEARCH_MAX = 1000;
+
 /**
  * The worker's output as it arrives: the newest lines, earlier ones on demand, new ones live (this tab
  * subscribes to the output only while it is open). It follows new lines while the reader is at the bottom
- * and stops following as soon as they scroll up, so a line can be read while more stream in.
+ * and stops following as soon as they scroll up, so a line can be read while more stream in. A search
+ * narrows the lines loaded here, or asks the server for every matching line of the whole log; each line's
+ * time links to it (`?tab=logs&line=<seq>`), and such a link loads earlier lines until it is found.
  */
 export function Logs({ taskId, live }: { taskId: string; live: boolean }) {
   const log = useEventLog(taskId, LOG_EVENT_TYPES, { pageSize: LOG_PAGE });
-  const lines = log.events.map(toLine);
+  const utils = trpc.useUtils();
+  const [params] = useSearchParams();
+  const target = params.get("line");
+  const all = log.events.map(toLine);
+  const [query, setQuery] = useState("");
+  const [server, setServer] = useState<{ search: string; lines: LogLine[]; more: boolean } | null>(null);
+  const [searching, setSearching] = useState(false);
+  const [searchError, setSearchError] = useState<{ message: string } | null>(null);
+  const q = query.trim().toLowerCase();
+  const serverHit = server && server.search === query.trim() ? server : null;
+  const lines = serverHit ? serverHit.lines : q ? all.filter((l) => l.text.toLowerCase().includes(q)) : all;
   const box = useRef<HTMLDivElement>(null);
-  const [follow, setFollow] = useState(true);
+  const [follow, setFollow] = useState(target === null);
   /** The scroll height when this view last moved to the bottom itself; null after "Follow new lines". */
   const snappedAt = useRef<number | null>(null);
+  const found = target !== null && all.some((l) => l.seq === target);
+  /** Lines are in seq order: a target newer than the oldest loaded line, yet not loaded, is not a line here. */
+  const withinLoaded = target !== null && /^\d{1,19}$/.test(target) && BigInt(target) > BigInt(all[0]?.seq ?? "0");
+  const missing =
+    target !== null && !found && !log.loadingOlder && !log.first.isPending && (withinLoaded || !log.hasOlder);
+
+  // A link to a line not loaded yet: read earlier pages until it is there (or there is nothing earlier).
+  useEffect(() => {
+    if (target === null || found || withinLoaded || !log.hasOlder || log.loadingOlder || log.olderError) return;
+    void log.loadOlder();
+  }, [target, found, withinLoaded, log.hasOlder, log.loadingOlder, log.olderError, log.loadOlder]);
+
+  // Once the linked line is shown: stop following, bring it into view.
+  useEffect(() => {
+    if (!found || !target) return;
+    setFollow(false);
+    document.getElementById(`L${target}`)?.scrollIntoView({ block: "center" });
+  }, [found, target]);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: scrolls when lines are added.
   useLayoutEffect(() => {
@@ -96,6 +185,26 @@ export function Logs({ taskId, live }: { taskId: string; live: boolean }) {
     snappedAt.current = el.scrollHeight;
   }, [lines.length, follow]);
 
+  const searchServer = async () => {
+    const search = query.trim();
+    if (!search) return;
+    setSearching(true);
+    setSearchError(null);
+    try {
+      const page = await utils.tasks.events.fetch({
+        taskId,
+        kinds: [...LOG_EVENT_TYPES],
+        search,
+        limit: SEARCH_MAX,
+      });
+      setServer({ search, lines: page.items.map(toLine), more: page.hasMore });
+    } catch (err) {
+      setSearchError(err as { message: string });
+    } finally {
+      setSearching(false);
+    }
+  };
+
   if (log.first.error) return <ErrorMessage title="Could not load the output:" error={log.first.error} />;
   if (log.first.isPending) return <p className="loading">Loading output…</p>;
   const stopped =
@@ -106,7 +215,7 @@ export function Logs({ taskId, live }: { taskId: string; live: boolean }) {
         </button>
       </ErrorMessage>
     ) : null;
-  if (!lines.length) {
+  if (!all.length) {
     return (
       <>
         {stopped}
@@ -114,14 +223,18 @@ export function Logs({ taskId, live }: { taskId: string; live: boolean }) {
       </>
     );
   }
+  const lineHref = (seq: string) => `?tab=logs&line=${seq}`;
   return (
     <div className="logs">
       {stopped}
       <EarlierButton log={log} what="lines" />
       <div className="logs-bar">
-        <span className="muted">
-          {lines.length}
-          {log.hasOlder ? "+" : ""} {lines.length === 1 ? "line" : "lines"}
+        <span className="muted" data-testid="log-count">
+          {serverHit
+            ? `${serverHit.lines.length}${serverHit.more ? "+" : ""} matching ${serverHit.lines.length === 1 ? "line" : "lines"} in the whole log`
+            : q
+              ? `${lines.length} of ${all.length}${log.hasOlder ? "+" : ""} lines match`
+              : `${all.length}${log.hasOlder ? "+" : ""} ${all.length === 1 ? "line" : "lines"}`}
         </span>
         <span className="legend">
           <span className="log-stream" data-stream="stdout">
@@ -150,7 +263,36 @@ export function Logs({ taskId, live }: { taskId: string; live: boolean }) {
             Follow new lines
           </button>
         )}
+        <a className="btn btn-small" href={`/download/tasks/${taskId}/log.txt`} download>
+          Download log
+        </a>
       </div>
+      <form
+        className="log-search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void searchServer();
+        }}
+      >
+        <label htmlFor="log-search-input">Search the output</label>
+        <input
+          id="log-search-input"
+          type="search"
+          value={query}
+          maxLength={200}
+          onChange={(e) => setQuery(e.target.value)}
+          placeholder="Text in a line"
+        />
+        <button type="submit" className="btn btn-small" disabled={!query.trim() || searching}>
+          {searching ? "Searching…" : "Search the whole log"}
+        </button>
+      </form>
+      {searchError ? <ErrorMessage title="The search failed:" error={searchError} /> : null}
+      {missing ? (
+        <p className="notice notice-warn" role="status">
+          Line {target} is not in this task's output.
+        </p>
+      ) : null}
       <div
         ref={box}
         className="log-box"
@@ -165,14 +307,11 @@ export function Logs({ taskId, live }: { taskId: string; live: boolean }) {
           if (atBottom !== follow) setFollow(atBottom);
         }}
       >
-        {lines.map((l) => (
-          <div key={l.seq} className="log-line" data-stream={l.stream}>
-            {/* Attempt and source in columns of their own, so every line's text starts at the same place. */}
-            <span className="log-meta log-attempt">{l.attempt !== null ? `#${l.attempt}` : ""}</span>
-            <span className="log-meta">{l.stream}</span>
-            <span className="log-text">{l.text}</span>
-          </div>
-        ))}
+        {lines.length ? (
+          <LogLines lines={lines} highlight={target} lineHref={lineHref} />
+        ) : (
+          <p className="log-empty">No line matches.</p>
+        )}
       </div>
     </div>
   );

@@ -1,5 +1,6 @@
 import { Link, useParams, useSearchParams } from "react-router-dom";
 import { STATE_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "../../shared/task-events.js";
+import { ApprovalPanel } from "../approvals/ApprovalActions.js";
 import { Breadcrumb } from "../components/Breadcrumb.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
 import { StateBadge } from "../components/StateBadge.js";
@@ -13,12 +14,15 @@ import { Artifacts } from "./Artifacts.js";
 import { Attempts } from "./Attempts.js";
 import { Logs } from "./Logs.js";
 import { Overview } from "./Overview.js";
+import { Provenance } from "./Provenance.js";
+import { RawJson } from "./RawJson.js";
 import { RerunButton, RerunFacts } from "./Reruns.js";
 import { TaskAudit } from "./TaskAudit.js";
 import { Timeline } from "./Timeline.js";
 import { useEventLog } from "./useEventLog.js";
 import { isVerdictRationale, VerdictBadge } from "./VerdictBadge.js";
 import { VerdictTab } from "./VerdictTab.js";
+import { Waterfall } from "./Waterfall.js";
 
 /** Most timeline events read at once; older ones on demand. A task's decisions and faults are seldom more. */
 const TIMELINE_PAGE = 500;
@@ -47,7 +51,17 @@ function useLiveTask(id: string) {
   return { task, timeline };
 }
 
-const TAB_IDS = ["overview", "timeline", "attempts", "logs", "artifacts", "verdict", "audit"] as const;
+const TAB_IDS = [
+  "overview",
+  "timeline",
+  "attempts",
+  "logs",
+  "artifacts",
+  "verdict",
+  "audit",
+  "provenance",
+  "json",
+] as const;
 const LIVE_STATES = new Set(["queued", "running", "canceling"]);
 
 export default function TaskDetailPage() {
@@ -89,7 +103,12 @@ function TaskDetail({ id }: { id: string }) {
     {
       id: "attempts",
       label: `Attempts (${t.attempts.length})`,
-      render: () => <Attempts task={t} events={timeline.events} />,
+      render: () => (
+        <>
+          <Waterfall task={t} events={timeline.events} />
+          <Attempts task={t} events={timeline.events} />
+        </>
+      ),
     },
     { id: "logs", label: "Logs", render: () => <Logs taskId={t.id} live={LIVE_STATES.has(t.state)} /> },
     {
@@ -99,6 +118,8 @@ function TaskDetail({ id }: { id: string }) {
     },
     { id: "verdict", label: "Verdict", render: () => <VerdictTab task={t} /> },
     { id: "audit", label: "Audit", render: () => <TaskAudit taskId={t.id} /> },
+    { id: "provenance", label: "Provenance", render: () => <Provenance taskId={t.id} /> },
+    { id: "json", label: "JSON", render: () => <RawJson task={t} /> },
   ];
 
   return (
@@ -163,6 +184,7 @@ function TaskDetail({ id }: { id: string }) {
       </dl>
       <TaskNotices task={t} />
       <AgentQuestion task={t} />
+      <ApprovalPanel task={t} />
       {sub.status === "error" ? (
         <ErrorMessage title="Live updates for this task stopped:" error={sub.error}>
           <button type="button" className="btn btn-small" onClick={() => sub.reset()}>

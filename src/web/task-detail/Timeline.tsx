@@ -28,7 +28,35 @@ function detailOf(e: TaskEventDto): string | null {
   if (e.type === "worker_breaker") return `${s(d.worker)}: ${s(d.from)} → ${s(d.to)} (${s(d.reason)})`;
   if (e.type === "input_required") return `Attempt ${s(d.attempt)} (${s(d.kind)}): ${s(d.question)}`;
   if (e.type === "input_answered") return `Attempt ${s(d.attempt)}, by ${e.actor}: ${s(d.text)}`;
+  if (e.type === "state_changed" && d.name === "retry") return retryDetail(e);
   return null;
+}
+
+const int = (v: unknown): number | null => (typeof v === "number" && Number.isInteger(v) ? v : null);
+
+/**
+ * A move back to the queue for another attempt: the operator's retry (who, which attempt) or the council's
+ * automatic re-dispatch (the n-th of the task's budget), with what is left of that budget.
+ */
+function retryDetail(e: TaskEventDto): string | null {
+  const d = e.data;
+  if (d.automatic === true) {
+    const n = int(d.redispatch);
+    const of = int(d.of);
+    const next = int(d.attempt);
+    if (n === null || of === null) return null;
+    return `${next !== null ? `Attempt ${next + 1}: a` : "A"}utomatic re-dispatch after changes requested (${n} of ${of}); automatic re-dispatches left: ${Math.max(0, of - n)} of ${of}`;
+  }
+  const retry = d.retry as { attempt?: unknown; by?: unknown } | undefined;
+  const budget = d.autoRedispatch as { left?: unknown; max?: unknown } | undefined;
+  const attempt = int(retry?.attempt);
+  const left = int(budget?.left);
+  const max = int(budget?.max);
+  const by = typeof retry?.by === "string" ? retry.by : e.actor;
+  const head = attempt !== null ? `Attempt ${attempt} — retried by ${by}` : `Retried by ${by}`;
+  return left !== null && max !== null
+    ? `${head}; automatic re-dispatches left: ${left} of ${max} (a retry does not refill them)`
+    : head;
 }
 
 function reasonOf(e: TaskEventDto): string | null {
