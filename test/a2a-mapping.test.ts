@@ -81,7 +81,8 @@ describe("agency states in A2A", () => {
       changes_requested: TaskState.TASK_STATE_INPUT_REQUIRED,
     });
     expect(agencyStatesOf(TaskState.TASK_STATE_FAILED).sort()).toEqual(["failed", "rejected"]);
-    expect(agencyStatesOf(TaskState.TASK_STATE_WORKING).sort()).toEqual(["canceling", "running"]);
+    // Waiting for an operator's approval is still the agency's work, not the client's turn.
+    expect(agencyStatesOf(TaskState.TASK_STATE_WORKING).sort()).toEqual(["awaiting_approval", "canceling", "running"]);
     expect(agencyStatesOf(TaskState.TASK_STATE_AUTH_REQUIRED)).toEqual([]);
   });
 });

@@ -8,11 +8,14 @@ import { actor, type Harness, harness } from "./helpers/services.js";
 /**
  * The state machine of the product specification (PRODUCT.md, "States"), written out here rather than
  * read from the code's table: `judging` is not stored (the council judges a result before it is stored),
- * so a verdict moves a task from `running` straight to accepted, changes_requested or rejected.
+ * so a verdict moves a task from `running` straight to accepted, changes_requested or rejected, or, where the
+ * tier's policy requires a human (PRODUCT.md 11), an accepting one to awaiting_approval, which a person
+ * approves (accepted) or rejects.
  */
 const SPEC_STATES = [
   "queued",
   "running",
+  "awaiting_approval",
   "accepted",
   "changes_requested",
   "rejected",
@@ -29,6 +32,10 @@ const SPEC: Record<string, TransitionActor[]> = {
   "running>accepted": SYSTEM, // the council's verdict
   "running>changes_requested": SYSTEM,
   "running>rejected": SYSTEM,
+  "running>awaiting_approval": SYSTEM, // an accepting verdict the tier's policy holds for a person
+  "awaiting_approval>accepted": PEOPLE, // approve
+  "awaiting_approval>rejected": PEOPLE, // reject
+  "awaiting_approval>canceling": PEOPLE,
   "queued>canceling": PEOPLE,
   "running>canceling": PEOPLE,
   "canceling>canceled": SYSTEM,
