@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { expect, test } from "./fixtures.js";
 import { NO_WORKER } from "./helpers.js";
 
@@ -20,7 +21,10 @@ test("the audit page lists the task the signed-in admin created; filters live in
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Audit" }).click();
   await expect(page).toHaveURL(/\/audit$/);
   const filters = page.getByRole("form", { name: "Audit filters" });
-  await filters.getByLabel("Action").fill("task.create");
+  // The action is chosen from the list of every action the server writes.
+  const actionSelect = filters.getByLabel("Action");
+  await expect(actionSelect.locator("option")).toContainText(["Any", "auth.sign_in", "task.create", "worker.update"]);
+  await actionSelect.selectOption("task.create");
   await filters.getByLabel("Actor", { exact: true }).fill(server.admin.username);
   await filters.getByRole("button", { name: "Apply" }).click();
   await expect(page).toHaveURL(/action=task.create/);
@@ -29,6 +33,9 @@ test("the audit page lists the task the signed-in admin created; filters live in
   await expect(entry).toHaveCount(1);
   await expect(entry).toContainText(server.admin.username);
   await expect(entry).toContainText("127.0.0.1");
+  // The resource is named by the task's title, and the time is to the second.
+  await expect(entry.getByRole("link", { name: "Audited task" })).toBeVisible();
+  await expect(entry.locator("time")).toHaveText(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
   await expect(page.locator("[data-audit-action]")).toHaveCount(1);
 
   // A reload keeps the filter; the resource links to the task.
@@ -68,4 +75,61 @@ test("the provenance panel verifies the log with the pinned key and offers the e
   await expect(
     page.getByText("npm run provenance:verify -- --file log.jsonl --checkpoint checkpoint.txt --public-key key.pem"),
   ).toBeVisible();
+});
+
+test("a long reason opens in full; times switch to UTC and stay so on the task's audit tab; the CSV holds what the page shows", async ({
+  page,
+  server,
+}) => {
+  const task = await server.api.tasks.create.mutate({ title: "Canceled, with a long reason", capability: NO_WORKER });
+  const reason = `Stopped for the quarterly review: ${"the budget owner asked to hold every queued task until Monday; ".repeat(3)}end of reason.`;
+  await server.api.tasks.cancel.mutate({ id: task.id, reason });
+  const listed = (await server.api.audit.list.query({ action: "task.cancel", resourceId: task.id })).items[0];
+  if (!listed) throw new Error("the cancel was not audited");
+
+  await page.goto("/audit?action=task.cancel");
+  const filters = page.getByRole("form", { name: "Audit filters" });
+  await expect(filters.getByLabel("Action")).toHaveValue("task.cancel");
+  const row = page.locator('[data-audit-action="task.cancel"]');
+  await expect(row).toHaveCount(1);
+  await expect(row.getByRole("link", { name: "Canceled, with a long reason" })).toBeVisible();
+  await expect(row).not.toContainText("end of reason.");
+
+  // The whole reason, from the keyboard.
+  const more = row.getByRole("button", { name: "Show all" });
+  await expect(more).toHaveAttribute("aria-expanded", "false");
+  await more.focus();
+  await page.keyboard.press("Enter");
+  await expect(row.getByRole("button", { name: "Show less" })).toHaveAttribute("aria-expanded", "true");
+  await expect(row).toContainText(reason);
+
+  // Local/UTC: the time in UTC to the second, remembered across a reload and on the task's own audit tab.
+  const utc = listed.createdAt.toISOString().slice(0, 19).replace("T", " ");
+  await page.getByRole("group", { name: "Times in" }).getByRole("button", { name: "UTC" }).click();
+  await expect(row.locator("time")).toHaveText(`${utc} UTC`);
+  await page.reload();
+  await expect(page.getByRole("button", { name: "UTC" })).toHaveAttribute("aria-pressed", "true");
+  await expect(row.locator("time")).toHaveText(`${utc} UTC`);
+  await page.goto(`/tasks/${task.id}?tab=audit`);
+  await expect(page.getByRole("tabpanel").locator('[data-audit-action="task.cancel"] time')).toHaveText(`${utc} UTC`);
+  await page.getByRole("tabpanel").getByRole("button", { name: "Local" }).click();
+  await expect(page.getByRole("tabpanel").locator('[data-audit-action="task.cancel"] time')).not.toContainText("UTC");
+
+  // Download CSV: the filtered entries, with the full reason and the title, times in UTC.
+  await page.goto("/audit?action=task.cancel");
+  const downloading = page.waitForEvent("download");
+  await page.getByRole("link", { name: "Download CSV" }).click();
+  const download = await downloading;
+  expect(download.suggestedFilename()).toMatch(/^agency-audit-\d{8}T\d{6}Z\.csv$/);
+  const file = await download.path();
+  const csv = readFileSync(file, "utf8");
+  const lines = csv.split("\r\n").filter(Boolean);
+  expect(lines[0]).toBe(
+    "id,time_utc,actor_kind,actor_id,actor,action,resource_type,resource_id,resource_name,before,after,client_address,user_agent",
+  );
+  expect(lines).toHaveLength(2);
+  expect(lines[1]).toContain(`${listed.id},${listed.createdAt.toISOString()},`);
+  expect(lines[1]).toContain(",task.cancel,task,");
+  expect(lines[1]).toContain('"Canceled, with a long reason"');
+  expect(lines[1]).toContain(reason);
 });

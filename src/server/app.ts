@@ -7,6 +7,7 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import { WebSocket, WebSocketServer } from "ws";
 import { createA2aHttp } from "./a2a/http.js";
+import { AUDIT_EXPORT_PATH, exportAuditCsv } from "./audit/http.js";
 import { refuseMetrics, WebBoundary } from "./auth/boundary.js";
 import { OriginPolicy } from "./auth/origin.js";
 import { requestContext } from "./auth/request.js";
@@ -22,6 +23,7 @@ import { appRouter } from "./router.js";
 import type { Services } from "./services.js";
 import { applySecurityHeaders, CLEAR_SITE_DATA, CONSOLE_CSP } from "./serving/headers.js";
 import { consoleFiles } from "./serving/static.js";
+import { handleTaskLogHttp } from "./tasks/log-http.js";
 import type { Context } from "./trpc.js";
 
 type Middleware = (req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => void;
@@ -153,6 +155,24 @@ export function createApp({ config, log, services }: AppOptions): App {
       return trpcHandler(req, res);
     }
     if (a2a.handle(req, res, pathname)) return;
+    if (pathname.startsWith("/download/tasks/")) {
+      if (!boundary.admitHttp(req, res, pathname)) return;
+      const handled = handleTaskLogHttp(req, res, pathname, {
+        db: services.db,
+        actorFor: (r) => services.auth.resolveActor(requestContext(r, undefined).credentials),
+      });
+      if (handled) return;
+    }
+    if (pathname === AUDIT_EXPORT_PATH) {
+      if (!boundary.admitHttp(req, res, pathname)) return;
+      void exportAuditCsv(req, res, {
+        audit: services.audit,
+        auth: services.auth,
+        credentials: (r) => requestContext(r, undefined).credentials,
+        log,
+      });
+      return;
+    }
     if (pathname.startsWith("/provenance/")) {
       if (!boundary.admitHttp(req, res, pathname)) return;
       const handled = handleProvenanceHttp(req, res, {

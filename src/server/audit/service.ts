@@ -2,7 +2,7 @@ import type { z } from "zod";
 import type { AuditEntryDto, auditListInputSchema } from "../../shared/audit.js";
 import type { Actor } from "../../shared/roles.js";
 import type { Database, Tx } from "../db/database.js";
-import type { AuditEntry, Prisma } from "../db/generated/client.js";
+import type { Prisma } from "../db/generated/client.js";
 
 /** Where a request came from; recorded with each entry. */
 export interface ClientInfo {
@@ -84,20 +84,71 @@ export function auditInsertSql(param: string): string {
       ORDER BY x.n`;
 }
 
-function toDto(e: AuditEntry): AuditEntryDto {
+/** A row of `LIST_SQL`. */
+interface AuditListRow {
+  id: string;
+  actor_kind: string;
+  actor_id: string;
+  action: string;
+  resource_type: string;
+  resource_id: string | null;
+  resource_name: string | null;
+  before: unknown;
+  after: unknown;
+  client_address: string | null;
+  user_agent: string | null;
+  created_at: Date | string;
+}
+
+function toDto(e: AuditListRow): AuditEntryDto {
   return {
-    id: e.id.toString(),
-    actorKind: e.actorKind,
-    actorId: e.actorId,
+    id: e.id,
+    actorKind: e.actor_kind,
+    actorId: e.actor_id,
     action: e.action,
-    resourceType: e.resourceType,
-    resourceId: e.resourceId,
+    resourceType: e.resource_type,
+    resourceId: e.resource_id,
+    resourceName: e.resource_name,
     before: e.before,
     after: e.after,
-    clientAddress: e.clientAddress,
-    userAgent: e.userAgent,
-    createdAt: e.createdAt,
+    clientAddress: e.client_address,
+    userAgent: e.user_agent,
+    createdAt: e.created_at instanceof Date ? e.created_at : new Date(e.created_at),
   };
+}
+
+// The resource id as a uuid when it is one (the trail also holds ids of other shapes); CASE evaluates the cast only then.
+const RESOURCE_UUID =
+  "CASE WHEN a.resource_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN a.resource_id::uuid END";
+
+/** The resource's name, read in the same statement as the page (one index lookup per row on the resource's key). */
+const RESOURCE_NAME_SQL = `CASE a.resource_type
+    WHEN 'task' THEN (SELECT t.title FROM tasks t WHERE t.id = ${RESOURCE_UUID})
+    WHEN 'worker' THEN (SELECT w.name FROM workers w WHERE w.id = ${RESOURCE_UUID})
+    WHEN 'user' THEN (SELECT u.username FROM users u WHERE u.id = ${RESOURCE_UUID})
+    WHEN 'api_token' THEN (SELECT k.name FROM api_tokens k WHERE k.id = ${RESOURCE_UUID})
+    WHEN 'saved_view' THEN (SELECT v.name FROM saved_views v WHERE v.id = ${RESOURCE_UUID})
+  END`;
+
+export type AuditFilter = Omit<z.output<typeof auditListInputSchema>, "limit" | "cursor">;
+
+/** The WHERE clause and its parameters for a filter and an optional cursor (entries older than it). */
+function listWhere(filter: AuditFilter, cursor: string | undefined): { sql: string; params: unknown[] } {
+  const conds: string[] = [];
+  const params: unknown[] = [];
+  const add = (cond: (p: string) => string, value: unknown) => {
+    params.push(value);
+    conds.push(cond(`$${params.length}`));
+  };
+  if (filter.actorKind) add((p) => `a.actor_kind = ${p}`, filter.actorKind);
+  if (filter.actorId) add((p) => `a.actor_id = ${p}`, filter.actorId);
+  if (filter.action) add((p) => `a.action = ${p}`, filter.action);
+  if (filter.resourceType) add((p) => `a.resource_type = ${p}`, filter.resourceType);
+  if (filter.resourceId) add((p) => `a.resource_id = ${p}`, filter.resourceId);
+  if (filter.from) add((p) => `a.created_at >= ${p}::timestamptz`, filter.from.toISOString());
+  if (filter.to) add((p) => `a.created_at <= ${p}::timestamptz`, filter.to.toISOString());
+  if (cursor) add((p) => `a.id < ${p}::bigint`, cursor);
+  return { sql: conds.length ? `WHERE ${conds.join(" AND ")}` : "", params };
 }
 
 /** The audit trail: written only through `record`, read through `list`. There is no update or delete. */
@@ -117,19 +168,37 @@ export class AuditService {
   async list(
     input: z.output<typeof auditListInputSchema>,
   ): Promise<{ items: AuditEntryDto[]; nextCursor: string | null }> {
-    const where: Prisma.AuditEntryWhereInput = {
-      ...(input.actorKind ? { actorKind: input.actorKind } : {}),
-      ...(input.actorId ? { actorId: input.actorId } : {}),
-      ...(input.action ? { action: input.action } : {}),
-      ...(input.resourceType ? { resourceType: input.resourceType } : {}),
-      ...(input.resourceId ? { resourceId: input.resourceId } : {}),
-      ...(input.from || input.to
-        ? { createdAt: { ...(input.from ? { gte: input.from } : {}), ...(input.to ? { lte: input.to } : {}) } }
-        : {}),
-      ...(input.cursor ? { id: { lt: BigInt(input.cursor) } } : {}),
-    };
-    const rows = await this.db.prisma.auditEntry.findMany({ where, orderBy: { id: "desc" }, take: input.limit + 1 });
-    const items = rows.slice(0, input.limit).map(toDto);
-    return { items, nextCursor: rows.length > input.limit ? (items[items.length - 1]?.id ?? null) : null };
+    return this.page(input, input.limit, input.cursor);
+  }
+
+  /** One page of entries matching `filter`, newest first, older than `cursor`; each with its resource's name. */
+  async page(
+    filter: AuditFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ items: AuditEntryDto[]; nextCursor: string | null }> {
+    const where = listWhere(filter, cursor);
+    const rows = await this.db.prisma.$queryRawUnsafe<AuditListRow[]>(
+      `SELECT a.id::text AS id, a.actor_kind, a.actor_id, a.action, a.resource_type, a.resource_id,
+              ${RESOURCE_NAME_SQL} AS resource_name,
+              a.before, a.after, a.client_address, a.user_agent, a.created_at
+         FROM audit_entries a
+         ${where.sql}
+        ORDER BY a.id DESC
+        LIMIT ${limit + 1}`,
+      ...where.params,
+    );
+    const items = rows.slice(0, limit).map(toDto);
+    return { items, nextCursor: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
+  }
+
+  /** Every entry matching `filter`, newest first, read `pageSize` at a time (for an export: never all at once). */
+  async *entries(filter: AuditFilter, pageSize = 500): AsyncGenerator<AuditEntryDto[]> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.page(filter, pageSize, cursor);
+      if (page.items.length) yield page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
   }
 }

@@ -1,12 +1,19 @@
 import { keepPreviousData } from "@tanstack/react-query";
 import { type FormEvent, useEffect, useMemo, useState } from "react";
 import { useSearchParams } from "react-router-dom";
-import { AUDIT_ACTOR_KINDS, auditListInputSchema } from "../../shared/audit.js";
+import { AUDIT_ACTIONS, AUDIT_ACTOR_KINDS, auditListInputSchema } from "../../shared/audit.js";
 import { AuditTable } from "../components/AuditTable.js";
 import { ErrorMessage } from "../components/ErrorMessage.js";
 import { ListStatus } from "../components/ListStatus.js";
 import { trpc } from "../trpc.js";
-import { type AuditUrlFilter, EMPTY_AUDIT_FILTER, parseAuditUrl, toAuditInput, toAuditSearch } from "./audit-url.js";
+import {
+  type AuditUrlFilter,
+  auditExportHref,
+  EMPTY_AUDIT_FILTER,
+  parseAuditUrl,
+  toAuditInput,
+  toAuditSearch,
+} from "./audit-url.js";
 import { ProvenancePanel } from "./ProvenancePanel.js";
 
 export default function AuditPage() {
@@ -27,7 +34,13 @@ export default function AuditPage() {
     <div className="page">
       <div className="page-head">
         <h1>Audit trail</h1>
+        {valid.success ? (
+          <a className="btn" href={auditExportHref(filter)} download>
+            Download CSV
+          </a>
+        ) : null}
       </div>
+      <ProvenancePanel />
       <div className="list-layout">
         <aside>
           <AuditFilters filter={filter} onApply={(f) => setParams(toAuditSearch(f))} />
@@ -72,12 +85,13 @@ export default function AuditPage() {
               </button>
             </div>
           ) : null}
-          <ProvenancePanel />
         </section>
       </div>
     </div>
   );
 }
+
+const actionKnown = (a: string) => (AUDIT_ACTIONS as readonly string[]).includes(a);
 
 function AuditFilters({ filter, onApply }: { filter: AuditUrlFilter; onApply: (f: AuditUrlFilter) => void }) {
   const [draft, setDraft] = useState(filter);
@@ -109,7 +123,18 @@ function AuditFilters({ filter, onApply }: { filter: AuditUrlFilter; onApply: (f
           ))}
         </select>
       </div>
-      {text("action", "Action", "Exact, e.g. task.create, user.update", 64)}
+      <div className="field">
+        <label htmlFor="af-action">Action</label>
+        <select id="af-action" value={draft.action} onChange={(e) => set("action", e.target.value)}>
+          <option value="">Any</option>
+          {/* An action in the address that this console does not know (a newer server's) stays selectable. */}
+          {[...AUDIT_ACTIONS, ...(draft.action && !actionKnown(draft.action) ? [draft.action] : [])].map((a) => (
+            <option key={a} value={a}>
+              {a}
+            </option>
+          ))}
+        </select>
+      </div>
       {text("type", "Resource type", "e.g. task, user, worker, api_token", 64)}
       {text("resource", "Resource id")}
       <div className="field">

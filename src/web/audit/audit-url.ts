@@ -60,3 +60,17 @@ export const EMPTY_AUDIT_FILTER: AuditUrlFilter = {
   from: "",
   to: "",
 };
+
+/** `GET /audit/export.csv` for these filters: the same entries as the page, every one of them, as CSV. */
+export function auditExportHref(f: AuditUrlFilter): string {
+  const input = toAuditInput(f);
+  const p = new URLSearchParams();
+  for (const key of ["actorKind", "actorId", "action", "resourceType", "resourceId"] as const) {
+    const v = input[key];
+    if (v) p.set(key, v);
+  }
+  if (input.from instanceof Date && !Number.isNaN(input.from.getTime())) p.set("from", input.from.toISOString());
+  if (input.to instanceof Date && !Number.isNaN(input.to.getTime())) p.set("to", input.to.toISOString());
+  const query = p.toString();
+  return `/audit/export.csv${query ? `?${query}` : ""}`;
+}
