@@ -73,7 +73,7 @@ export default function WebhookDetailPage() {
       {e ? (
         <dl className="spec-grid">
           <dt>URL</dt>
-          <dd className="mono">{e.url}</dd>
+          <dd className="mono hash">{e.url}</dd>
           <dt>Events</dt>
           <dd>{e.events.join(", ")}</dd>
           <dt>Payload</dt>
