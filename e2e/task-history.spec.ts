@@ -106,6 +106,7 @@ test("every attempt's files, verdict and output; log search, line links and down
     await expect(page.getByRole("tabpanel")).toContainText(
       "Attempt 2: automatic re-dispatch after changes requested (1 of 2); automatic re-dispatches left: 1 of 2",
     );
+    await expectNoViolations(page, "the Timeline tab");
   });
 
   await test.step("logs: timestamps, search, a link to a line, download", async () => {
@@ -138,6 +139,7 @@ test("every attempt's files, verdict and output; log search, line links and down
     const lines = text.split("\n").filter(Boolean);
     expect(lines.filter((l) => l.endsWith("\tplain_line"))).toHaveLength(4);
     expect(lines.filter((l) => /\t#4\tstdout\tattempt-marker \d+$/.test(l))).toHaveLength(1);
+    await expectNoViolations(page, "the Logs tab with a highlighted line");
   });
 
   await test.step("JSON: the task as tasks.get answers it, copied whole", async () => {
@@ -150,6 +152,7 @@ test("every attempt's files, verdict and output; log search, line links and down
     expect(copied.id).toBe(task.id);
     expect(copied.attempts).toHaveLength(4);
     expect(copied.attempts[3].origin).toMatchObject({ kind: "retry", by: who });
+    await expectNoViolations(page, "the JSON tab");
   });
 
   await test.step("provenance: the task's records, verified in the browser", async () => {
