@@ -176,17 +176,3 @@ export function ApprovalPanel({ task }: { task: { id: string; title: string; sta
     </section>
   );
 }
-
-/** The navigation's count of tasks awaiting approval (none shown at zero). */
-export function ApprovalCount() {
-  const queue = trpc.tasks.approvalQueue.useQuery(undefined, { refetchInterval: 30_000, staleTime: 10_000 });
-  const n = queue.data?.count ?? 0;
-  if (!n) return null;
-  return (
-    <span className="nav-count" data-testid="approvals-count">
-      {" "}
-      {n}
-      <span className="visually-hidden"> waiting</span>
-    </span>
-  );
-}

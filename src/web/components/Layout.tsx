@@ -1,7 +1,7 @@
 import { Suspense, useEffect, useId, useRef, useState } from "react";
 import { Navigate, NavLink, Outlet, useLocation } from "react-router-dom";
 import { hasRole, type Role } from "../../shared/roles.js";
-import { ApprovalCount } from "../approvals/ApprovalActions.js";
+import { ApprovalCount } from "../approvals/ApprovalCount.js";
 import { trpc } from "../trpc.js";
 import { ConnectionBadge } from "./ConnectionBadge.js";
 import { ErrorMessage } from "./ErrorMessage.js";
