@@ -267,7 +267,7 @@ describe.each(DATABASES)("webhooks against a real receiver on %s", (kind) => {
     );
     expect(new Set(ds.map((d) => d.eventId)).size).toBe(ds.length);
     await s.http.webhooks.update.mutate({ id: hook.endpoint.id, patch: { enabled: false } });
-  });
+  }, 120_000);
 
   it("a receiver rejects a tampered body: the signature covers id, timestamp and body", async () => {
     const hook = await create("tamper", ["task.failed"]);
