@@ -1,8 +1,9 @@
+// First: zod is told not to probe for eval before any schema is built (see the module).
+import "./lib/zod-jitless.js";
 import { QueryClientProvider } from "@tanstack/react-query";
 import { lazy, StrictMode, Suspense } from "react";
 import { createRoot } from "react-dom/client";
 import { createBrowserRouter, Navigate, RouterProvider } from "react-router-dom";
-import { config as zodConfig } from "zod/v4/core";
 import { Layout } from "./components/Layout.js";
 import { NotFoundPage, RouteError } from "./components/RouteError.js";
 import {
@@ -14,10 +15,6 @@ import {
 } from "./lib/route-prefetch.js";
 import { queryClient, trpc, trpcClient } from "./trpc.js";
 import "./styles.css";
-
-// The served CSP allows no eval: zod must not even probe for it (a caught `new Function` is still reported
-// as a CSP violation). Set before any page's chunk (and its schemas) loads.
-zodConfig({ jitless: true });
 
 // Each page is its own chunk so the first load carries only the shell and the page it opens.
 const TaskListPage = lazy(importTaskList);
