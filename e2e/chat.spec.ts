@@ -67,9 +67,7 @@ test("two operators in one session see each other's messages and typing as they 
 
     // With no chat worker registered, the assistant says so to each free-text message.
     await expect(
-      messages(olga)
-        .locator('.chat-message[data-role="assistant"]')
-        .filter({ hasText: "No chat worker is registered" }),
+      messages(olga).locator('.chat-message[data-role="assistant"]').filter({ hasText: "No chat worker is available" }),
     ).toHaveCount(2);
 
     // /help lists the commands, for both of them.

@@ -255,10 +255,10 @@ describe.each(DATABASES)("chat on %s", (kind) => {
     expect((await answerTo(id, "/help")).content).toContain("/retry <task id>");
   });
 
-  it("says no chat worker is registered and lists the commands, for free text", async () => {
+  it("says no chat worker is available and lists the commands, for free text", async () => {
     const { id } = await s.http.chat.sessions.create.mutate({});
     const reply = await answerTo(id, "How is the deploy going?");
-    expect(reply.content).toMatch(/No chat worker is registered/);
+    expect(reply.content).toMatch(/No chat worker is available/);
     expect(reply.content).toContain("/task <title>");
   });
 
@@ -296,6 +296,30 @@ describe.each(DATABASES)("chat on %s", (kind) => {
       expect(versions.at(-1)?.content).toBe("You\nsaid:\nship it");
       expect(worker.seen[0]?.spec.capability).toBe("chat");
       expect(worker.seen[0]?.spec.input.messages.at(-1)?.content).toBe("ship it");
+    } finally {
+      await s.http.workers.remove.mutate({ id: reg.id });
+      await worker.close();
+    }
+  });
+
+  it("does not send free text to a chat worker an admin paused, and does again once it is resumed", async () => {
+    const worker = await startChatWorker();
+    const reg = await s.http.workers.register.mutate({
+      name: "paused-talker",
+      url: worker.url,
+      capabilities: ["chat"],
+      maxConcurrency: 2,
+    });
+    try {
+      await s.http.workers.pause.mutate({ id: reg.id, reason: "maintenance" });
+      const { id } = await s.http.chat.sessions.create.mutate({ title: "Paused" });
+      const paused = await answerTo(id, "anyone there?");
+      expect(paused.content).toMatch(/No chat worker is available/);
+      expect(worker.seen).toHaveLength(0);
+      await s.http.workers.resume.mutate({ id: reg.id });
+      const resumed = await answerTo(id, "and now?");
+      expect(resumed.content).toBe("You\nsaid:\nand now?");
+      expect(worker.seen).toHaveLength(1);
     } finally {
       await s.http.workers.remove.mutate({ id: reg.id });
       await worker.close();

@@ -158,12 +158,12 @@ export class Assistant {
     return (rows[0] as { id: string }).id;
   }
 
-  /** An enabled worker with the `chat` capability whose breaker lets calls through, if any. */
+  /** An enabled, active (not paused or draining) worker with the `chat` capability whose breaker lets calls through, if any. */
   async chatWorker() {
     // Plain SQL: every free-text message asks.
     const candidates = await this.deps.db.query<ChatWorker>(
       `SELECT id, name, url, token, protocol FROM workers
-        WHERE enabled AND NOT tripped AND 'chat' = ANY(capabilities) ORDER BY name`,
+        WHERE enabled AND NOT tripped AND dispatch_state = 'active' AND 'chat' = ANY(capabilities) ORDER BY name`,
     );
     for (const w of candidates) if ((await this.deps.breakerOf(w.id)) === "closed") return w;
     return null;
@@ -240,4 +240,4 @@ function fitMessages(messages: { role: string; author: string; content: string }
 }
 
 export const noChatWorkerText = (): string =>
-  `No chat worker is registered (a worker with the "chat" capability), so I can only run commands.\n${helpText()}`;
+  `No chat worker is available (a worker with the "chat" capability, enabled, not paused or draining, its breaker closed), so I can only run commands.\n${helpText()}`;
