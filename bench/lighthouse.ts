@@ -109,7 +109,12 @@ async function main(): Promise<void> {
         `  ${name.padEnd(12)} score ${score} (runs ${runs.map((r) => r.score).join(", ")}; target ≥ ${TARGET}, ratio ${(score / TARGET).toFixed(2)})  ${metrics}`,
       );
     }
-    console.log(`load after: ${(await import("node:os")).loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+    console.log(
+      `load after: ${(await import("node:os"))
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}`,
+    );
   } finally {
     await server.dispose();
   }
