@@ -38,16 +38,21 @@ interface Content {
   text: string;
 }
 
-/** Runs in the page before its scripts: notes when the content element first enters the DOM. */
-function watchForContent({ tag, text }: Content): void {
-  const w = window as unknown as { firstContentMs?: number };
-  const found = () => [...document.getElementsByTagName(tag)].some((e) => e.textContent?.trim() === text);
-  const observer = new MutationObserver(() => {
-    if (w.firstContentMs !== undefined || !found()) return;
-    w.firstContentMs = performance.now();
-    observer.disconnect();
-  });
-  observer.observe(document, { childList: true, subtree: true, characterData: true });
+/**
+ * Runs in the page before its scripts: notes when the content element first enters the DOM. A string, not a
+ * function: tsx compiles functions with a name helper that does not exist in the page.
+ */
+function watchForContent({ tag, text }: Content): string {
+  return `(() => {
+    const tag = ${JSON.stringify(tag)}, text = ${JSON.stringify(text)};
+    const found = () => Array.from(document.getElementsByTagName(tag)).some((e) => e.textContent.trim() === text);
+    const observer = new MutationObserver(() => {
+      if (window.firstContentMs !== undefined || !found()) return;
+      window.firstContentMs = performance.now();
+      observer.disconnect();
+    });
+    observer.observe(document, { childList: true, subtree: true, characterData: true });
+  })();`;
 }
 
 const NETWORKS = {
@@ -87,7 +92,7 @@ async function coldLoad(
   const context = await browser.newContext({ storageState });
   try {
     const page = await context.newPage();
-    await page.addInitScript(watchForContent, content);
+    await page.addInitScript(watchForContent(content));
     const cdp = await context.newCDPSession(page);
     await cdp.send("Network.enable");
     await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
