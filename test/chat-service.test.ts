@@ -246,7 +246,7 @@ describe.each(DATABASES)("chat on %s", (kind) => {
     expect(retried.links).toEqual([{ taskId: link.taskId, title: link.title }]);
 
     const status = await answerTo(id, "/status");
-    expect(status.content).toMatch(/^Queue: \d+ waiting, \d+ running\./);
+    expect(status.content).toMatch(/^Queue: \d+ waiting, \d+ running, \d+ awaiting approval\./);
 
     const unknown = await answerTo(id, "/cancel 99999999");
     expect(unknown.content).toMatch(/No task id starts with 99999999/);
