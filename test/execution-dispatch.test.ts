@@ -14,7 +14,9 @@ describe.each(DATABASES)("dispatch keeps a worker's slots full, never over its c
 
   beforeAll(async () => {
     s = await startEngineApp(kind);
-    fake = await startFaultWorker({ durationMs: 200 });
+    // Long enough that the three requests of one claim overlap at the worker even on a loaded machine
+    // (at 200 ms, a CI-like run at load 5 once saw only two at a time).
+    fake = await startFaultWorker({ durationMs: 1_000 });
     await s.http.workers.register.mutate({
       name: "slots",
       url: fake.url,

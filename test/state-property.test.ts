@@ -273,7 +273,24 @@ class System {
     }
   }
 
-  async rows(): Promise<{ id: string; state: TaskState }[]> {
+  /**
+   * The poller and the settle loop both read the rows. Reads run one after another, so they are recorded in
+   * the order they were made: two overlapping reads could finish out of order and record a task's newer
+   * state before an older one (seen once as running → awaiting_approval → running → awaiting_approval, with
+   * no such change in the database, whose claim is fenced on `queued`).
+   */
+  private lastRead: Promise<unknown> = Promise.resolve();
+
+  rows(): Promise<{ id: string; state: TaskState }[]> {
+    const read = this.lastRead.then(
+      () => this.readRows(),
+      () => this.readRows(),
+    );
+    this.lastRead = read.catch(() => undefined);
+    return read;
+  }
+
+  private async readRows(): Promise<{ id: string; state: TaskState }[]> {
     const items: { id: string; state: TaskState }[] = [];
     let cursor: string | undefined;
     do {
