@@ -22,7 +22,7 @@ test("a submitted script runs on the reference worker: live log line, accepted, 
   await expect(log.locator('[data-stream="stdout"]')).toContainText("wrote hello.txt");
 
   await page.getByRole("tab", { name: /^Attempts/ }).click();
-  const attempt = page.locator('[data-attempt="1"]');
+  const attempt = page.locator('.attempt[data-attempt="1"]');
   await expect(attempt).toContainText("reference");
   await expect(attempt.locator(".verdict-badge")).toHaveText("Accepted");
 
