@@ -13,26 +13,14 @@ import { type RouterOutputs, trpc } from "../trpc.js";
 import { DISPATCH_HELP, DISPATCH_LABELS } from "./dispatch-labels.js";
 import { type WorkerAction, WorkerActionDialog } from "./WorkerActionDialog.js";
 import { WorkerActivity } from "./WorkerActivity.js";
+import { BreakerStatus, HealthStatus } from "./WorkerStatus.js";
 
-type WorkerView = RouterOutputs["workers"]["get"];
 type HistoryItem = RouterOutputs["workers"]["history"]["items"][number];
 
 /** Breaker, health and dispatch move on their own: the page asks again this often. */
 const REFRESH_MS = 3_000;
 const PAGE = 25;
 
-const BREAKER_LABELS: Record<WorkerView["breaker"]["state"], string> = {
-  closed: "Closed",
-  open: "Open",
-  half_open: "Half-open",
-  tripped: "Tripped by hand",
-};
-const HEALTH_LABELS: Record<WorkerView["health"], string> = {
-  unknown: "Not checked yet",
-  ok: "Healthy",
-  degraded: "Degraded",
-  down: "Down",
-};
 const EVENT_LABELS: Record<HistoryItem["kind"], string> = {
   breaker: "Breaker",
   health: "Health",
@@ -157,29 +145,13 @@ function WorkerDetail({ id }: { id: string }) {
         <div>
           <dt>Health</dt>
           <dd>
-            <span className="health-badge" data-health={w.health}>
-              {HEALTH_LABELS[w.health]}
-            </span>
-            {w.healthCheckedAt ? (
-              <span className="muted small">
-                {" "}
-                checked <Time value={w.healthCheckedAt} short />
-              </span>
-            ) : null}
+            <HealthStatus health={w.health} checkedAt={w.healthCheckedAt} />
           </dd>
         </div>
         <div>
           <dt>Circuit breaker</dt>
           <dd>
-            <span className="breaker-badge" data-breaker={w.breaker.state}>
-              {BREAKER_LABELS[w.breaker.state]}
-            </span>
-            {w.breaker.since ? (
-              <span className="muted small">
-                {" "}
-                since <Time value={w.breaker.since} short />
-              </span>
-            ) : null}
+            <BreakerStatus breaker={w.breaker} />
           </dd>
         </div>
         <div>

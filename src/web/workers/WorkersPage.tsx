@@ -8,25 +8,12 @@ import { type RouterOutputs, trpc } from "../trpc.js";
 import { DISPATCH_LABELS } from "./dispatch-labels.js";
 import { type WorkerAction, WorkerActionDialog } from "./WorkerActionDialog.js";
 import { WorkerForm, type WorkerFormValues } from "./WorkerForm.js";
+import { BreakerStatus, HealthStatus } from "./WorkerStatus.js";
 
 type WorkerView = RouterOutputs["workers"]["list"][number];
 
 /** Breaker and health move on their own (failures, cool-downs, polling): the page asks again this often. */
 const REFRESH_MS = 3_000;
-
-const BREAKER_LABELS: Record<WorkerView["breaker"]["state"], string> = {
-  closed: "Closed",
-  open: "Open",
-  half_open: "Half-open",
-  tripped: "Tripped by hand",
-};
-
-const BREAKER_HELP: Record<WorkerView["breaker"]["state"], string> = {
-  closed: "Calls go through.",
-  open: "Too many recent failures: work goes to other capable workers until the cool-down ends.",
-  half_open: "Cool-down over: a few calls are let through to see whether the worker recovered.",
-  tripped: "An admin holds the breaker open until someone resets it; it stays so across restarts.",
-};
 
 /** What the worker's /health says of its scripts' confinement; only the unconfined and broken cases stand out. */
 const SANDBOX_LABELS: Record<NonNullable<WorkerView["sandbox"]>, { label: string; help: string }> = {
@@ -42,13 +29,6 @@ const SANDBOX_LABELS: Record<NonNullable<WorkerView["sandbox"]>, { label: string
     label: "Sandbox unavailable",
     help: "The worker is set to sandbox scripts but bubblewrap cannot start there, so it refuses every script (apt-get install bubblewrap).",
   },
-};
-
-const HEALTH_LABELS: Record<WorkerView["health"], string> = {
-  unknown: "Not checked yet",
-  ok: "Healthy",
-  degraded: "Degraded",
-  down: "Down",
 };
 
 export default function WorkersPage() {
@@ -137,29 +117,13 @@ function WorkerCard({ worker: w, isAdmin, onEdit }: { worker: WorkerView; isAdmi
         <div>
           <dt>Circuit breaker</dt>
           <dd>
-            <span className="breaker-badge" data-breaker={w.breaker.state} title={BREAKER_HELP[w.breaker.state]}>
-              {BREAKER_LABELS[w.breaker.state]}
-            </span>
-            {w.breaker.since ? (
-              <span className="muted small">
-                {" "}
-                since <Time value={w.breaker.since} short />
-              </span>
-            ) : null}
+            <BreakerStatus breaker={w.breaker} />
           </dd>
         </div>
         <div>
           <dt>Health</dt>
           <dd>
-            <span className="health-badge" data-health={w.health}>
-              {HEALTH_LABELS[w.health]}
-            </span>
-            {w.healthCheckedAt ? (
-              <span className="muted small">
-                {" "}
-                checked <Time value={w.healthCheckedAt} short />
-              </span>
-            ) : null}
+            <HealthStatus health={w.health} checkedAt={w.healthCheckedAt} />
           </dd>
         </div>
         {w.card ? (
