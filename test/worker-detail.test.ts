@@ -172,10 +172,14 @@ describe.each(DATABASES)("worker detail: pause, drain, trip with a reason, histo
       const finished = await get(long.id);
       expect(finished.state).toBe("accepted");
       expect(finished.attempts.map((a) => [a.state, a.worker?.name])).toEqual([["completed", "reference"]]);
-      const stillWaiting = await get(next.id);
+      // Waiting reasons are refreshed on their own beat (a dispatch pass), so the new one is waited for.
+      const stillWaiting = await waitFor(
+        "the waiting reason to name the drained worker",
+        () => get(next.id),
+        (t) => (t.waitingReason ?? "").includes("reference: drained by an admin"),
+      );
       expect(stillWaiting.state).toBe("queued");
       expect(stillWaiting.attempts).toHaveLength(0);
-      expect(stillWaiting.waitingReason).toContain("reference: drained by an admin");
       const twice = await refusal(s.http.workers.drain.mutate({ id: w.id }));
       expect(twice.data?.code).toBe("CONFLICT");
 
